@@ -1,0 +1,1 @@
+//! Deterministic synthetic checkpoints for the demo, tests and benchmarks.
