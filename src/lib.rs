@@ -1,7 +1,15 @@
 //! mpscope: singular-value spectra of transformer weights against the Marchenko–Pastur law.
+//!
+//! The library holds everything; the `mpscope` binary only parses the command line.
 
 pub mod anatomy;
 pub mod checkpoint;
-pub mod spectrum;
+pub mod error;
+// pub mod inspect;
 pub mod rng;
+pub mod spectrum;
 pub mod synth;
+pub mod units;
+pub mod worker;
+
+pub use error::Error;

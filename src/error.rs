@@ -1,0 +1,36 @@
+//! The library's top-level error: one enum over every room's errors, with an exit status.
+
+use crate::anatomy::AnatomyError;
+use crate::checkpoint::CheckpointError;
+
+/// Any error a command can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The checkpoint could not be found or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Tensor names, shapes and head counts do not fit together.
+    #[error(transparent)]
+    Anatomy(#[from] AnatomyError),
+    /// Writing output failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// File being written or read.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The command line asks for something impossible.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Process exit status for this error: 2 for bad input, 1 for failures while running.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Io { .. } => 1,
+            _ => 2,
+        }
+    }
+}
