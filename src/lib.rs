@@ -9,6 +9,7 @@ pub mod error;
 pub mod rng;
 pub mod spectrum;
 pub mod synth;
+pub mod tui;
 pub mod units;
 pub mod worker;
 

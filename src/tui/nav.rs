@@ -1,0 +1,180 @@
+//! Where the user is: which row (layer or loose matrix), projection and head.
+
+use crate::anatomy::{Anatomy, MatrixId, Proj};
+
+/// One entry of the left-hand list: a layer, or a matrix outside the layers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Row {
+    /// A transformer layer with its projections in display order.
+    Layer {
+        /// Layer index.
+        layer: usize,
+        /// Projections present in this layer, with their head counts (`None` = no heads).
+        projs: Vec<(Proj, Option<usize>)>,
+    },
+    /// A matrix outside the layers (embedding, reference, other).
+    Loose {
+        /// Its id.
+        id: MatrixId,
+        /// Its display name.
+        name: String,
+    },
+}
+
+/// The navigable shape of a model plus the current position in it.
+#[derive(Debug, Clone)]
+pub struct Nav {
+    /// Every row of the left-hand list.
+    pub rows: Vec<Row>,
+    /// Selected row.
+    pub row: usize,
+    /// Selected projection position within a layer row.
+    pub proj: usize,
+    /// Head position: 0 = whole matrix, h + 1 = head h.
+    pub head: usize,
+}
+
+impl Nav {
+    /// Builds the list from an anatomy: layers first, then matrices outside the layers.
+    pub fn new(an: &Anatomy) -> Self {
+        let mut rows = Vec::new();
+        for layer in 0..an.num_layers {
+            let mut projs: Vec<(Proj, Option<usize>)> = Vec::new();
+            for b in an.matrices.iter().filter(|b| b.id.layer == Some(layer)) {
+                if projs.iter().any(|(p, _)| *p == b.id.proj) {
+                    continue;
+                }
+                let heads = if matches!(b.id.proj, Proj::Q | Proj::K | Proj::V | Proj::O) {
+                    an.heads_of(b.id.proj)
+                } else {
+                    None
+                };
+                projs.push((b.id.proj, heads));
+            }
+            projs.sort_by_key(|(p, _)| *p);
+            if !projs.is_empty() {
+                rows.push(Row::Layer { layer, projs });
+            }
+        }
+        for b in an.matrices.iter().filter(|b| b.id.layer.is_none()) {
+            rows.push(Row::Loose {
+                id: b.id,
+                name: b.tensor.clone(),
+            });
+        }
+        Self {
+            rows,
+            row: 0,
+            proj: 0,
+            head: 0,
+        }
+    }
+
+    /// The block in focus, if the model has any matrix at all.
+    pub fn focus(&self) -> Option<MatrixId> {
+        match self.rows.get(self.row)? {
+            Row::Layer { layer, projs } => {
+                let (proj, heads) = *projs.get(self.proj.min(projs.len().saturating_sub(1)))?;
+                let head = match heads {
+                    Some(h) if self.head > 0 && self.head <= h => Some(self.head - 1),
+                    _ => None,
+                };
+                Some(MatrixId {
+                    layer: Some(*layer),
+                    proj,
+                    head,
+                })
+            }
+            Row::Loose { id, .. } => Some(*id),
+        }
+    }
+
+    /// Projections of the selected row (empty for a loose matrix).
+    pub fn projs(&self) -> &[(Proj, Option<usize>)] {
+        match self.rows.get(self.row) {
+            Some(Row::Layer { projs, .. }) => projs,
+            _ => &[],
+        }
+    }
+
+    /// Head count of the focused projection (0 when it has none).
+    pub fn head_count(&self) -> usize {
+        self.projs()
+            .get(self.proj)
+            .and_then(|(_, h)| *h)
+            .unwrap_or(0)
+    }
+
+    /// Moves `delta` rows, keeping the projection by name when the new row has it.
+    pub fn move_row(&mut self, delta: isize) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let current = self.projs().get(self.proj).map(|(p, _)| *p);
+        let last = self.rows.len() as isize - 1;
+        self.row = (self.row as isize + delta).clamp(0, last) as usize;
+        if let Some(p) = current {
+            if let Some(i) = self.projs().iter().position(|(q, _)| *q == p) {
+                self.proj = i;
+            }
+        }
+        self.clamp();
+    }
+
+    /// Jumps to a row.
+    pub fn set_row(&mut self, row: usize) {
+        self.row = row.min(self.rows.len().saturating_sub(1));
+        self.clamp();
+    }
+
+    /// Cycles the projection by `delta` (wrapping), keeping the head when it still exists.
+    pub fn move_proj(&mut self, delta: isize) {
+        let n = self.projs().len() as isize;
+        if n == 0 {
+            return;
+        }
+        self.proj = (self.proj as isize + delta).rem_euclid(n) as usize;
+        self.clamp();
+    }
+
+    /// Moves the head position by `delta` (wrapping over whole + heads).
+    pub fn move_head(&mut self, delta: isize) {
+        let n = self.head_count() as isize + 1;
+        self.head = (self.head as isize + delta).rem_euclid(n) as usize;
+    }
+
+    /// Focuses exactly `id`, when it is in the list.
+    pub fn select(&mut self, id: MatrixId) -> bool {
+        for (r, row) in self.rows.iter().enumerate() {
+            match row {
+                Row::Layer { layer, projs } if Some(*layer) == id.layer => {
+                    if let Some(p) = projs.iter().position(|(q, _)| *q == id.proj) {
+                        self.row = r;
+                        self.proj = p;
+                        self.head = id.head.map(|h| h + 1).unwrap_or(0);
+                        self.clamp();
+                        return true;
+                    }
+                }
+                Row::Loose { id: other, .. } if *other == MatrixId { head: None, ..id } => {
+                    self.row = r;
+                    self.proj = 0;
+                    self.head = 0;
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        false
+    }
+
+    fn clamp(&mut self) {
+        let n = self.projs().len();
+        if self.proj >= n {
+            self.proj = n.saturating_sub(1);
+        }
+        if self.head > self.head_count() {
+            self.head = self.head_count();
+        }
+    }
+}
