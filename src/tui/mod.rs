@@ -1,6 +1,8 @@
 //! The terminal explorer: state, keys, drawing and the event loop.
 
+pub mod heat;
 pub mod keys;
+pub mod lines;
 pub mod plot;
 pub mod terminal;
 pub mod theme;

@@ -1,0 +1,108 @@
+//! A layers × heads grid of cells shaded by a score.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
+
+use super::theme::Theme;
+
+/// Cells shaded by value in [0, 1] (`None` = not computed yet), one row per layer.
+#[derive(Debug, Clone)]
+pub struct Heatmap<'a> {
+    /// `cells[layer][head]`, already normalised to [0, 1] (1 = farthest from MP).
+    pub cells: &'a [Vec<Option<f64>>],
+    /// Focused (layer, head) to outline.
+    pub focus: Option<(usize, usize)>,
+    /// First layer row shown (for scrolling).
+    pub first_row: usize,
+    /// Glyphs and styles.
+    pub theme: Theme,
+}
+
+/// Width of one cell in columns for `heads` heads in `width` columns (1 or 2).
+pub fn cell_width(heads: usize, width: u16) -> u16 {
+    if heads > 0 && heads * 2 <= width as usize {
+        2
+    } else {
+        1
+    }
+}
+
+impl Widget for Heatmap<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let t = self.theme;
+        let label_w = 4u16;
+        if area.width <= label_w || area.height < 2 {
+            return;
+        }
+        let heads = self.cells.iter().map(|r| r.len()).max().unwrap_or(0);
+        let cw = cell_width(heads, area.width - label_w);
+        let visible_heads = ((area.width - label_w) / cw) as usize;
+        // Header: head numbers every 4 (or 8) heads.
+        let step = if cw == 2 { 4 } else { 8 };
+        for h in (0..heads.min(visible_heads)).step_by(step) {
+            let x = area.x + label_w + h as u16 * cw;
+            let s = h.to_string();
+            if x + s.len() as u16 <= area.x + area.width {
+                buf.set_string(x, area.y, &s, t.dim());
+            }
+        }
+        let rows = (area.height - 1) as usize;
+        for (i, row) in self
+            .cells
+            .iter()
+            .enumerate()
+            .skip(self.first_row)
+            .take(rows)
+        {
+            let y = area.y + 1 + (i - self.first_row) as u16;
+            buf.set_string(area.x, y, format!("{i:>3}"), t.dim());
+            for (h, v) in row.iter().enumerate().take(visible_heads) {
+                let x = area.x + label_w + h as u16 * cw;
+                let (ch, style) = match v {
+                    Some(v) => (t.ramp(*v), t.heat(*v)),
+                    None => (if t.ascii { '?' } else { '·' }, t.dim()),
+                };
+                let focused = self.focus == Some((i, h));
+                let style = if focused { t.selected() } else { style };
+                for k in 0..cw {
+                    let glyph = if focused && k == 0 && cw == 2 {
+                        if t.ascii { '[' } else { '▶' }
+                    } else {
+                        ch
+                    };
+                    buf[(x + k, y)].set_char(glyph).set_style(style);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_heatmap_uses_the_ramp_and_marks_focus() {
+        let cells = vec![
+            vec![Some(0.0), Some(1.0), None],
+            vec![Some(0.5), Some(0.25), Some(0.9)],
+        ];
+        let area = Rect::new(0, 0, 12, 3);
+        let mut buf = Buffer::empty(area);
+        Heatmap {
+            cells: &cells,
+            focus: Some((1, 2)),
+            first_row: 0,
+            theme: Theme {
+                color: false,
+                ascii: true,
+            },
+        }
+        .render(area, &mut buf);
+        let line =
+            |y: u16| -> String { (0..12).map(|x| buf[(x, y)].symbol().to_string()).collect() };
+        assert_eq!(line(1), "  0   @@??  ");
+        assert!(line(2).starts_with("  1 ++::[%"), "{}", line(2));
+    }
+}
