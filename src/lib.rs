@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod error;
 // pub mod inspect;
 pub mod rng;
+pub mod scan;
 pub mod spectrum;
 pub mod synth;
 pub mod tui;

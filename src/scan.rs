@@ -1,0 +1,203 @@
+//! What to compute for a model: the job list (whole matrices and head blocks) and its filters.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use crate::anatomy::{Anatomy, Block, Proj};
+
+/// A group of projections a user can select (`--proj q,k,v,o,mlp,other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProjGroup {
+    /// Query.
+    Q,
+    /// Key.
+    K,
+    /// Value.
+    V,
+    /// Attention output.
+    O,
+    /// Gate, up and down.
+    Mlp,
+    /// Every other 2-D matrix (embeddings only with `--embeddings`).
+    Other,
+}
+
+impl ProjGroup {
+    /// The group a projection belongs to.
+    pub fn of(p: Proj) -> Self {
+        match p {
+            Proj::Q => Self::Q,
+            Proj::K => Self::K,
+            Proj::V => Self::V,
+            Proj::O => Self::O,
+            Proj::Gate | Proj::Up | Proj::Down => Self::Mlp,
+            Proj::Other(_) => Self::Other,
+        }
+    }
+}
+
+/// Which projection groups to include.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjFilter(pub BTreeSet<ProjGroup>);
+
+impl Default for ProjFilter {
+    fn default() -> Self {
+        use ProjGroup::*;
+        Self([Q, K, V, O, Mlp, Other].into_iter().collect())
+    }
+}
+
+impl ProjFilter {
+    /// True when `p` is selected.
+    pub fn contains(&self, p: Proj) -> bool {
+        self.0.contains(&ProjGroup::of(p))
+    }
+}
+
+impl FromStr for ProjFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut set = BTreeSet::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let g = match part.to_ascii_lowercase().as_str() {
+                "q" | "query" => ProjGroup::Q,
+                "k" | "key" => ProjGroup::K,
+                "v" | "value" => ProjGroup::V,
+                "o" | "out" | "output" => ProjGroup::O,
+                "mlp" | "ffn" => ProjGroup::Mlp,
+                "other" => ProjGroup::Other,
+                "all" => return Ok(Self::default()),
+                _ => {
+                    return Err(format!(
+                        "unknown projection '{part}': expected a comma list of q, k, v, o, mlp, other"
+                    ));
+                }
+            };
+            set.insert(g);
+        }
+        if set.is_empty() {
+            return Err("empty projection list: expected e.g. q,k,v".into());
+        }
+        Ok(Self(set))
+    }
+}
+
+/// A set of layers, written like `0-3,10`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerFilter(pub Vec<(usize, usize)>);
+
+impl LayerFilter {
+    /// True when `layer` is in one of the ranges.
+    pub fn contains(&self, layer: usize) -> bool {
+        self.0.iter().any(|&(a, b)| a <= layer && layer <= b)
+    }
+}
+
+impl FromStr for LayerFilter {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |part: &str| format!("bad layer range '{part}': expected e.g. 0-3,10");
+        let mut ranges = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (a, b) = match part.split_once('-') {
+                Some((a, b)) => (a.trim(), b.trim()),
+                None => (part, part),
+            };
+            let a: usize = a.parse().map_err(|_| bad(part))?;
+            let b: usize = b.parse().map_err(|_| bad(part))?;
+            if a > b {
+                return Err(bad(part));
+            }
+            ranges.push((a, b));
+        }
+        if ranges.is_empty() {
+            return Err("empty layer list: expected e.g. 0-3,10".into());
+        }
+        Ok(Self(ranges))
+    }
+}
+
+/// Which blocks of a model to compute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Projection groups.
+    pub projs: ProjFilter,
+    /// Layers (`None` = all); matrices outside the layers are kept only without a filter.
+    pub layers: Option<LayerFilter>,
+    /// Include head blocks of q, k, v, o.
+    pub heads: bool,
+    /// Compute the singular-vector test for whole matrices too (heads always get it).
+    pub vectors_whole: bool,
+    /// Include embedding and LM-head matrices.
+    pub embeddings: bool,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            projs: ProjFilter::default(),
+            layers: None,
+            heads: true,
+            vectors_whole: false,
+            embeddings: false,
+        }
+    }
+}
+
+/// One block to compute, and whether it needs singular vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// The block.
+    pub block: Block,
+    /// Compute the singular-vector test (`vector_p`).
+    pub vectors: bool,
+}
+
+/// Every job for a model: each selected whole matrix followed by its head blocks.
+pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for whole in &an.matrices {
+        if whole.embedding && !opts.embeddings {
+            continue;
+        }
+        if !opts.projs.contains(whole.id.proj) && !(whole.embedding && opts.embeddings) {
+            continue;
+        }
+        match (&opts.layers, whole.id.layer) {
+            (Some(f), Some(l)) if !f.contains(l) => continue,
+            (Some(_), None) => continue,
+            _ => {}
+        }
+        jobs.push(Job {
+            block: whole.clone(),
+            vectors: opts.vectors_whole,
+        });
+        if opts.heads {
+            jobs.extend(an.heads(whole).into_iter().map(|block| Job {
+                block,
+                vectors: true,
+            }));
+        }
+    }
+    jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_reject_nonsense() {
+        let f: ProjFilter = "q, k,mlp".parse().unwrap();
+        assert!(f.contains(Proj::Q) && f.contains(Proj::Down) && !f.contains(Proj::V));
+        assert!("q,z".parse::<ProjFilter>().unwrap_err().contains("'z'"));
+        assert!("".parse::<ProjFilter>().is_err());
+        let l: LayerFilter = "0-3,10".parse().unwrap();
+        assert!(l.contains(0) && l.contains(3) && l.contains(10) && !l.contains(4));
+        for bad in ["3-1", "a", "1-", ""] {
+            assert!(bad.parse::<LayerFilter>().is_err(), "{bad}");
+        }
+    }
+}
