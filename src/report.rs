@@ -1,0 +1,543 @@
+//! `mpscope report`: the same spectra and scores as the explorer, printed for scripts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::anatomy::{Anatomy, Block, Proj};
+use crate::checkpoint::Checkpoint;
+use crate::inspect::{dtype_label, family_label};
+use crate::scan::{self, ComputeOptions, Job, ScanOptions};
+use crate::spectrum::{Analysis, SigmaMode};
+use crate::worker::{Progress, Worker};
+
+/// Output format of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned text for people.
+    Table,
+    /// One header line and one line per block.
+    Csv,
+    /// One JSON object (schema in README).
+    Json,
+}
+
+/// One computed block: where it comes from and its analysis (or why it failed).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The block.
+    pub block: Block,
+    /// Its analysis under the chosen σ mode, or the reason it failed.
+    pub result: Result<Analysis, String>,
+}
+
+/// Every block of a run, in plan order (each whole matrix followed by its heads).
+#[derive(Debug, Clone)]
+pub struct Results {
+    /// The entries.
+    pub entries: Vec<Entry>,
+    /// Time the scan took.
+    pub elapsed: Duration,
+}
+
+impl Results {
+    /// Number of blocks that failed.
+    pub fn failed(&self) -> usize {
+        self.entries.iter().filter(|e| e.result.is_err()).count()
+    }
+}
+
+/// Computes every job on `threads` threads, calling `progress` now and then while it runs.
+pub fn run(
+    ck: Arc<Checkpoint>,
+    jobs: Vec<Job>,
+    compute: ComputeOptions,
+    mode: SigmaMode,
+    threads: usize,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Results, String> {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let n = jobs.len();
+    let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();
+    let ck2 = Arc::clone(&ck);
+    let worker = Worker::start(
+        jobs,
+        |j: &Job| j.block.id,
+        None,
+        threads,
+        move |j: &Job| scan::compute(&ck2, j, &compute),
+        move |o| {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(o);
+            }
+        },
+    )?;
+    let mut slots: Vec<Option<Result<Analysis, String>>> = vec![None; n];
+    let mut received = 0;
+    while received < n {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(o) => {
+                let r = o
+                    .result
+                    .and_then(|s| Analysis::new(s, mode).map_err(|e| e.to_string()));
+                slots[o.index] = Some(r);
+                received += 1;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        progress(&worker.progress());
+    }
+    worker.wait();
+    let elapsed = worker.progress().elapsed;
+    let entries = blocks
+        .into_iter()
+        .zip(slots)
+        .map(|(block, r)| Entry {
+            block,
+            result: r.unwrap_or_else(|| Err("not computed".into())),
+        })
+        .collect();
+    Ok(Results { entries, elapsed })
+}
+
+/// A progress line for stderr: "[#####.....] 120/480  12.3s  ETA 30s".
+pub fn progress_line(p: &Progress) -> String {
+    let w = 30;
+    let filled = if p.total > 0 { p.done * w / p.total } else { w };
+    let bar: String = (0..w).map(|i| if i < filled { '#' } else { '.' }).collect();
+    let eta = p
+        .eta
+        .map(|e| format!("  ETA {:.0}s", e.as_secs_f64().ceil()))
+        .unwrap_or_default();
+    format!(
+        "[{bar}] {}/{}  {:.1}s{eta}",
+        p.done,
+        p.total,
+        p.elapsed.as_secs_f64()
+    )
+}
+
+/// Writes a progress line to stderr when it is a terminal.
+pub fn stderr_progress() -> impl FnMut(&Progress) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = std::time::Instant::now() - Duration::from_secs(1);
+    move |p: &Progress| {
+        if !tty {
+            return;
+        }
+        if last.elapsed() < Duration::from_millis(100) && !p.finished() {
+            return;
+        }
+        last = std::time::Instant::now();
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\r{}\x1b[K", progress_line(p));
+        if p.finished() {
+            let _ = write!(err, "\r\x1b[K");
+        }
+        let _ = err.flush();
+    }
+}
+
+/// One block as the JSON and CSV outputs write it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatrixRecord {
+    /// Full tensor name.
+    pub tensor: String,
+    /// Layer index.
+    pub layer: Option<usize>,
+    /// Projection: q, k, v, o, gate, up, down, other.
+    pub proj: String,
+    /// Head index, `null` for the whole matrix.
+    pub head: Option<usize>,
+    /// Logical rows.
+    pub rows: usize,
+    /// Logical columns.
+    pub cols: usize,
+    /// Stored dtype.
+    pub dtype: String,
+    /// σ under the chosen mode.
+    pub sigma: Option<f64>,
+    /// ν−.
+    pub mp_min: Option<f64>,
+    /// ν+.
+    pub mp_max: Option<f64>,
+    /// KS distance.
+    pub ks: Option<f64>,
+    /// Values above the bulk.
+    pub above: Option<usize>,
+    /// Values below the bulk.
+    pub below: Option<usize>,
+    /// ν₁ / ν+.
+    pub edge_ratio: Option<f64>,
+    /// Energy share outside the bulk.
+    pub outlier_mass: Option<f64>,
+    /// Σν² / ν₁².
+    pub stable_rank: Option<f64>,
+    /// Mean KS p-value of the right singular vectors.
+    pub vector_p: Option<f64>,
+    /// Singular values, descending (only with `--values`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub singular_values: Option<Vec<f64>>,
+    /// Why the block failed.
+    pub error: Option<String>,
+}
+
+/// Short name of a projection for outputs.
+pub fn proj_name(p: Proj) -> &'static str {
+    match p {
+        Proj::Q => "q",
+        Proj::K => "k",
+        Proj::V => "v",
+        Proj::O => "o",
+        Proj::Gate => "gate",
+        Proj::Up => "up",
+        Proj::Down => "down",
+        Proj::Other(_) => "other",
+    }
+}
+
+impl MatrixRecord {
+    /// The record of one entry; `values` includes the singular values.
+    pub fn new(e: &Entry, values: bool) -> Self {
+        let b = &e.block;
+        let ok = e.result.as_ref().ok();
+        let scores = ok.filter(|a| !a.scores.empty).map(|a| a.scores);
+        Self {
+            tensor: b.tensor.clone(),
+            layer: b.id.layer,
+            proj: proj_name(b.id.proj).into(),
+            head: b.id.head,
+            rows: b.rows,
+            cols: b.cols,
+            dtype: dtype_label(&b.dtype),
+            sigma: ok.map(|a| a.sigma.value),
+            mp_min: ok.and_then(|a| a.law.map(|l| l.lower_edge())),
+            mp_max: ok.and_then(|a| a.law.map(|l| l.upper_edge())),
+            ks: scores.map(|s| s.ks),
+            above: scores.map(|s| s.above),
+            below: scores.map(|s| s.below),
+            edge_ratio: scores.map(|s| s.edge_ratio),
+            outlier_mass: scores.map(|s| s.outlier_mass),
+            stable_rank: scores.map(|s| s.stable_rank),
+            vector_p: scores.and_then(|s| s.vector_p),
+            singular_values: if values {
+                ok.map(|a| a.spectrum.values.clone())
+            } else {
+                None
+            },
+            error: match &e.result {
+                Err(msg) => Some(msg.clone()),
+                Ok(a) if a.scores.empty => Some("empty block (all zeros)".into()),
+                Ok(_) => None,
+            },
+        }
+    }
+}
+
+/// The model description at the top of the JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRecord {
+    /// What the user named.
+    pub path: String,
+    /// Detected family.
+    pub family: String,
+    /// Number of layers.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: Option<usize>,
+    /// Key/value heads.
+    pub kv_heads: Option<usize>,
+    /// Head dimension.
+    pub head_dim: Option<usize>,
+    /// Tensor count per dtype.
+    pub dtypes: BTreeMap<String, usize>,
+}
+
+impl ModelRecord {
+    /// Describes an opened model.
+    pub fn new(path: &str, ck: &Checkpoint, an: &Anatomy) -> Self {
+        let mut dtypes = BTreeMap::new();
+        for t in ck.tensors() {
+            *dtypes.entry(dtype_label(&t.dtype)).or_default() += 1;
+        }
+        Self {
+            path: path.to_string(),
+            family: family_label(an.family).into(),
+            layers: an.num_layers,
+            heads: an.num_heads,
+            kv_heads: an.num_kv_heads,
+            head_dim: an.head_dim,
+            dtypes,
+        }
+    }
+}
+
+/// The whole JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct JsonReport {
+    /// The model.
+    pub model: ModelRecord,
+    /// σ mode of every score.
+    pub sigma_mode: SigmaMode,
+    /// Every block.
+    pub matrices: Vec<MatrixRecord>,
+}
+
+/// The report as one JSON document.
+pub fn to_json(model: ModelRecord, mode: SigmaMode, r: &Results, values: bool) -> String {
+    let doc = JsonReport {
+        model,
+        sigma_mode: mode,
+        matrices: r.entries.iter().map(|e| MatrixRecord::new(e, values)).collect(),
+    };
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// CSV columns, in order.
+pub const CSV_COLUMNS: [&str; 18] = [
+    "tensor",
+    "layer",
+    "proj",
+    "head",
+    "rows",
+    "cols",
+    "dtype",
+    "sigma",
+    "mp_min",
+    "mp_max",
+    "ks",
+    "above",
+    "below",
+    "edge_ratio",
+    "outlier_mass",
+    "stable_rank",
+    "vector_p",
+    "error",
+];
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// The report as CSV (same columns as JSON, without the arrays).
+pub fn to_csv(r: &Results) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push('\n');
+    for e in &r.entries {
+        let m = MatrixRecord::new(e, false);
+        let fields = [
+            csv_field(&m.tensor),
+            opt(m.layer),
+            m.proj,
+            opt(m.head),
+            m.rows.to_string(),
+            m.cols.to_string(),
+            m.dtype,
+            opt(m.sigma),
+            opt(m.mp_min),
+            opt(m.mp_max),
+            opt(m.ks),
+            opt(m.above),
+            opt(m.below),
+            opt(m.edge_ratio),
+            opt(m.outlier_mass),
+            opt(m.stable_rank),
+            opt(m.vector_p),
+            csv_field(&m.error.unwrap_or_default()),
+        ];
+        out.push_str(&fields.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn f3(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.3}"),
+        None => "-".into(),
+    }
+}
+
+/// The report as an aligned table: a row per whole matrix (heads summarised) and a per-layer
+/// summary of mean head `ks` and `vector_p` for q, k and v.
+pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} · {} · {} layers · sigma {} · {} blocks in {:.1}s{}",
+        model.path,
+        model.family,
+        model.layers,
+        mode,
+        r.entries.len(),
+        r.elapsed.as_secs_f64(),
+        match r.failed() {
+            0 => String::new(),
+            n => format!(" · {n} FAILED"),
+        }
+    );
+    out.push('\n');
+    let header = [
+        "layer", "proj", "shape", "dtype", "sigma", "ks", "above", "below", "edge", "outlier",
+        "s.rank", "vec_p", "heads: mean ks / worst ks",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    let mut errors = Vec::new();
+    for (i, e) in r.entries.iter().enumerate() {
+        if e.block.id.head.is_some() {
+            continue;
+        }
+        let m = MatrixRecord::new(e, false);
+        let heads: Vec<(usize, f64)> = r.entries[i + 1..]
+            .iter()
+            .take_while(|h| h.block.id.head.is_some())
+            .filter_map(|h| {
+                let a = h.result.as_ref().ok()?;
+                (!a.scores.empty).then(|| (h.block.id.head.unwrap_or(0), a.scores.ks))
+            })
+            .collect();
+        let head_col = if heads.is_empty() {
+            String::new()
+        } else {
+            let mean = heads.iter().map(|h| h.1).sum::<f64>() / heads.len() as f64;
+            let worst = heads
+                .iter()
+                .copied()
+                .fold((0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+            format!("{}: {:.3} / {:.3} (h{})", heads.len(), mean, worst.1, worst.0)
+        };
+        let name = match m.layer {
+            Some(l) => l.to_string(),
+            None => "-".into(),
+        };
+        let proj = if m.proj == "other" {
+            e.block.tensor.trim_end_matches(".weight").to_string()
+        } else {
+            m.proj.clone()
+        };
+        if let Some(err) = &m.error {
+            errors.push(format!("{}: {err}", e.block.tensor));
+        }
+        rows.push(vec![
+            name,
+            proj,
+            format!("{}x{}", m.rows, m.cols),
+            m.dtype.clone(),
+            m.sigma.map(|s| format!("{s:.4}")).unwrap_or("-".into()),
+            f3(m.ks),
+            opt(m.above),
+            opt(m.below),
+            f3(m.edge_ratio),
+            f3(m.outlier_mass),
+            f3(m.stable_rank),
+            f3(m.vector_p),
+            head_col,
+        ]);
+    }
+    out.push_str(&align(&rows));
+    let summary = depth_summary(r);
+    if !summary.is_empty() {
+        out.push_str("\nper layer, mean over heads\n");
+        out.push_str(&summary);
+    }
+    for e in errors {
+        let _ = writeln!(out, "error: {e}");
+    }
+    out
+}
+
+fn align(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map(|s| s.chars().count()).unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s}{}", " ".repeat(widths[c] - s.chars().count())))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Mean head `ks` and `vector_p` per layer for q, k, v (the seed's line plots as numbers).
+pub fn depth_summary(r: &Results) -> String {
+    let mut acc: BTreeMap<(usize, Proj), (f64, usize, f64, usize)> = BTreeMap::new();
+    for e in &r.entries {
+        let (Some(layer), Some(_)) = (e.block.id.layer, e.block.id.head) else {
+            continue;
+        };
+        if !matches!(e.block.id.proj, Proj::Q | Proj::K | Proj::V) {
+            continue;
+        }
+        let Ok(a) = &e.result else { continue };
+        if a.scores.empty {
+            continue;
+        }
+        let slot = acc.entry((layer, e.block.id.proj)).or_default();
+        slot.0 += a.scores.ks;
+        slot.1 += 1;
+        if let Some(p) = a.scores.vector_p {
+            slot.2 += p;
+            slot.3 += 1;
+        }
+    }
+    if acc.is_empty() {
+        return String::new();
+    }
+    let layers: std::collections::BTreeSet<usize> = acc.keys().map(|k| k.0).collect();
+    let mut rows = vec![
+        ["layer", "q ks", "k ks", "v ks", "q vec_p", "k vec_p", "v vec_p"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for l in layers {
+        let mut row = vec![l.to_string()];
+        for which in 0..2 {
+            for p in [Proj::Q, Proj::K, Proj::V] {
+                let v = acc.get(&(l, p)).and_then(|s| {
+                    if which == 0 {
+                        (s.1 > 0).then(|| s.0 / s.1 as f64)
+                    } else {
+                        (s.3 > 0).then(|| s.2 / s.3 as f64)
+                    }
+                });
+                row.push(f3(v));
+            }
+        }
+        rows.push(row);
+    }
+    align(&rows)
+}
+
+/// The jobs of a report run (a thin alias kept for the binary's readability).
+pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
+    scan::plan(an, opts)
+}

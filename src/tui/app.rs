@@ -1,0 +1,500 @@
+//! The explorer's state and how actions change it; drawing and I/O live elsewhere.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
+use crate::spectrum::{Analysis, SigmaMode, Spectrum, Unit};
+use crate::worker::Progress;
+
+use super::keys::Action;
+use super::nav::Nav;
+
+/// The four views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// One spectrum large, with every score.
+    Spectrum,
+    /// Every head of the focused projection as small histograms.
+    Heads,
+    /// A score per layer for q, k and v.
+    Depth,
+    /// Layers × heads of the focused projection, shaded by a score.
+    Heatmap,
+}
+
+impl View {
+    /// Number key and name, for the tab bar.
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Spectrum => "1 spectrum",
+            View::Heads => "2 heads",
+            View::Depth => "3 depth",
+            View::Heatmap => "4 heatmap",
+        }
+    }
+
+    /// All views in key order.
+    pub const ALL: [View; 4] = [View::Spectrum, View::Heads, View::Depth, View::Heatmap];
+}
+
+/// The score shown in the grid, heatmap, depth profile and layer list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreKind {
+    /// KS distance to MP.
+    Ks,
+    /// Mean KS p-value of the singular vectors (low = far from random).
+    VectorP,
+    /// ν₁ / ν+.
+    EdgeRatio,
+    /// Values above the bulk.
+    Above,
+    /// Values below the bulk.
+    Below,
+    /// Energy share outside the bulk.
+    OutlierMass,
+}
+
+impl ScoreKind {
+    /// All kinds in cycling order.
+    pub const ALL: [ScoreKind; 6] = [
+        ScoreKind::Ks,
+        ScoreKind::VectorP,
+        ScoreKind::EdgeRatio,
+        ScoreKind::Above,
+        ScoreKind::Below,
+        ScoreKind::OutlierMass,
+    ];
+
+    /// Name as in the report and README.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreKind::Ks => "ks",
+            ScoreKind::VectorP => "vector_p",
+            ScoreKind::EdgeRatio => "edge_ratio",
+            ScoreKind::Above => "above",
+            ScoreKind::Below => "below",
+            ScoreKind::OutlierMass => "outlier_mass",
+        }
+    }
+
+    /// The next kind, wrapping.
+    pub fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+
+    /// The value of this score in an analysis (`None` when not computed or empty).
+    pub fn value(self, a: &Analysis) -> Option<f64> {
+        let s = &a.scores;
+        if s.empty {
+            return None;
+        }
+        Some(match self {
+            ScoreKind::Ks => s.ks,
+            ScoreKind::VectorP => s.vector_p?,
+            ScoreKind::EdgeRatio => s.edge_ratio,
+            ScoreKind::Above => s.above as f64,
+            ScoreKind::Below => s.below as f64,
+            ScoreKind::OutlierMass => s.outlier_mass,
+        })
+    }
+
+    /// Maps a value to [0, 1] where 1 is farthest from MP, given the largest value seen.
+    pub fn farness(self, v: f64, max_seen: f64) -> f64 {
+        let t = match self {
+            ScoreKind::VectorP => 1.0 - v / 0.5,
+            ScoreKind::EdgeRatio => (v - 1.0) / (max_seen - 1.0).max(0.5),
+            _ => v / max_seen.max(f64::MIN_POSITIVE),
+        };
+        if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 }
+    }
+}
+
+/// What happens on top of the current view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    /// Nothing.
+    None,
+    /// The key list.
+    Help,
+    /// Typing a tensor name to jump to.
+    Search {
+        /// What was typed.
+        query: String,
+        /// Selected match.
+        selected: usize,
+    },
+}
+
+/// What the event loop must do after an action.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Nothing beyond redrawing.
+    None,
+    /// Tell the worker the focus moved.
+    Refocus(MatrixId),
+    /// Leave the program.
+    Quit,
+}
+
+/// One block's outcome: its analysis under the current σ mode, or why it failed.
+pub type Outcome = Result<Analysis, String>;
+
+/// Everything the screen shows.
+pub struct App {
+    /// Model title for the header (path or repo id).
+    pub title: String,
+    /// Family and sizes, one line.
+    pub model_line: String,
+    /// Where the user is.
+    pub nav: Nav,
+    /// Every block the worker computes, by id (for shapes, names and dtypes).
+    pub blocks: HashMap<MatrixId, Block>,
+    /// Results so far.
+    pub results: HashMap<MatrixId, Outcome>,
+    /// The current view.
+    pub view: View,
+    /// The score shown in grid, heatmap, profile and layer list.
+    pub score: ScoreKind,
+    /// σ mode for laws and scores.
+    pub sigma_mode: SigmaMode,
+    /// ν or λ axis.
+    pub unit: Unit,
+    /// Histogram bins in the spectrum view (`None` = one per column).
+    pub bins: Option<usize>,
+    /// Overlay on top of the view.
+    pub overlay: Overlay,
+    /// Worker progress.
+    pub progress: Progress,
+    /// A one-line message for the footer (export done, no match, …).
+    pub message: Option<String>,
+    /// Where exports are written.
+    pub export_dir: PathBuf,
+}
+
+impl App {
+    /// A fresh explorer for a model whose blocks are about to be computed.
+    pub fn new(title: String, anatomy: &Anatomy, blocks: Vec<Block>) -> Self {
+        let heads = anatomy
+            .num_heads
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "?".into());
+        let kv = anatomy
+            .num_kv_heads
+            .map(|h| h.to_string())
+            .unwrap_or_else(|| "?".into());
+        let model_line = format!(
+            "{} · {} layers · {} heads / {} kv",
+            crate::inspect::family_label(anatomy.family),
+            anatomy.num_layers,
+            heads,
+            kv
+        );
+        let total = blocks.len();
+        Self {
+            title,
+            model_line,
+            nav: Nav::new(anatomy),
+            blocks: blocks.into_iter().map(|b| (b.id, b)).collect(),
+            results: HashMap::new(),
+            view: View::Spectrum,
+            score: ScoreKind::Ks,
+            sigma_mode: SigmaMode::Entry,
+            unit: Unit::Singular,
+            bins: None,
+            overlay: Overlay::None,
+            progress: Progress {
+                done: 0,
+                failed: 0,
+                total,
+                elapsed: Default::default(),
+                eta: None,
+            },
+            message: None,
+            export_dir: PathBuf::from("."),
+        }
+    }
+
+    /// Stores a finished spectrum (scored under the current σ mode) or its error.
+    pub fn add_result(&mut self, id: MatrixId, result: Result<Spectrum, String>) {
+        let outcome = result.and_then(|s| {
+            Analysis::new(s, self.sigma_mode).map_err(|e| e.to_string())
+        });
+        self.results.insert(id, outcome);
+    }
+
+    /// The focused block's id.
+    pub fn focus(&self) -> Option<MatrixId> {
+        self.nav.focus()
+    }
+
+    /// The analysis of `id`, when done and successful.
+    pub fn analysis(&self, id: &MatrixId) -> Option<&Analysis> {
+        self.results.get(id).and_then(|r| r.as_ref().ok())
+    }
+
+    /// Score `kind` of block `id`, when available.
+    pub fn score_of(&self, id: &MatrixId, kind: ScoreKind) -> Option<f64> {
+        self.analysis(id).and_then(|a| kind.value(a))
+    }
+
+    /// The score of a projection in a layer: the whole matrix's, or the mean over its heads
+    /// for `vector_p` (computed for heads) and when the whole matrix has none.
+    pub fn layer_score(&self, layer: usize, proj: Proj, kind: ScoreKind) -> Option<f64> {
+        let whole = MatrixId {
+            layer: Some(layer),
+            proj,
+            head: None,
+        };
+        if kind != ScoreKind::VectorP {
+            if let Some(v) = self.score_of(&whole, kind) {
+                return Some(v);
+            }
+        }
+        self.mean_head_score(layer, proj, kind)
+    }
+
+    /// Mean of `kind` over the computed heads of a projection in a layer.
+    pub fn mean_head_score(&self, layer: usize, proj: Proj, kind: ScoreKind) -> Option<f64> {
+        let heads = self.head_count(proj);
+        let vals: Vec<f64> = (0..heads)
+            .filter_map(|h| {
+                self.score_of(
+                    &MatrixId {
+                        layer: Some(layer),
+                        proj,
+                        head: Some(h),
+                    },
+                    kind,
+                )
+            })
+            .collect();
+        (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
+    }
+
+    /// Number of heads of a projection in this model (0 when it has none).
+    pub fn head_count(&self, proj: Proj) -> usize {
+        self.nav
+            .rows
+            .iter()
+            .find_map(|r| match r {
+                super::nav::Row::Layer { projs, .. } => projs
+                    .iter()
+                    .find(|(p, _)| *p == proj)
+                    .and_then(|(_, h)| *h),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// Largest value of `kind` over every computed block of `proj` (for shading).
+    pub fn max_score(&self, proj: Option<Proj>, kind: ScoreKind) -> f64 {
+        self.results
+            .iter()
+            .filter(|(id, _)| proj.is_none_or(|p| id.proj == p))
+            .filter_map(|(_, r)| r.as_ref().ok().and_then(|a| kind.value(a)))
+            .fold(0.0, f64::max)
+    }
+
+    /// Re-scores every result under a new σ mode (spectra are kept, not recomputed).
+    pub fn set_sigma_mode(&mut self, mode: SigmaMode) {
+        self.sigma_mode = mode;
+        for r in self.results.values_mut() {
+            if let Ok(a) = r {
+                match Analysis::new(a.spectrum.clone(), mode) {
+                    Ok(new) => *a = new,
+                    Err(e) => *r = Err(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Tensor names and ids matching a search query (case-insensitive substring).
+    pub fn search(&self, query: &str) -> Vec<(String, MatrixId)> {
+        let q = query.to_lowercase();
+        let mut found: Vec<(String, MatrixId)> = self
+            .blocks
+            .values()
+            .filter(|b| b.id.head.is_none())
+            .filter(|b| {
+                q.is_empty()
+                    || b.tensor.to_lowercase().contains(&q)
+                    || b.name.to_lowercase().contains(&q)
+            })
+            .map(|b| (b.tensor.clone(), b.id))
+            .collect();
+        found.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        found
+    }
+
+    /// Applies an action; says what the event loop must do next.
+    pub fn handle(&mut self, action: Action) -> Effect {
+        let before = self.focus();
+        self.message = None;
+        match action {
+            Action::Quit => return Effect::Quit,
+            Action::Back => {
+                if self.overlay != Overlay::None {
+                    self.overlay = Overlay::None;
+                } else {
+                    return Effect::Quit;
+                }
+            }
+            Action::Help => {
+                self.overlay = if self.overlay == Overlay::Help {
+                    Overlay::None
+                } else {
+                    Overlay::Help
+                };
+            }
+            Action::LayerDown => self.nav.move_row(1),
+            Action::LayerUp => self.nav.move_row(-1),
+            Action::PageDown => self.nav.move_row(10),
+            Action::PageUp => self.nav.move_row(-10),
+            Action::First => self.nav.set_row(0),
+            Action::Last => self.nav.set_row(usize::MAX),
+            Action::HeadRight => self.nav.move_head(1),
+            Action::HeadLeft => self.nav.move_head(-1),
+            Action::ProjNext => self.nav.move_proj(1),
+            Action::ProjPrev => self.nav.move_proj(-1),
+            Action::View(n) => {
+                if let Some(v) = View::ALL.get(n as usize - 1) {
+                    self.view = *v;
+                }
+            }
+            Action::ViewNext => {
+                let i = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
+                self.view = View::ALL[(i + 1) % View::ALL.len()];
+            }
+            Action::Zoom => {
+                self.view = View::Spectrum;
+            }
+            Action::CycleScore => self.score = self.score.next(),
+            Action::CycleSigma => {
+                let next = self.sigma_mode.next();
+                self.set_sigma_mode(next);
+                self.message = Some(format!("sigma mode: {next}"));
+            }
+            Action::ToggleAxis => {
+                self.unit = match self.unit {
+                    Unit::Singular => Unit::Eigen,
+                    Unit::Eigen => Unit::Singular,
+                };
+            }
+            Action::MoreBins => {
+                let b = self.bins.unwrap_or(40);
+                self.bins = Some((b + b / 4).clamp(4, 400));
+            }
+            Action::FewerBins => {
+                let b = self.bins.unwrap_or(40);
+                self.bins = Some((b - b / 5).clamp(4, 400));
+            }
+            Action::Search => {
+                self.overlay = Overlay::Search {
+                    query: String::new(),
+                    selected: 0,
+                };
+            }
+            Action::Export => {
+                self.message = Some(match self.export() {
+                    Ok(path) => format!("exported to {}", path.display()),
+                    Err(e) => format!("export failed: {e}"),
+                });
+            }
+        }
+        let after = self.focus();
+        match after {
+            Some(id) if after != before => Effect::Refocus(id),
+            _ => Effect::None,
+        }
+    }
+
+    /// Types a character into the search overlay (or moves the selection / jumps on Enter).
+    pub fn search_input(&mut self, key: SearchKey) -> Effect {
+        let Overlay::Search { query, selected } = &mut self.overlay else {
+            return Effect::None;
+        };
+        match key {
+            SearchKey::Char(c) => {
+                query.push(c);
+                *selected = 0;
+            }
+            SearchKey::Backspace => {
+                query.pop();
+                *selected = 0;
+            }
+            SearchKey::Down => *selected += 1,
+            SearchKey::Up => *selected = selected.saturating_sub(1),
+            SearchKey::Cancel => self.overlay = Overlay::None,
+            SearchKey::Enter => {
+                let (q, sel) = (query.clone(), *selected);
+                let found = self.search(&q);
+                self.overlay = Overlay::None;
+                match found.get(sel.min(found.len().saturating_sub(1))) {
+                    Some((name, id)) => {
+                        let before = self.focus();
+                        self.nav.select(*id);
+                        self.message = Some(format!("jumped to {name}"));
+                        if self.focus() != before {
+                            if let Some(f) = self.focus() {
+                                return Effect::Refocus(f);
+                            }
+                        }
+                    }
+                    None => self.message = Some(format!("no tensor matches '{q}'")),
+                }
+            }
+        }
+        Effect::None
+    }
+
+    /// Writes the focused spectrum (values, σ, law, scores) as JSON; returns the file.
+    pub fn export(&self) -> Result<PathBuf, String> {
+        let id = self.focus().ok_or("nothing in focus")?;
+        let a = self
+            .analysis(&id)
+            .ok_or("the focused spectrum is not computed yet")?;
+        let block = self.blocks.get(&id).ok_or("unknown block")?;
+        let stem: String = block
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = self.export_dir.join(format!("mpscope-{stem}.json"));
+        let doc = serde_json::json!({
+            "tensor": block.tensor,
+            "name": block.name,
+            "layer": id.layer,
+            "head": id.head,
+            "rows": block.rows,
+            "cols": block.cols,
+            "sigma_mode": a.sigma.mode,
+            "sigma": a.sigma.value,
+            "sigmas": a.sigmas,
+            "law": a.law,
+            "scores": a.scores,
+            "singular_values": a.spectrum.values,
+        });
+        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// Keys the search overlay understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchKey {
+    /// A typed character.
+    Char(char),
+    /// Delete the last character.
+    Backspace,
+    /// Next match.
+    Down,
+    /// Previous match.
+    Up,
+    /// Jump to the selected match.
+    Enter,
+    /// Close without jumping.
+    Cancel,
+}

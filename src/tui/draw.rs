@@ -1,0 +1,745 @@
+//! Drawing the explorer: header, layer list, the four views, footer and overlays.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block as Frame_, Borders, Clear, Paragraph};
+
+use crate::anatomy::{MatrixId, Proj};
+use crate::spectrum::{Analysis, HistogramRange, MpLaw, Unit};
+use crate::units;
+
+use super::app::{App, Overlay, ScoreKind, View};
+use super::heat::Heatmap;
+use super::keys::BINDINGS;
+use super::lines::{LinePlot, Series};
+use super::nav::Row;
+use super::plot::{HistPlot, fmt_tick};
+use super::theme::Theme;
+
+/// Smallest terminal the explorer draws in.
+pub const MIN_SIZE: (u16, u16) = (60, 16);
+/// Width of the layer list.
+const LIST_W: u16 = 19;
+
+/// Draws the whole screen.
+pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) {
+    let area = f.area();
+    if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        let msg = format!(
+            "terminal too small: {}x{}, need at least {}x{} (q quits)",
+            area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
+        );
+        f.render_widget(Paragraph::new(msg).style(t.warn()), area);
+        return;
+    }
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(f, app, t, header);
+    let [list, main] =
+        Layout::horizontal([Constraint::Length(LIST_W), Constraint::Min(0)]).areas(body);
+    draw_layer_list(f, app, t, list);
+    match app.view {
+        View::Spectrum => draw_spectrum(f, app, t, main),
+        View::Heads => draw_heads(f, app, t, main),
+        View::Depth => draw_depth(f, app, t, main),
+        View::Heatmap => draw_heatmap(f, app, t, main),
+    }
+    draw_footer(f, app, t, footer);
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => draw_help(f, t, area),
+        Overlay::Search { query, selected } => draw_search(f, app, t, area, query, *selected),
+    }
+}
+
+fn bordered<'a>(title: impl Into<Line<'a>>, t: &Theme) -> Frame_<'a> {
+    Frame_::default()
+        .borders(Borders::ALL)
+        .border_set(t.border())
+        .border_style(t.dim())
+        .title(title)
+}
+
+/// Replaces non-ASCII characters when the theme is ASCII-only.
+fn txt(s: &str, t: &Theme) -> String {
+    if !t.ascii {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| match c {
+            '×' => 'x',
+            '·' | '•' => '|',
+            'ν' => 'v',
+            'λ' => 'l',
+            'σ' => 's',
+            '−' | '–' | '—' => '-',
+            '…' => '~',
+            '²' => '2',
+            '₁' => '1',
+            c if c.is_ascii() => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+fn truncate(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else if w <= 1 {
+        s.chars().take(w).collect()
+    } else {
+        let tail: String = s
+            .chars()
+            .rev()
+            .take(w - 1)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("~{tail}")
+    }
+}
+
+fn focus_name(app: &App) -> String {
+    app.focus()
+        .and_then(|id| app.blocks.get(&id))
+        .map(|b| b.name.clone())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+    let right = format!(
+        "σ {} · {} axis ",
+        app.sigma_mode,
+        match app.unit {
+            Unit::Singular => "ν",
+            Unit::Eigen => "λ=ν²/q",
+        }
+    );
+    let left = format!(" mpscope · {} · {} ", app.title, app.model_line);
+    let w = area.width as usize;
+    let left = truncate(&left, w.saturating_sub(right.chars().count() + 1));
+    let pad = w.saturating_sub(left.chars().count() + right.chars().count());
+    let line1 = Line::from(vec![
+        Span::styled(txt(&left, t), t.title()),
+        Span::raw(" ".repeat(pad)),
+        Span::styled(txt(&right, t), t.dim()),
+    ]);
+    let mut tabs: Vec<Span> = vec![Span::raw(" ")];
+    for v in View::ALL {
+        let style = if v == app.view { t.selected() } else { t.dim() };
+        tabs.push(Span::styled(format!(" {} ", v.label()), style));
+        tabs.push(Span::raw(" "));
+    }
+    tabs.push(Span::styled(
+        txt(&format!("  {} · score {}", focus_name(app), app.score.name()), t),
+        t.title(),
+    ));
+    f.render_widget(Paragraph::new(vec![line1, Line::from(tabs)]), area);
+}
+
+/// Score glyph for the layer list: a bar by farness.
+fn score_glyph(app: &App, t: &Theme, layer: usize, proj: Proj, max: f64) -> (char, Style) {
+    match app.layer_score(layer, proj, app.score) {
+        Some(v) => {
+            let far = app.score.farness(v, max);
+            let eighths = 1 + (far * 7.0).round() as usize;
+            (t.bar(eighths), t.heat(far).bg(Color::Reset).fg(heat_fg(far, t)))
+        }
+        None => (if t.ascii { '?' } else { '·' }, t.dim()),
+    }
+}
+
+fn heat_fg(far: f64, t: &Theme) -> Color {
+    if !t.color {
+        return Color::Reset;
+    }
+    match t.heat(far).bg {
+        Some(c) => c,
+        None => Color::Reset,
+    }
+}
+
+fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+    let block = bordered(Line::from(txt(" layers q k v ", t)), t);
+    let inner = block.inner(area);
+    f.render_widget(block, area);
+    let h = inner.height as usize;
+    if h == 0 {
+        return;
+    }
+    let first = app.nav.row.saturating_sub(h / 2).min(app.nav.rows.len().saturating_sub(h));
+    let max: Vec<f64> = [Proj::Q, Proj::K, Proj::V]
+        .iter()
+        .map(|p| app.max_score(Some(*p), app.score))
+        .collect();
+    let mut lines = Vec::new();
+    for (i, row) in app.nav.rows.iter().enumerate().skip(first).take(h) {
+        let selected = i == app.nav.row;
+        let mut spans: Vec<Span> = Vec::new();
+        match row {
+            Row::Layer { layer, projs } => {
+                spans.push(Span::raw(format!("{layer:>4} ")));
+                for (k, p) in [Proj::Q, Proj::K, Proj::V].iter().enumerate() {
+                    if projs.iter().any(|(q, _)| q == p) {
+                        let (c, s) = score_glyph(app, t, *layer, *p, max[k]);
+                        spans.push(Span::styled(format!("{c} "), s));
+                    } else {
+                        spans.push(Span::raw("  "));
+                    }
+                }
+                let cur = app
+                    .nav
+                    .projs()
+                    .get(app.nav.proj)
+                    .map(|(p, _)| *p)
+                    .unwrap_or(Proj::Q);
+                let v = app
+                    .layer_score(*layer, cur, app.score)
+                    .map(|v| format!("{:>6}", fmt_score(v)))
+                    .unwrap_or_else(|| "      ".into());
+                spans.push(Span::styled(v, t.dim()));
+            }
+            Row::Loose { name, .. } => {
+                let short = name.strip_suffix(".weight").unwrap_or(name);
+                spans.push(Span::raw(format!(
+                    " {}",
+                    truncate(short, inner.width as usize - 1)
+                )));
+            }
+        }
+        let mut line = Line::from(spans);
+        if selected {
+            line = line.style(t.selected());
+        }
+        lines.push(line);
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}
+
+fn fmt_score(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn status_text(app: &App, id: &MatrixId) -> Option<String> {
+    match app.results.get(id) {
+        None => Some(if app.blocks.contains_key(id) {
+            "computing…".into()
+        } else {
+            "not computed in this scan".into()
+        }),
+        Some(Err(e)) => Some(format!("error: {e}")),
+        Some(Ok(_)) => None,
+    }
+}
+
+fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+    let Some(id) = app.focus() else {
+        f.render_widget(Paragraph::new("no matrices in this checkpoint"), area);
+        return;
+    };
+    let block_info = app.blocks.get(&id);
+    let title = block_info
+        .map(|b| format!(" {} · {} ", b.name, b.tensor))
+        .unwrap_or_default();
+    let frame = bordered(Line::from(txt(&truncate(&title, area.width as usize - 2), t)), t);
+    let inner = frame.inner(area);
+    f.render_widget(frame, area);
+    if let Some(msg) = status_text(app, &id) {
+        let style = if msg.starts_with("error") {
+            t.error()
+        } else {
+            t.dim()
+        };
+        f.render_widget(
+            Paragraph::new(txt(&msg, t))
+                .style(style)
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            inner,
+        );
+        return;
+    }
+    let Some(a) = app.analysis(&id) else { return };
+    let stats_w = 26u16.min(inner.width / 2);
+    let [plot_area, stats_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(stats_w)]).areas(inner);
+    let bins = app
+        .bins
+        .unwrap_or(plot_area.width as usize)
+        .clamp(1, plot_area.width.max(1) as usize * 4);
+    let hist = a
+        .spectrum
+        .histogram(a.sigma.value, app.unit, bins, HistogramRange::Full);
+    let counts: Vec<f64> = hist.counts.iter().map(|&c| c as f64).collect();
+    let marks: Vec<f64> = a
+        .law
+        .map(|l: MpLaw| {
+            let (lo, hi) = l.edges_in(app.unit);
+            vec![lo, hi]
+        })
+        .unwrap_or_default();
+    let legend_h = 1u16;
+    let [legend, plot_rect] =
+        Layout::vertical([Constraint::Length(legend_h), Constraint::Min(0)]).areas(plot_area);
+    let legend_line = Line::from(vec![
+        Span::styled(format!("{} ", t.bar(8)), t.bars()),
+        Span::raw(txt(
+            &format!(
+                "{} ({} bins)  ",
+                match app.unit {
+                    Unit::Singular => "singular values ν",
+                    Unit::Eigen => "λ = ν²/q",
+                },
+                hist.counts.len()
+            ),
+            t,
+        )),
+        Span::styled(format!("{} ", t.curve()), t.mp()),
+        Span::raw("MP  "),
+        Span::styled(format!("{}", t.edge_mark()), t.mp()),
+        Span::raw(txt(" edges ν±", t)),
+    ]);
+    f.render_widget(Paragraph::new(legend_line), legend);
+    f.render_widget(
+        HistPlot {
+            counts: &counts,
+            curve: &hist.expected,
+            x_range: (hist.lo, hist.hi),
+            marks: &marks,
+            overflow: hist.beyond(),
+            compact: false,
+            theme: *t,
+        },
+        plot_rect,
+    );
+    let lines: Vec<Line> = stats_lines(app, a, block_info, t)
+        .into_iter()
+        .map(|(k, v, warn)| {
+            Line::from(vec![
+                Span::styled(format!("{k:<9}"), t.dim()),
+                Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
+            ])
+        })
+        .collect();
+    f.render_widget(Paragraph::new(lines), stats_area.inner(ratatui::layout::Margin::new(1, 0)));
+}
+
+/// Key, value, and whether the value signals structure (far from MP).
+fn stats_lines(
+    app: &App,
+    a: &Analysis,
+    block: Option<&crate::anatomy::Block>,
+    t: &Theme,
+) -> Vec<(&'static str, String, bool)> {
+    let s = &a.scores;
+    let mut v = Vec::new();
+    let shape = units::shape(&[a.spectrum.rows, a.spectrum.cols], t.ascii);
+    let dtype = block
+        .map(|b| crate::inspect::dtype_label(&b.dtype))
+        .unwrap_or_default();
+    v.push(("shape", format!("{shape} {dtype}"), false));
+    v.push(("σ", format!("{:.4} ({})", a.sigma.value, app.sigma_mode), false));
+    if let Some(l) = a.law {
+        let (lo, hi) = l.edges_in(app.unit);
+        v.push(("ν− ν+", format!("{} {}", fmt_tick(lo), fmt_tick(hi)), false));
+    }
+    if s.empty {
+        v.push(("scores", "empty block (all zeros)".into(), true));
+        return v;
+    }
+    v.push(("ks", format!("{:.4}", s.ks), s.ks > 0.05));
+    v.push((
+        "above",
+        format!("{}  below {}", s.above, s.below),
+        s.above + s.below > 0,
+    ));
+    v.push(("edge", format!("{:.3}", s.edge_ratio), s.edge_ratio > 1.1));
+    v.push(("outlier", format!("{:.4}", s.outlier_mass), s.outlier_mass > 0.01));
+    v.push(("st.rank", format!("{:.1}", s.stable_rank), false));
+    v.push((
+        "vector_p",
+        s.vector_p
+            .map(|p| format!("{p:.3}"))
+            .unwrap_or_else(|| "-".into()),
+        s.vector_p.is_some_and(|p| p < 0.2),
+    ));
+    let top: Vec<String> = a.spectrum.values.iter().take(5).map(|x| fmt_tick(*x)).collect();
+    v.push(("top ν", top.join(" "), false));
+    v.push((
+        "time",
+        format!("{:.1} ms", a.spectrum.compute_time.as_secs_f64() * 1e3),
+        false,
+    ));
+    v
+}
+
+fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+    let Some(focus) = app.focus() else { return };
+    let heads = app.nav.head_count();
+    let proj = focus.proj;
+    let title = format!(
+        " heads of {} · {} (Enter opens) ",
+        focus_name_whole(app, focus),
+        app.score.name()
+    );
+    let frame = bordered(Line::from(txt(&title, t)), t);
+    let inner = frame.inner(area);
+    f.render_widget(frame, area);
+    if heads == 0 {
+        f.render_widget(
+            Paragraph::new(txt("this matrix has no heads (MLP, other, or head count unknown: pass --num-heads)", t))
+                .style(t.dim())
+                .wrap(ratatui::widgets::Wrap { trim: true }),
+            inner,
+        );
+        return;
+    }
+    let ids: Vec<MatrixId> = (0..heads)
+        .map(|h| MatrixId {
+            head: Some(h),
+            ..focus
+        })
+        .collect();
+    // One x range for every head, so they compare at a glance.
+    let mut hi = 0.0f64;
+    for id in &ids {
+        if let Some(a) = app.analysis(id) {
+            let top = a.spectrum.top();
+            let edge = a.law.map(|l| l.upper_edge()).unwrap_or(0.0);
+            let q = a.spectrum.q() as f64;
+            let x = top.max(edge);
+            hi = hi.max(match app.unit {
+                Unit::Singular => x,
+                Unit::Eigen => x * x / q,
+            });
+        }
+    }
+    let hi = if hi > 0.0 { hi * 1.02 } else { 1.0 };
+    let cell_w = 14u16.max(inner.width / 8).min(inner.width);
+    let cell_h = 5u16;
+    let cols = (inner.width / cell_w).max(1) as usize;
+    let rows_visible = (inner.height / cell_h).max(1) as usize;
+    let focus_head = focus.head.unwrap_or(0);
+    let focus_row = focus_head / cols;
+    let first_row = focus_row.saturating_sub(rows_visible.saturating_sub(1));
+    let max = app.max_score(Some(proj), app.score);
+    for (h, id) in ids.iter().enumerate() {
+        let (r, c) = (h / cols, h % cols);
+        if r < first_row || r >= first_row + rows_visible {
+            continue;
+        }
+        let x = inner.x + c as u16 * cell_w;
+        let y = inner.y + (r - first_row) as u16 * cell_h;
+        let cell = Rect::new(x, y, cell_w.saturating_sub(1), cell_h.min(inner.bottom() - y));
+        let focused = focus.head == Some(h);
+        let score = app.score_of(id, app.score);
+        let label = format!(
+            "h{h:<3}{}",
+            score.map(fmt_score).unwrap_or_else(|| "…".into())
+        );
+        let style = if focused {
+            t.selected()
+        } else {
+            score.map(|v| {
+                let far = app.score.farness(v, max);
+                if far > 0.66 { t.warn() } else { t.text() }
+            }).unwrap_or(t.dim())
+        };
+        f.render_widget(
+            Paragraph::new(txt(&truncate(&label, cell.width as usize), t)).style(style),
+            Rect::new(cell.x, cell.y, cell.width, 1),
+        );
+        let plot = Rect::new(cell.x, cell.y + 1, cell.width, cell.height.saturating_sub(1));
+        match app.results.get(id) {
+            Some(Ok(a)) => {
+                let law = a.law;
+                let hist = crate::spectrum::Histogram::with_limits(
+                    &a.spectrum.values,
+                    law.as_ref(),
+                    a.spectrum.q(),
+                    app.unit,
+                    plot.width.max(1) as usize,
+                    0.0,
+                    hi,
+                );
+                let counts: Vec<f64> = hist.counts.iter().map(|&c| c as f64).collect();
+                f.render_widget(
+                    HistPlot {
+                        counts: &counts,
+                        curve: &hist.expected,
+                        x_range: (hist.lo, hist.hi),
+                        marks: &[],
+                        overflow: hist.beyond(),
+                        compact: true,
+                        theme: *t,
+                    },
+                    plot,
+                );
+            }
+            Some(Err(_)) => f.render_widget(Paragraph::new("error").style(t.error()), plot),
+            None => f.render_widget(Paragraph::new(txt("…", t)).style(t.dim()), plot),
+        }
+    }
+}
+
+fn focus_name_whole(app: &App, id: MatrixId) -> String {
+    app.blocks
+        .get(&MatrixId { head: None, ..id })
+        .map(|b| b.name.clone())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+    let kind = app.score;
+    let title = format!(" depth profile · mean head {} per layer (s: score) ", kind.name());
+    let frame = bordered(Line::from(txt(&title, t)), t);
+    let inner = frame.inner(area);
+    f.render_widget(frame, area);
+    let layers: Vec<usize> = app
+        .nav
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Layer { layer, .. } => Some(*layer),
+            _ => None,
+        })
+        .collect();
+    let n = layers.iter().max().map(|m| m + 1).unwrap_or(0);
+    let colors = [Color::Cyan, Color::Yellow, Color::Magenta];
+    let series: Vec<Series> = [(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')]
+        .iter()
+        .zip(colors)
+        .map(|((p, m), color)| Series {
+            marker: *m,
+            color,
+            values: (0..n)
+                .map(|l| app.mean_head_score(l, *p, kind).or_else(|| app.layer_score(l, *p, kind)))
+                .collect(),
+        })
+        .collect();
+    let [legend, plot] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let mut spans = vec![Span::raw(" ")];
+    for s in &series {
+        let style = if t.color {
+            Style::default().fg(s.color)
+        } else {
+            t.text()
+        };
+        spans.push(Span::styled(format!("{} {}   ", s.marker, s.marker), style));
+    }
+    spans.push(Span::styled(
+        match kind {
+            ScoreKind::VectorP => "random ~ 0.5, learned -> 0",
+            ScoreKind::Ks => "random ~ 0, learned -> 1",
+            _ => "",
+        },
+        t.dim(),
+    ));
+    f.render_widget(Paragraph::new(Line::from(spans)), legend);
+    let focus_layer = app.focus().and_then(|id| id.layer);
+    f.render_widget(
+        LinePlot {
+            series: &series,
+            focus: focus_layer,
+            y_range: match kind {
+                ScoreKind::VectorP => Some((0.0, 1.0)),
+                _ => None,
+            },
+            theme: *t,
+        },
+        plot,
+    );
+}
+
+fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+    let Some(focus) = app.focus() else { return };
+    let proj = focus.proj;
+    let heads = app.nav.head_count();
+    let title = format!(" heatmap · layers x heads of {proj} · {} ", app.score.name());
+    let frame = bordered(Line::from(txt(&title, t)), t);
+    let inner = frame.inner(area);
+    f.render_widget(frame, area);
+    if heads == 0 {
+        f.render_widget(
+            Paragraph::new("no heads for this projection").style(t.dim()),
+            inner,
+        );
+        return;
+    }
+    let n = app
+        .nav
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Layer { layer, .. } => Some(*layer + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let max = app.max_score(Some(proj), app.score);
+    let cells: Vec<Vec<Option<f64>>> = (0..n)
+        .map(|l| {
+            (0..heads)
+                .map(|h| {
+                    app.score_of(
+                        &MatrixId {
+                            layer: Some(l),
+                            proj,
+                            head: Some(h),
+                        },
+                        app.score,
+                    )
+                    .map(|v| app.score.farness(v, max))
+                })
+                .collect()
+        })
+        .collect();
+    let [legend, map] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let ramp: String = (0..10).map(|i| t.ramp(i as f64 / 9.0)).collect();
+    f.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(txt(" close to MP ", t), t.dim()),
+            Span::raw(ramp),
+            Span::styled(" far from MP", t.dim()),
+        ])),
+        legend,
+    );
+    let rows = map.height.saturating_sub(1) as usize;
+    let layer = focus.layer.unwrap_or(0);
+    let first_row = layer.saturating_sub(rows.saturating_sub(1) / 2).min(n.saturating_sub(rows));
+    f.render_widget(
+        Heatmap {
+            cells: &cells,
+            focus: focus.layer.map(|l| (l, focus.head.unwrap_or(usize::MAX))),
+            first_row,
+            theme: *t,
+        },
+        map,
+    );
+}
+
+fn draw_footer(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+    let p = app.progress;
+    let right = if p.finished() {
+        format!(
+            " {} blocks in {:.1}s{} ",
+            p.total,
+            p.elapsed.as_secs_f64(),
+            if p.failed > 0 {
+                format!(", {} failed", p.failed)
+            } else {
+                String::new()
+            }
+        )
+    } else {
+        let eta = p
+            .eta
+            .map(|e| format!(" ETA {:.0}s", e.as_secs_f64().ceil()))
+            .unwrap_or_default();
+        format!(" {}/{}{} ", p.done, p.total, eta)
+    };
+    let gauge_w = if p.finished() { 0 } else { 10usize };
+    let left = app.message.clone().unwrap_or_else(|| {
+        "j/k layer  h/l head  Tab proj  1-4 view  s score  m sigma  ? help  q quit".into()
+    });
+    let w = area.width as usize;
+    let left = truncate(&left, w.saturating_sub(right.len() + gauge_w + 1));
+    let mut spans = vec![Span::styled(
+        txt(&left, t),
+        if app.message.is_some() { t.warn() } else { t.dim() },
+    )];
+    let pad = w.saturating_sub(left.chars().count() + right.len() + gauge_w);
+    spans.push(Span::raw(" ".repeat(pad)));
+    if gauge_w > 0 {
+        let filled = if p.total > 0 {
+            (p.done * gauge_w) / p.total
+        } else {
+            gauge_w
+        };
+        let (on, off) = if t.ascii { ('#', '.') } else { ('█', '░') };
+        let bar: String = (0..gauge_w)
+            .map(|i| if i < filled { on } else { off })
+            .collect();
+        spans.push(Span::styled(bar, t.bars()));
+    }
+    spans.push(Span::styled(right, t.dim()));
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn draw_help(f: &mut Frame<'_>, t: &Theme, area: Rect) {
+    let mut lines: Vec<Line> = BINDINGS
+        .iter()
+        .map(|(k, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {k:<17}"), t.title()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    lines.push(Line::from(""));
+    lines.push(Line::from(Span::styled(
+        " Far from MP = learned structure; on the curve = like its random init.",
+        t.dim(),
+    )));
+    let h = lines.len() as u16 + 2;
+    let rect = centered(area, 76, h);
+    f.render_widget(Clear, rect);
+    f.render_widget(
+        Paragraph::new(lines).block(bordered(Line::from(" keys (Esc closes) "), t)),
+        rect,
+    );
+}
+
+fn draw_search(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, query: &str, selected: usize) {
+    let found = app.search(query);
+    let h = (area.height - 4).min(found.len() as u16 + 3).max(4);
+    let rect = centered(area, area.width.saturating_sub(8).min(90), h);
+    f.render_widget(Clear, rect);
+    let block = bordered(Line::from(" jump to tensor (Enter jumps, Esc cancels) "), t);
+    let inner = block.inner(rect);
+    f.render_widget(block, rect);
+    let mut lines = vec![Line::from(vec![
+        Span::styled("/ ", t.title()),
+        Span::raw(query.to_string()),
+        Span::styled("_", t.dim()),
+    ])];
+    let room = inner.height.saturating_sub(1) as usize;
+    let sel = selected.min(found.len().saturating_sub(1));
+    let first = sel.saturating_sub(room.saturating_sub(1));
+    for (i, (name, _)) in found.iter().enumerate().skip(first).take(room) {
+        let style = if i == sel { t.selected() } else { t.text() };
+        lines.push(Line::from(Span::styled(
+            truncate(name, inner.width as usize),
+            style,
+        )));
+    }
+    if found.is_empty() {
+        lines.push(Line::from(Span::styled("no match", t.dim())));
+    }
+    f.render_widget(Paragraph::new(lines), inner);
+}
