@@ -4,7 +4,15 @@
 //! CONTRACT (shared with worker, report, tui): the public types and signatures below are
 //! relied on by other modules; extend, don't rename.
 
-use crate::checkpoint::{Checkpoint, Dtype, Selection};
+use crate::checkpoint::{Checkpoint, Dtype, ModelConfig, Selection, TensorInfo};
+
+mod family;
+mod heads;
+mod layout;
+mod names;
+mod proj;
+
+pub use proj::ParseProjError;
 
 /// Architecture family, as far as naming and layout go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -102,29 +110,118 @@ pub struct Anatomy {
     pub head_dim: Option<usize>,
     /// Hidden size, when known.
     pub hidden: Option<usize>,
-    /// Whole matrices, ordered by layer, then projection, then name.
+    /// Whole matrices: layers in order (projections Q, K, V, O, Gate, Up, Down, then other
+    /// matrices of the layer in checkpoint order), then the matrices outside the layer stack
+    /// (embeddings, LM head, pooler, ...) in checkpoint order.
     pub matrices: Vec<Block>,
+    /// Hints for the user about what could not be inferred (e.g. unknown head count).
+    pub notes: Vec<String>,
 }
 
 impl Anatomy {
     /// Reads the layout from a checkpoint's tensor names, shapes and config.
     pub fn from_checkpoint(ck: &Checkpoint, ov: &Overrides) -> Result<Self, AnatomyError> {
-        let _ = (ck, ov);
-        todo!()
+        from_parts(ck.tensors(), ck.config(), ov)
+    }
+
+    /// Reads the layout from a tensor list (as [`Checkpoint::tensors`]) and an optional config.
+    pub fn from_parts(
+        tensors: &[TensorInfo],
+        config: Option<&ModelConfig>,
+        ov: &Overrides,
+    ) -> Result<Self, AnatomyError> {
+        layout::build(tensors, config, ov)
     }
 
     /// Head blocks of a whole matrix (empty when it has no heads: MLP, other, unknown layout).
     pub fn heads(&self, whole: &Block) -> Vec<Block> {
-        let _ = whole;
-        todo!()
+        heads::head_blocks(self, whole)
     }
+
+    /// Hints about what could not be inferred (unknown head count, skipped stacks, ...).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The whole matrix with this id's layer and projection (its `head` is ignored).
+    pub fn matrix(&self, id: MatrixId) -> Option<&Block> {
+        self.matrices
+            .iter()
+            .find(|b| b.id.layer == id.layer && b.id.proj == id.proj)
+    }
+
+    /// The block with exactly this id: a whole matrix or one of its heads.
+    pub fn block(&self, id: MatrixId) -> Option<Block> {
+        let whole = self.matrix(id)?;
+        match id.head {
+            None => Some(whole.clone()),
+            Some(_) => self.heads(whole).into_iter().find(|b| b.id == id),
+        }
+    }
+
+    /// Whole matrices of one layer, in projection order.
+    pub fn layer_matrices(&self, layer: usize) -> impl Iterator<Item = &Block> {
+        self.matrices
+            .iter()
+            .filter(move |b| b.id.layer == Some(layer))
+    }
+
+    /// Whole matrices outside the layer stack (embeddings, LM head, other tensors).
+    pub fn outside_layers(&self) -> impl Iterator<Item = &Block> {
+        self.matrices.iter().filter(|b| b.id.layer.is_none())
+    }
+
+    /// Every block: each whole matrix followed by its heads (q, k, v, o), in `matrices` order.
+    pub fn all_blocks(&self) -> Vec<Block> {
+        let mut out = Vec::new();
+        for whole in &self.matrices {
+            out.push(whole.clone());
+            out.extend(self.heads(whole));
+        }
+        out
+    }
+
+    /// Named projections (Q … Down, not `Other`) present in at least one layer, in order.
+    pub fn projections(&self) -> Vec<Proj> {
+        Proj::NAMED
+            .into_iter()
+            .filter(|p| {
+                self.matrices
+                    .iter()
+                    .any(|b| b.id.layer.is_some() && b.id.proj == *p)
+            })
+            .collect()
+    }
+
+    /// Number of heads a projection splits into (H for q/o, KV for k/v), when known.
+    pub fn heads_of(&self, proj: Proj) -> Option<usize> {
+        self.head_dim?;
+        match proj {
+            Proj::Q | Proj::O => self.num_heads,
+            Proj::K | Proj::V => self.num_kv_heads,
+            _ => None,
+        }
+    }
+}
+
+/// Reads the layout from a tensor list (as [`Checkpoint::tensors`]) and an optional config;
+/// `Selection::tensor` indexes `tensors`.
+pub fn from_parts(
+    tensors: &[TensorInfo],
+    config: Option<&ModelConfig>,
+    ov: &Overrides,
+) -> Result<Anatomy, AnatomyError> {
+    layout::build(tensors, config, ov)
 }
 
 /// Something inconsistent between names, shapes and head counts.
 #[derive(Debug, thiserror::Error)]
 pub enum AnatomyError {
     /// Head count and head dim do not divide a projection's size.
-    #[error("{tensor}: shape {shape:?} does not split into {heads} heads of dim {head_dim}")]
+    #[error(
+        "{tensor}: shape {shape:?} does not split into {heads} heads of dim {head_dim} \
+         (check --num-heads, --num-kv-heads, --head-dim)"
+    )]
     HeadSplit {
         /// Tensor name.
         tensor: String,
@@ -134,5 +231,39 @@ pub enum AnatomyError {
         heads: usize,
         /// Head dim asked for.
         head_dim: usize,
+    },
+    /// A projection's size is not a multiple of the head count or head dim given.
+    #[error(
+        "{tensor}: shape {shape:?} has {size} {what} features, not a multiple of {by} \
+         (check --num-heads, --num-kv-heads, --head-dim)"
+    )]
+    Indivisible {
+        /// Tensor name.
+        tensor: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The size that should divide (q rows, k rows, ...).
+        size: usize,
+        /// Which features ("query", "key/value", "output input").
+        what: &'static str,
+        /// What it should divide by, e.g. "8 heads" or "head dim 64".
+        by: String,
+    },
+    /// A fused tensor (GPT-2 `c_attn`, Phi-3 `qkv_proj`/`gate_up_proj`, NeoX
+    /// `query_key_value`) whose size does not match the layout.
+    #[error("{tensor}: fused shape {shape:?} cannot be split: {detail}")]
+    FusedSplit {
+        /// Tensor name.
+        tensor: String,
+        /// Its stored shape.
+        shape: Vec<usize>,
+        /// What was expected.
+        detail: String,
+    },
+    /// Head counts that contradict each other or are zero (from config.json or the flags).
+    #[error("invalid head counts: {detail}")]
+    InvalidHeads {
+        /// What is wrong, naming the flag or config key.
+        detail: String,
     },
 }

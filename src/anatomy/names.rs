@@ -1,0 +1,242 @@
+//! Tensor-name parsing: layer stack, layer index, per-family projection suffixes.
+
+use super::{Family, Proj};
+
+/// Components that introduce a layer index (`layers.N`, `layer.N`, `h.N`, `blocks.N`).
+const LAYER_WORDS: [&str; 4] = ["layers", "layer", "h", "blocks"];
+
+/// Leading components dropped from display names of matrices outside the layers.
+const DROPPED_PREFIXES: [&str; 5] = ["model", "language_model", "transformer", "bert", "gpt_neox"];
+
+/// Last name components (before `.weight`) that mark an embedding or the LM head.
+const EMBEDDINGS: [&str; 9] = [
+    "embed_tokens",
+    "lm_head",
+    "wte",
+    "wpe",
+    "word_embeddings",
+    "position_embeddings",
+    "token_type_embeddings",
+    "embed_in",
+    "embed_out",
+];
+
+/// A tensor name cut at its layer index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NameParts {
+    /// Everything up to and including the layer word, e.g. "model.layers"; `None` without one.
+    pub stack: Option<String>,
+    /// The layer index, when the name has a layer component.
+    pub layer: Option<usize>,
+    /// The components after the layer index (whole name without one), trailing `weight` removed.
+    pub suffix: String,
+    /// The name ends in `.weight`.
+    pub has_weight: bool,
+    /// The last component before `.weight`.
+    pub leaf: String,
+}
+
+/// Cuts a tensor name into stack, layer index and suffix.
+pub(crate) fn parse(name: &str) -> NameParts {
+    let comps: Vec<&str> = name.split('.').collect();
+    let has_weight = comps.len() > 1 && comps.last() == Some(&"weight");
+    let body = if has_weight {
+        &comps[..comps.len() - 1]
+    } else {
+        &comps[..]
+    };
+    let leaf = body.last().copied().unwrap_or_default().to_string();
+    let pair = body.windows(2).position(|w| {
+        LAYER_WORDS.contains(&w[0]) && !w[1].is_empty() && w[1].bytes().all(|b| b.is_ascii_digit())
+    });
+    if let Some(i) = pair
+        && let Some(layer) = body.get(i + 1).and_then(|s| s.parse::<usize>().ok())
+    {
+        return NameParts {
+            stack: Some(body[..=i].join(".")),
+            layer: Some(layer),
+            suffix: body[i + 2..].join("."),
+            has_weight,
+            leaf,
+        };
+    }
+    NameParts {
+        stack: None,
+        layer: None,
+        suffix: body.join("."),
+        has_weight,
+        leaf,
+    }
+}
+
+/// How a fused attention tensor packs q, k and v.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fused {
+    /// GPT-2 `c_attn`: Conv1D [in, 3·out], q, k, v column blocks.
+    Gpt2,
+    /// Phi-3 `qkv_proj`: [(H + 2·KV)·d, hidden], q, k, v row blocks.
+    Phi3,
+    /// GPT-NeoX `query_key_value`: [3·H·d, hidden], rows interleaved per head.
+    NeoX,
+}
+
+/// What a recognized layer tensor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// One projection; `transposed` for Conv1D tensors stored [in, out].
+    Plain { proj: Proj, transposed: bool },
+    /// Fused q, k, v.
+    Qkv(Fused),
+    /// Phi-3 `gate_up_proj`: gate rows then up rows.
+    GateUp,
+}
+
+const fn plain(proj: Proj) -> Option<Role> {
+    Some(Role::Plain {
+        proj,
+        transposed: false,
+    })
+}
+
+const fn conv1d(proj: Proj) -> Option<Role> {
+    Some(Role::Plain {
+        proj,
+        transposed: true,
+    })
+}
+
+/// The role of a layer tensor suffix (e.g. "self_attn.q_proj") in a family, if it has one.
+pub(crate) fn role(family: Family, suffix: &str) -> Option<Role> {
+    match family {
+        Family::Llama => llama(suffix),
+        Family::Phi3 => match suffix {
+            "self_attn.qkv_proj" => Some(Role::Qkv(Fused::Phi3)),
+            "mlp.gate_up_proj" => Some(Role::GateUp),
+            _ => llama(suffix),
+        },
+        Family::Bert => match suffix {
+            "attention.self.query" => plain(Proj::Q),
+            "attention.self.key" => plain(Proj::K),
+            "attention.self.value" => plain(Proj::V),
+            "attention.output.dense" => plain(Proj::O),
+            "intermediate.dense" => plain(Proj::Up),
+            "output.dense" => plain(Proj::Down),
+            _ => None,
+        },
+        Family::Gpt2 => match suffix {
+            "attn.c_attn" => Some(Role::Qkv(Fused::Gpt2)),
+            "attn.c_proj" => conv1d(Proj::O),
+            "mlp.c_fc" => conv1d(Proj::Up),
+            "mlp.c_proj" => conv1d(Proj::Down),
+            _ => None,
+        },
+        Family::NeoX => match suffix {
+            "attention.query_key_value" => Some(Role::Qkv(Fused::NeoX)),
+            "attention.dense" => plain(Proj::O),
+            "mlp.dense_h_to_4h" => plain(Proj::Up),
+            "mlp.dense_4h_to_h" => plain(Proj::Down),
+            _ => None,
+        },
+        Family::Unknown => None,
+    }
+}
+
+fn llama(suffix: &str) -> Option<Role> {
+    match suffix {
+        "self_attn.q_proj" => plain(Proj::Q),
+        "self_attn.k_proj" => plain(Proj::K),
+        "self_attn.v_proj" => plain(Proj::V),
+        "self_attn.o_proj" => plain(Proj::O),
+        "mlp.gate_proj" => plain(Proj::Gate),
+        "mlp.up_proj" => plain(Proj::Up),
+        "mlp.down_proj" => plain(Proj::Down),
+        _ => None,
+    }
+}
+
+/// True when the name's last component before `.weight` is an embedding or LM-head name.
+pub(crate) fn is_embedding(parts: &NameParts) -> bool {
+    EMBEDDINGS.contains(&parts.leaf.as_str())
+}
+
+/// Display name of a matrix outside the layers: the name without `.weight` and without
+/// leading `model.` / `language_model.` / `transformer.` / `bert.` / `gpt_neox.`.
+pub(crate) fn short_name(name: &str) -> String {
+    let mut comps: Vec<&str> = name.split('.').collect();
+    if comps.len() > 1 && comps.last() == Some(&"weight") {
+        comps.pop();
+    }
+    let mut start = 0;
+    while start + 1 < comps.len() && DROPPED_PREFIXES.contains(&comps[start]) {
+        start += 1;
+    }
+    comps[start..].join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_layer_names() {
+        let p = parse("model.language_model.layers.12.self_attn.q_proj.weight");
+        assert_eq!(p.stack.as_deref(), Some("model.language_model.layers"));
+        assert_eq!(p.layer, Some(12));
+        assert_eq!(p.suffix, "self_attn.q_proj");
+        assert!(p.has_weight);
+        assert_eq!(p.leaf, "q_proj");
+
+        let p = parse("h.3.attn.c_attn.weight");
+        assert_eq!(
+            (p.stack.as_deref(), p.layer, p.suffix.as_str()),
+            (Some("h"), Some(3), "attn.c_attn")
+        );
+
+        let p = parse("bert.encoder.layer.0.attention.output.dense.bias");
+        assert_eq!(p.stack.as_deref(), Some("bert.encoder.layer"));
+        assert_eq!(p.suffix, "attention.output.dense.bias");
+        assert!(!p.has_weight);
+    }
+
+    #[test]
+    fn parse_without_layer() {
+        let p = parse("model.embed_tokens.weight");
+        assert_eq!((p.stack.as_deref(), p.layer), (None, None));
+        assert_eq!(p.suffix, "model.embed_tokens");
+        assert!(is_embedding(&p));
+        // "+1" and "layers.x" are not layer indices; a bare "weight" is a name, not a suffix.
+        assert_eq!(parse("layers.+1.w.weight").layer, None);
+        assert_eq!(parse("blocks.x.weight").layer, None);
+        let p = parse("weight");
+        assert_eq!((p.suffix.as_str(), p.has_weight), ("weight", false));
+        assert_eq!(parse("").leaf, "");
+    }
+
+    #[test]
+    fn roles_per_family() {
+        assert_eq!(role(Family::Llama, "self_attn.qkv_proj"), None);
+        assert_eq!(
+            role(Family::Phi3, "self_attn.qkv_proj"),
+            Some(Role::Qkv(Fused::Phi3))
+        );
+        assert_eq!(role(Family::Phi3, "mlp.down_proj"), plain(Proj::Down));
+        assert_eq!(role(Family::Gpt2, "mlp.c_proj"), conv1d(Proj::Down));
+        assert_eq!(role(Family::Gpt2, "attn.c_proj"), conv1d(Proj::O));
+        assert_eq!(role(Family::Bert, "output.dense"), plain(Proj::Down));
+        assert_eq!(role(Family::NeoX, "attention.dense"), plain(Proj::O));
+        assert_eq!(role(Family::Unknown, "self_attn.q_proj"), None);
+    }
+
+    #[test]
+    fn short_names() {
+        assert_eq!(short_name("model.embed_tokens.weight"), "embed_tokens");
+        assert_eq!(short_name("lm_head.weight"), "lm_head");
+        assert_eq!(
+            short_name("bert.embeddings.word_embeddings.weight"),
+            "embeddings.word_embeddings"
+        );
+        assert_eq!(short_name("transformer.wte.weight"), "wte");
+        assert_eq!(short_name("model.weight"), "model");
+        assert_eq!(short_name("model.language_model.x"), "x");
+    }
+}
