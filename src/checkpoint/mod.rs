@@ -4,13 +4,26 @@
 //! CONTRACT (shared with anatomy, synth, spectrum, worker): the public types and method
 //! signatures below are relied on by other modules; extend, don't rename.
 
+use std::fmt;
+use std::fs::File;
+use std::io;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use faer::Mat;
+use memmap2::Mmap;
 
+mod config;
+mod decode;
 mod error;
+mod header;
+mod hf;
+mod natural;
+
+use decode::Kind;
 pub use error::CheckpointError;
+pub use hf::{hf_cache_from_env, hf_cache_root, looks_like_repo_id};
+pub use natural::natural_cmp;
 
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -87,47 +100,584 @@ pub struct Selection {
     pub transpose: bool,
 }
 
+impl Dtype {
+    /// The safetensors name of the dtype ("F32", "BF16", "F8_E4M3", "I8", ...).
+    pub fn name(&self) -> &str {
+        match self {
+            Dtype::F64 => "F64",
+            Dtype::F32 => "F32",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::F8E4M3 => "F8_E4M3",
+            Dtype::F8E5M2 => "F8_E5M2",
+            Dtype::Unsupported(name) => name,
+        }
+    }
+
+    /// Whether mpscope can decode this dtype.
+    pub fn is_supported(&self) -> bool {
+        self.kind().is_some()
+    }
+
+    fn kind(&self) -> Option<Kind> {
+        Some(match self {
+            Dtype::F64 => Kind::F64,
+            Dtype::F32 => Kind::F32,
+            Dtype::F16 => Kind::F16,
+            Dtype::BF16 => Kind::BF16,
+            Dtype::F8E4M3 => Kind::E4M3,
+            Dtype::F8E5M2 => Kind::E5M2,
+            Dtype::Unsupported(_) => return None,
+        })
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl TensorInfo {
+    /// Number of elements (product of the shape).
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// How to open a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Hugging Face hub cache to resolve repo ids in; `None` means the environment's
+    /// (see [`hf_cache_from_env`]).
+    pub hf_cache: Option<PathBuf>,
+}
+
 /// An opened checkpoint: memory-mapped files, their tensors and the optional config.
 pub struct Checkpoint {
-    // private fields owned by the checkpoint module
+    root: PathBuf,
+    files: Vec<PathBuf>,
+    maps: Vec<Mmap>,
+    tensors: Vec<TensorInfo>,
+    config: Option<ModelConfig>,
+    config_path: Option<PathBuf>,
+}
+
+/// What to open: resolved from the user's path before any file is read.
+struct Layout {
+    root: PathBuf,
+    files: Vec<PathBuf>,
+    /// The index file and its weight_map, when sharded.
+    index: Option<(PathBuf, Vec<(String, PathBuf)>)>,
+    config_dir: PathBuf,
 }
 
 impl Checkpoint {
     /// Opens a `.safetensors` file, a model directory, a sharded index, or an HF cache repo id.
     pub fn open(spec: &str) -> Result<Self, CheckpointError> {
-        let _ = spec;
-        todo!()
+        Self::open_with(spec, &OpenOptions::default())
+    }
+
+    /// [`Checkpoint::open`] with explicit options (e.g. the HF cache to look in).
+    pub fn open_with(spec: &str, opts: &OpenOptions) -> Result<Self, CheckpointError> {
+        let path = Path::new(spec);
+        let layout = match std::fs::metadata(path) {
+            Ok(md) if md.is_dir() => dir_layout(path)?,
+            Ok(_) => file_layout(path)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if !hf::looks_like_repo_id(spec) {
+                    return Err(CheckpointError::NotFound {
+                        path: path.to_path_buf(),
+                    });
+                }
+                let cache = opts.hf_cache.clone().or_else(hf_cache_from_env);
+                dir_layout(&hf::resolve(spec, cache.as_deref())?)?
+            }
+            Err(source) => {
+                return Err(CheckpointError::Io {
+                    path: path.to_path_buf(),
+                    action: "read",
+                    source,
+                });
+            }
+        };
+        Self::load(layout)
+    }
+
+    fn load(layout: Layout) -> Result<Self, CheckpointError> {
+        let mut maps = Vec::with_capacity(layout.files.len());
+        let mut tensors = Vec::new();
+        for (file, path) in layout.files.iter().enumerate() {
+            let (map, entries) = map_file(path)?;
+            maps.push(map);
+            tensors.extend(entries.into_iter().map(|e| TensorInfo {
+                name: e.name,
+                dtype: e.dtype,
+                shape: e.shape,
+                file,
+                bytes: e.bytes,
+            }));
+        }
+        tensors.sort_by(|a, b| natural_cmp(&a.name, &b.name).then(a.file.cmp(&b.file)));
+        for w in tensors.windows(2) {
+            if let [a, b] = w
+                && a.name == b.name
+            {
+                return Err(CheckpointError::DuplicateTensor {
+                    tensor: b.name.clone(),
+                    first: layout.files[a.file].clone(),
+                    second: layout.files[b.file].clone(),
+                });
+            }
+        }
+        if let Some((index, map)) = &layout.index {
+            for (name, shard) in map {
+                let found = tensors
+                    .binary_search_by(|t| natural_cmp(&t.name, name))
+                    .ok()
+                    .and_then(|i| tensors.get(i));
+                if found.is_none_or(|t| layout.files.get(t.file) != Some(shard)) {
+                    return Err(CheckpointError::ShardLacksTensor {
+                        index: index.clone(),
+                        shard: shard.clone(),
+                        tensor: name.clone(),
+                    });
+                }
+            }
+        }
+        if tensors.is_empty() {
+            return Err(CheckpointError::NoTensors { path: layout.root });
+        }
+        let config_path = layout.config_dir.join("config.json");
+        let (config, config_path) = match std::fs::read(&config_path) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|e| CheckpointError::BadConfig {
+                    path: config_path.clone(),
+                    problem: format!("not UTF-8: {e}"),
+                })?;
+                (Some(config::parse(&config_path, &text)?), Some(config_path))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (None, None),
+            Err(source) => {
+                return Err(CheckpointError::Io {
+                    path: config_path,
+                    action: "read",
+                    source,
+                });
+            }
+        };
+        Ok(Checkpoint {
+            root: layout.root,
+            files: layout.files,
+            maps,
+            tensors,
+            config,
+            config_path,
+        })
     }
 
     /// The directory or file the user named, resolved.
     pub fn root(&self) -> &Path {
-        todo!()
+        &self.root
     }
 
     /// The files opened, in order.
     pub fn files(&self) -> &[PathBuf] {
-        todo!()
+        &self.files
     }
 
     /// Every tensor, sorted naturally by name (layer 2 before layer 10).
     pub fn tensors(&self) -> &[TensorInfo] {
-        todo!()
+        &self.tensors
+    }
+
+    /// Index into [`Checkpoint::tensors`] of the tensor with this exact name.
+    pub fn tensor_index(&self, name: &str) -> Option<usize> {
+        self.tensors
+            .binary_search_by(|t| natural_cmp(&t.name, name))
+            .ok()
     }
 
     /// The config.json beside the weights, when present.
     pub fn config(&self) -> Option<&ModelConfig> {
-        todo!()
+        self.config.as_ref()
+    }
+
+    /// Where the config.json was read from, when present.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    /// The stored bytes of a tensor of this checkpoint, borrowed from the mapping (empty if
+    /// `t` does not belong to this checkpoint).
+    pub fn tensor_bytes(&self, t: &TensorInfo) -> &[u8] {
+        self.maps
+            .get(t.file)
+            .and_then(|m| m.get(t.bytes.clone()))
+            .unwrap_or(&[])
+    }
+
+    /// Total size of the opened files in bytes.
+    pub fn total_bytes(&self) -> u64 {
+        self.maps.iter().map(|m| m.len() as u64).sum()
     }
 
     /// Decodes a block into an f32 matrix (NaN and inf pass through unchanged).
     pub fn decode_f32(&self, sel: &Selection) -> Result<Mat<f32>, CheckpointError> {
-        let _ = sel;
-        todo!()
+        let mut out = Mat::new();
+        self.decode_f32_into(sel, &mut out)?;
+        Ok(out)
     }
 
     /// Decodes a block into an f64 matrix.
     pub fn decode_f64(&self, sel: &Selection) -> Result<Mat<f64>, CheckpointError> {
-        let _ = sel;
-        todo!()
+        let mut out = Mat::new();
+        self.decode_f64_into(sel, &mut out)?;
+        Ok(out)
     }
+
+    /// [`Checkpoint::decode_f32`] into `out`, reshaping it and reusing its memory when it is
+    /// at least as large in both dimensions (saves the page faults of a fresh allocation).
+    pub fn decode_f32_into(
+        &self,
+        sel: &Selection,
+        out: &mut Mat<f32>,
+    ) -> Result<(), CheckpointError> {
+        self.decode_into(sel, out)
+    }
+
+    /// [`Checkpoint::decode_f64`] into `out`, reusing its memory like
+    /// [`Checkpoint::decode_f32_into`].
+    pub fn decode_f64_into(
+        &self,
+        sel: &Selection,
+        out: &mut Mat<f64>,
+    ) -> Result<(), CheckpointError> {
+        self.decode_into(sel, out)
+    }
+
+    fn decode_into<T: decode::Elem>(
+        &self,
+        sel: &Selection,
+        out: &mut Mat<T>,
+    ) -> Result<(), CheckpointError> {
+        let c = self.check(sel)?;
+        decode::cut_into(
+            c.kind,
+            c.data,
+            c.ncols,
+            &sel.rows,
+            sel.cols.clone(),
+            c.total_rows,
+            sel.transpose,
+            out,
+        );
+        Ok(())
+    }
+
+    /// Checks a selection against its tensor before any decoding.
+    fn check(&self, sel: &Selection) -> Result<Checked<'_>, CheckpointError> {
+        let t = self
+            .tensors
+            .get(sel.tensor)
+            .ok_or_else(|| CheckpointError::NoSuchTensor {
+                path: self.root.clone(),
+                index: sel.tensor,
+                count: self.tensors.len(),
+            })?;
+        let path = || self.files.get(t.file).cloned().unwrap_or_default();
+        let &[nrows, ncols] = t.shape.as_slice() else {
+            return Err(CheckpointError::NotMatrix {
+                path: path(),
+                tensor: t.name.clone(),
+                shape: t.shape.clone(),
+            });
+        };
+        let kind = t
+            .dtype
+            .kind()
+            .ok_or_else(|| CheckpointError::UnsupportedDtype {
+                path: path(),
+                tensor: t.name.clone(),
+                dtype: t.dtype.name().to_owned(),
+            })?;
+        let bad = |problem: String| CheckpointError::BadSelection {
+            path: path(),
+            tensor: t.name.clone(),
+            shape: t.shape.clone(),
+            problem,
+        };
+        let within = |r: &Range<usize>, n: usize, what: &str| {
+            if r.start > r.end {
+                Err(bad(format!("{what} range {r:?} is reversed")))
+            } else if r.end > n {
+                Err(bad(format!("{what} range {r:?} exceeds {n} {what}s")))
+            } else {
+                Ok(())
+            }
+        };
+        let mut total_rows = 0usize;
+        for r in &sel.rows {
+            within(r, nrows, "row")?;
+            total_rows = total_rows
+                .checked_add(r.len())
+                .ok_or_else(|| bad("too many rows selected".into()))?;
+        }
+        within(&sel.cols, ncols, "column")?;
+        let fits = total_rows
+            .checked_mul(sel.cols.len())
+            .and_then(|n| n.checked_mul(8))
+            .is_some_and(|n| n <= isize::MAX as usize);
+        if !fits {
+            return Err(bad(format!(
+                "{total_rows} × {} values do not fit in memory",
+                sel.cols.len()
+            )));
+        }
+        let data = self.tensor_bytes(t);
+        if Some(data.len())
+            != nrows
+                .checked_mul(ncols)
+                .and_then(|n| n.checked_mul(kind.size()))
+        {
+            return Err(bad("stored bytes do not match the shape".into()));
+        }
+        Ok(Checked {
+            kind,
+            data,
+            ncols,
+            total_rows,
+        })
+    }
+}
+
+struct Checked<'a> {
+    kind: Kind,
+    data: &'a [u8],
+    ncols: usize,
+    total_rows: usize,
+}
+
+impl fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("root", &self.root)
+            .field("files", &self.files)
+            .field("tensors", &self.tensors.len())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Memory-maps one safetensors file and reads its header.
+fn map_file(path: &Path) -> Result<(Mmap, Vec<header::Entry>), CheckpointError> {
+    let io_err = |action, source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let file = File::open(path).map_err(|e| io_err("open", e))?;
+    let len = file.metadata().map_err(|e| io_err("read", e))?.len();
+    if len < 8 {
+        return Err(CheckpointError::ShortFile {
+            path: path.to_path_buf(),
+            len,
+        });
+    }
+    // SAFETY: the mapping is read-only and only ever read through `&[u8]`. Memory-mapping is
+    // sound only while no one modifies or truncates the file underneath; mpscope never writes
+    // checkpoints it has opened, and like every mmap-based safetensors reader we accept that
+    // another process rewriting the file during a session is outside what we can guard.
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| io_err("memory-map", e))?;
+    let entries = header::parse(path, &map)?;
+    Ok((map, entries))
+}
+
+/// Extensions of checkpoint formats other than safetensors, and their names.
+fn foreign_format(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "bin" | "pt" | "pth" | "ckpt" => "PyTorch pickle",
+        "gguf" | "ggml" => "GGUF",
+        "h5" | "hdf5" => "Keras/TensorFlow HDF5",
+        "msgpack" => "Flax msgpack",
+        "onnx" => "ONNX",
+        "npz" | "npy" => "NumPy",
+        _ => return None,
+    })
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// A single file the user named: weights, or a sharded index.
+fn file_layout(path: &Path) -> Result<Layout, CheckpointError> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    if name.as_deref().is_some_and(|n| n.ends_with(".json")) {
+        return index_layout(path.to_path_buf(), path);
+    }
+    if let Some(format) = foreign_format(path) {
+        return Err(CheckpointError::NotSafetensors {
+            path: path.to_path_buf(),
+            format,
+        });
+    }
+    Ok(Layout {
+        root: path.to_path_buf(),
+        files: vec![path.to_path_buf()],
+        index: None,
+        config_dir: parent_dir(path),
+    })
+}
+
+/// A model directory: model.safetensors, else an index, else every *.safetensors.
+fn dir_layout(dir: &Path) -> Result<Layout, CheckpointError> {
+    let single = dir.join("model.safetensors");
+    if single.is_file() {
+        return Ok(Layout {
+            root: dir.to_path_buf(),
+            files: vec![single],
+            index: None,
+            config_dir: dir.to_path_buf(),
+        });
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        return index_layout(dir.to_path_buf(), &index);
+    }
+    let mut names: Vec<String> = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(|source| CheckpointError::Io {
+        path: dir.to_path_buf(),
+        action: "list",
+        source,
+    })?;
+    for entry in rd {
+        let entry = entry.map_err(|source| CheckpointError::Io {
+            path: dir.to_path_buf(),
+            action: "list",
+            source,
+        })?;
+        if entry.path().is_file()
+            && let Some(n) = entry.file_name().to_str()
+        {
+            names.push(n.to_owned());
+        }
+    }
+    names.sort_by(|a, b| natural_cmp(a, b));
+    let indexes: Vec<&String> = names
+        .iter()
+        .filter(|n| n.ends_with(".safetensors.index.json"))
+        .collect();
+    match indexes.as_slice() {
+        [] => {}
+        [one] => return index_layout(dir.to_path_buf(), &dir.join(one)),
+        many => {
+            return Err(CheckpointError::AmbiguousIndex {
+                path: dir.to_path_buf(),
+                names: many
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let files: Vec<PathBuf> = names
+        .iter()
+        .filter(|n| n.ends_with(".safetensors"))
+        .map(|n| dir.join(n))
+        .collect();
+    if files.is_empty() {
+        let foreign: Vec<&str> = names
+            .iter()
+            .filter(|n| foreign_format(Path::new(n.as_str())).is_some())
+            .map(|s| s.as_str())
+            .take(3)
+            .collect();
+        let hint = if !foreign.is_empty() {
+            format!(
+                "; found {}, which mpscope does not read (convert to safetensors first)",
+                foreign.join(", ")
+            )
+        } else if names.is_empty() {
+            "; the directory has no files".to_owned()
+        } else {
+            String::new()
+        };
+        return Err(CheckpointError::NoWeights {
+            path: dir.to_path_buf(),
+            hint,
+        });
+    }
+    Ok(Layout {
+        root: dir.to_path_buf(),
+        files,
+        index: None,
+        config_dir: dir.to_path_buf(),
+    })
+}
+
+/// A sharded index: every shard named in its weight_map, once, in natural order.
+fn index_layout(root: PathBuf, index: &Path) -> Result<Layout, CheckpointError> {
+    let bad = |problem: String| CheckpointError::BadIndex {
+        path: index.to_path_buf(),
+        problem,
+    };
+    let bytes = std::fs::read(index).map_err(|source| CheckpointError::Io {
+        path: index.to_path_buf(),
+        action: "read",
+        source,
+    })?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| bad(format!("not UTF-8: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let Some(map) = value.get("weight_map").and_then(|m| m.as_object()) else {
+        return Err(bad("no \"weight_map\" object".into()));
+    };
+    if map.is_empty() {
+        return Err(bad("\"weight_map\" is empty".into()));
+    }
+    let dir = parent_dir(index);
+    let mut shards: Vec<&str> = Vec::new();
+    let mut entries = Vec::with_capacity(map.len());
+    for (tensor, shard) in map {
+        let Some(shard) = shard.as_str() else {
+            return Err(bad(format!(
+                "tensor `{tensor}` maps to {shard}, not a file name"
+            )));
+        };
+        let plain = !shard.is_empty()
+            && Path::new(shard)
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
+        if !plain {
+            return Err(bad(format!(
+                "shard {shard:?} of tensor `{tensor}` is not a file name beside the index"
+            )));
+        }
+        shards.push(shard);
+        entries.push((tensor.clone(), dir.join(shard)));
+    }
+    shards.sort_by(|a, b| natural_cmp(a, b));
+    shards.dedup();
+    let mut files = Vec::with_capacity(shards.len());
+    for shard in shards {
+        let path = dir.join(shard);
+        if !path.is_file() {
+            return Err(CheckpointError::MissingShard {
+                index: index.to_path_buf(),
+                shard: path,
+            });
+        }
+        files.push(path);
+    }
+    Ok(Layout {
+        root,
+        files,
+        index: Some((index.to_path_buf(), entries)),
+        config_dir: dir,
+    })
 }

@@ -1,0 +1,507 @@
+//! Little-endian stored elements to f32/f64, and stored row-major blocks to faer matrices.
+//!
+//! Mapped data may sit at any byte offset, so elements are read from byte arrays
+//! (`from_le_bytes`), never by casting the mapped slice.
+
+use std::ops::Range;
+
+use faer::Mat;
+use faer::traits::ComplexField;
+use half::f16;
+use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
+
+/// A stored element type that can be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    F64,
+    F32,
+    F16,
+    BF16,
+    E4M3,
+    E5M2,
+}
+
+impl Kind {
+    /// Bytes per stored element.
+    pub(crate) fn size(self) -> usize {
+        match self {
+            Kind::F64 => 8,
+            Kind::F32 => 4,
+            Kind::F16 | Kind::BF16 => 2,
+            Kind::E4M3 | Kind::E5M2 => 1,
+        }
+    }
+}
+
+/// Decodes an OCP FP8 E4M3FN byte: bias 7, subnormals, no infinities, S.1111.111 is NaN.
+pub(crate) const fn e4m3_to_f32(b: u8) -> f32 {
+    let sign = ((b >> 7) as u32) << 31;
+    let e = ((b >> 3) & 0x0f) as u32;
+    let m = (b & 0x07) as u32;
+    let bits = if e == 15 && m == 7 {
+        0x7fc0_0000
+    } else if e == 0 {
+        if m == 0 {
+            0
+        } else {
+            // m · 2^-9 with m in 1..=7: normalise around its leading bit p.
+            let p = 31 - m.leading_zeros();
+            ((p + 127 - 9) << 23) | ((m - (1 << p)) << (23 - p))
+        }
+    } else {
+        ((e + 127 - 7) << 23) | (m << 20)
+    };
+    f32::from_bits(sign | bits)
+}
+
+/// Decodes an FP8 E5M2 byte: IEEE-like, bias 15, subnormals, infinities and NaNs.
+pub(crate) const fn e5m2_to_f32(b: u8) -> f32 {
+    let sign = ((b >> 7) as u32) << 31;
+    let e = ((b >> 2) & 0x1f) as u32;
+    let m = (b & 0x03) as u32;
+    let bits = if e == 31 {
+        if m == 0 { 0x7f80_0000 } else { 0x7fc0_0000 }
+    } else if e == 0 {
+        if m == 0 {
+            0
+        } else {
+            // m · 2^-16 with m in 1..=3.
+            let p = 31 - m.leading_zeros();
+            ((p + 127 - 16) << 23) | ((m - (1 << p)) << (23 - p))
+        }
+    } else {
+        ((e + 127 - 15) << 23) | (m << 21)
+    };
+    f32::from_bits(sign | bits)
+}
+
+macro_rules! table {
+    ($f:ident) => {{
+        let mut t = [0.0f32; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = $f(i as u8);
+            i += 1;
+        }
+        t
+    }};
+}
+
+/// Every E4M3FN byte decoded.
+pub(crate) static E4M3_TABLE: [f32; 256] = table!(e4m3_to_f32);
+/// Every E5M2 byte decoded.
+pub(crate) static E5M2_TABLE: [f32; 256] = table!(e5m2_to_f32);
+
+/// An output element type: f32 or f64.
+pub(crate) trait Elem: ComplexField + Copy + Default + 'static {
+    /// Decodes `dst.len()` elements of `kind` from `src` (exactly `dst.len() * kind.size()`
+    /// bytes); `scratch` is reusable working space.
+    fn decode_row(kind: Kind, src: &[u8], dst: &mut [Self], scratch: &mut Vec<u16>);
+}
+
+/// Copies little-endian u16 halves into `scratch` so `half` can convert them in bulk.
+fn load_u16(src: &[u8], n: usize, scratch: &mut Vec<u16>) {
+    scratch.clear();
+    let (pairs, _) = src.as_chunks::<2>();
+    scratch.extend(pairs.iter().take(n).map(|&p| u16::from_le_bytes(p)));
+}
+
+impl Elem for f32 {
+    fn decode_row(kind: Kind, src: &[u8], dst: &mut [f32], scratch: &mut Vec<u16>) {
+        match kind {
+            Kind::F32 => {
+                let (c, _) = src.as_chunks::<4>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = f32::from_le_bytes(c);
+                }
+            }
+            Kind::F64 => {
+                let (c, _) = src.as_chunks::<8>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = f64::from_le_bytes(c) as f32;
+                }
+            }
+            Kind::BF16 => {
+                let (c, _) = src.as_chunks::<2>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16);
+                }
+            }
+            Kind::F16 => {
+                load_u16(src, dst.len(), scratch);
+                let h: &[f16] = scratch.reinterpret_cast();
+                h.convert_to_f32_slice(dst);
+            }
+            Kind::E4M3 => {
+                for (d, &b) in dst.iter_mut().zip(src) {
+                    *d = E4M3_TABLE[usize::from(b)];
+                }
+            }
+            Kind::E5M2 => {
+                for (d, &b) in dst.iter_mut().zip(src) {
+                    *d = E5M2_TABLE[usize::from(b)];
+                }
+            }
+        }
+    }
+}
+
+impl Elem for f64 {
+    fn decode_row(kind: Kind, src: &[u8], dst: &mut [f64], scratch: &mut Vec<u16>) {
+        match kind {
+            Kind::F64 => {
+                let (c, _) = src.as_chunks::<8>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = f64::from_le_bytes(c);
+                }
+            }
+            Kind::F32 => {
+                let (c, _) = src.as_chunks::<4>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = f64::from(f32::from_le_bytes(c));
+                }
+            }
+            Kind::BF16 => {
+                let (c, _) = src.as_chunks::<2>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = f64::from(f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16));
+                }
+            }
+            Kind::F16 => {
+                load_u16(src, dst.len(), scratch);
+                let h: &[f16] = scratch.reinterpret_cast();
+                h.convert_to_f64_slice(dst);
+            }
+            Kind::E4M3 => {
+                for (d, &b) in dst.iter_mut().zip(src) {
+                    *d = f64::from(E4M3_TABLE[usize::from(b)]);
+                }
+            }
+            Kind::E5M2 => {
+                for (d, &b) in dst.iter_mut().zip(src) {
+                    *d = f64::from(E5M2_TABLE[usize::from(b)]);
+                }
+            }
+        }
+    }
+}
+
+/// Stored rows decoded per block before being scattered into column-major output.
+const ROW_BLOCK: usize = 64;
+
+/// Columns of `m` as slices (an owned faer matrix is always column-major).
+fn columns<T>(m: &mut Mat<T>) -> Vec<&mut [T]> {
+    m.col_iter_mut()
+        .map(|c| {
+            c.try_as_col_major_mut()
+                .expect("owned faer matrices have contiguous columns")
+                .as_slice_mut()
+        })
+        .collect()
+}
+
+/// Cuts `rows` × `cols` out of a row-major `[.., ncols]` tensor held in `data` into `out`,
+/// column-major, transposed when asked; `out` is reshaped, reusing its allocation when it is
+/// at least as large in both dimensions.
+///
+/// The caller has checked every range against the shape and that `data` holds the whole
+/// tensor (`nrows · ncols · kind.size()` bytes).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cut_into<T: Elem>(
+    kind: Kind,
+    data: &[u8],
+    ncols: usize,
+    rows: &[Range<usize>],
+    cols: Range<usize>,
+    total_rows: usize,
+    transpose: bool,
+    out: &mut Mat<T>,
+) {
+    let es = kind.size();
+    let width = cols.len();
+    let (nr, nc) = if transpose {
+        (width, total_rows)
+    } else {
+        (total_rows, width)
+    };
+    if nr <= out.nrows() && nc <= out.ncols() {
+        // Shrinking only truncates; every kept value is overwritten below.
+        out.resize_with(nr, nc, |_, _| T::default());
+    } else {
+        *out = Mat::zeros(nr, nc);
+    }
+    if nr == 0 || nc == 0 {
+        return;
+    }
+    let row_bytes = |r: usize| {
+        let start = (r * ncols + cols.start) * es;
+        &data[start..start + width * es]
+    };
+    let selected = rows.iter().flat_map(|r| r.clone());
+    let mut scratch = Vec::new();
+    let mut out_cols = columns(out);
+
+    if transpose {
+        // Stored row i becomes output column i: contiguous in column-major, decode in place.
+        for (col, r) in out_cols.into_iter().zip(selected) {
+            T::decode_row(kind, row_bytes(r), col, &mut scratch);
+        }
+        return;
+    }
+
+    // Stored row i becomes output row i: decode a block of rows into a row-major buffer,
+    // then copy it out column by column (each column receives a contiguous run). The buffer's
+    // row stride is padded: a power-of-two stride would map one column's values to a single
+    // cache set and thrash it.
+    let stride = width + 16;
+    let mut buf = vec![T::default(); ROW_BLOCK * stride];
+    let mut selected = selected.peekable();
+    let mut i0 = 0;
+    while selected.peek().is_some() {
+        let mut n = 0;
+        for (slot, r) in buf.chunks_exact_mut(stride).zip(selected.by_ref()) {
+            T::decode_row(kind, row_bytes(r), &mut slot[..width], &mut scratch);
+            n += 1;
+            if n == ROW_BLOCK {
+                break;
+            }
+        }
+        scatter(&buf, stride, n, &mut out_cols, i0);
+        i0 += n;
+    }
+}
+
+/// Writes the `n` buffered rows (row stride `stride`) into rows `i0..i0 + n` of the output
+/// columns: a contiguous run per column, strided reads from a cache-resident buffer.
+fn scatter<T: Elem>(buf: &[T], stride: usize, n: usize, cols: &mut [&mut [T]], i0: usize) {
+    for (j, col) in cols.iter_mut().enumerate() {
+        let src = buf[j..].iter().step_by(stride);
+        for (d, &v) in col[i0..i0 + n].iter_mut().zip(src) {
+            *d = v;
+        }
+    }
+}
+
+/// [`cut_into`] a fresh matrix.
+#[cfg(test)]
+pub(crate) fn cut<T: Elem>(
+    kind: Kind,
+    data: &[u8],
+    ncols: usize,
+    rows: &[Range<usize>],
+    cols: Range<usize>,
+    total_rows: usize,
+    transpose: bool,
+) -> Mat<T> {
+    let mut out = Mat::new();
+    cut_into(
+        kind, data, ncols, rows, cols, total_rows, transpose, &mut out,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference decoding straight from the format definitions, with powi.
+    fn e4m3_ref(b: u8) -> f32 {
+        let s = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+        let e = i32::from((b >> 3) & 0xf);
+        let m = f32::from(b & 7);
+        if e == 15 && b & 7 == 7 {
+            f32::NAN
+        } else if e == 0 {
+            s * m / 8.0 * 2f32.powi(-6)
+        } else {
+            s * (1.0 + m / 8.0) * 2f32.powi(e - 7)
+        }
+    }
+
+    fn e5m2_ref(b: u8) -> f32 {
+        let s = if b & 0x80 != 0 { -1.0 } else { 1.0 };
+        let e = i32::from((b >> 2) & 0x1f);
+        let m = f32::from(b & 3);
+        if e == 31 {
+            if m == 0.0 {
+                s * f32::INFINITY
+            } else {
+                f32::NAN
+            }
+        } else if e == 0 {
+            s * m / 4.0 * 2f32.powi(-14)
+        } else {
+            s * (1.0 + m / 4.0) * 2f32.powi(e - 15)
+        }
+    }
+
+    #[test]
+    fn fp8_tables_match_reference() {
+        for b in 0..=255u8 {
+            let (t, r) = (E4M3_TABLE[b as usize], e4m3_ref(b));
+            assert!(
+                t.to_bits() == r.to_bits() || (t.is_nan() && r.is_nan()),
+                "e4m3 {b:#x}"
+            );
+            let (t, r) = (E5M2_TABLE[b as usize], e5m2_ref(b));
+            assert!(
+                t.to_bits() == r.to_bits() || (t.is_nan() && r.is_nan()),
+                "e5m2 {b:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn fp8_known_values() {
+        assert_eq!(E4M3_TABLE[0x38], 1.0);
+        assert_eq!(E4M3_TABLE[0x7e], 448.0);
+        assert_eq!(E4M3_TABLE[0xfe], -448.0);
+        assert_eq!(E4M3_TABLE[0x01], 2f32.powi(-9));
+        assert_eq!(E4M3_TABLE[0x07], 7.0 * 2f32.powi(-9));
+        assert_eq!(E4M3_TABLE[0x08], 2f32.powi(-6));
+        assert!(E4M3_TABLE[0x7f].is_nan() && E4M3_TABLE[0xff].is_nan());
+        assert!(E4M3_TABLE[0x78].is_finite());
+        assert_eq!(E4M3_TABLE[0x80].to_bits(), (-0.0f32).to_bits());
+        assert_eq!(E5M2_TABLE[0x3c], 1.0);
+        assert_eq!(E5M2_TABLE[0x7b], 57344.0);
+        assert_eq!(E5M2_TABLE[0x7c], f32::INFINITY);
+        assert_eq!(E5M2_TABLE[0xfc], f32::NEG_INFINITY);
+        assert!(E5M2_TABLE[0x7d].is_nan());
+        assert_eq!(E5M2_TABLE[0x01], 2f32.powi(-16));
+        assert_eq!(E5M2_TABLE[0x04], 2f32.powi(-14));
+    }
+
+    #[test]
+    fn cut_matches_naive_for_every_kind_and_orientation() {
+        let (nr, nc) = (37, 23);
+        let vals: Vec<f32> = (0..nr * nc).map(|k| (k as f32 - 300.0) / 8.0).collect();
+        let encodings: Vec<(Kind, Vec<u8>)> = vec![
+            (
+                Kind::F32,
+                vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+            (
+                Kind::F64,
+                vals.iter()
+                    .flat_map(|&v| f64::from(v).to_le_bytes())
+                    .collect(),
+            ),
+            (
+                Kind::F16,
+                vals.iter()
+                    .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+                    .collect(),
+            ),
+            (
+                Kind::BF16,
+                vals.iter()
+                    .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                    .collect(),
+            ),
+            (Kind::E4M3, (0..nr * nc).map(|k| (k % 256) as u8).collect()),
+            (
+                Kind::E5M2,
+                (0..nr * nc).map(|k| (k * 7 % 256) as u8).collect(),
+            ),
+        ];
+        let rows = [3..20, 0..2, 30..37, 5..5];
+        let cols = 4..21;
+        let picked: Vec<usize> = rows.iter().flat_map(|r| r.clone()).collect();
+        for (kind, bytes) in &encodings {
+            // Odd offset: the mapped data need not be aligned.
+            let mut shifted = vec![0u8];
+            shifted.extend_from_slice(bytes);
+            let data = &shifted[1..];
+            let mut all = vec![0f64; nr * nc];
+            let mut scratch = Vec::new();
+            f64::decode_row(*kind, data, &mut all, &mut scratch);
+            let a: Mat<f32> = cut(*kind, data, nc, &rows, cols.clone(), picked.len(), false);
+            let b: Mat<f64> = cut(*kind, data, nc, &rows, cols.clone(), picked.len(), true);
+            assert_eq!((a.nrows(), a.ncols()), (picked.len(), cols.len()));
+            assert_eq!((b.nrows(), b.ncols()), (cols.len(), picked.len()));
+            for (i, &r) in picked.iter().enumerate() {
+                for (j, c) in cols.clone().enumerate() {
+                    let want = all[r * nc + c];
+                    let (x, y) = (f64::from(a[(i, j)]), b[(j, i)]);
+                    assert!(
+                        x == want || (x.is_nan() && want.is_nan()),
+                        "{kind:?} {r} {c}"
+                    );
+                    assert!(
+                        y == want || (y.is_nan() && want.is_nan()),
+                        "{kind:?} {r} {c}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use std::time::Instant;
+
+    /// Times decoding a 2048×2048 block; run with `cargo test --lib decode_speed -- --ignored
+    /// --nocapture`.
+    #[test]
+    #[ignore = "timing, not a check"]
+    #[allow(clippy::single_range_in_vec_init)]
+    fn decode_speed() {
+        let n = 2048;
+        let mut rng = crate::rng::Rng::new(7);
+        let vals: Vec<f32> = (0..n * n).map(|_| rng.uniform() as f32 - 0.5).collect();
+        let bf: Vec<u8> = vals
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect();
+        let h: Vec<u8> = vals
+            .iter()
+            .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+            .collect();
+        let f: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let e4: Vec<u8> = (0..n * n).map(|k| (k % 251) as u8).collect();
+        let rows = [0..n];
+        for (name, kind, data) in [
+            ("bf16", Kind::BF16, &bf),
+            ("f16", Kind::F16, &h),
+            ("f32", Kind::F32, &f),
+            ("e4m3", Kind::E4M3, &e4),
+        ] {
+            for transpose in [false, true] {
+                let mut best32 = f64::INFINITY;
+                let mut best64 = f64::INFINITY;
+                for _ in 0..5 {
+                    let t = Instant::now();
+                    let m: Mat<f32> = cut(kind, data, n, &rows, 0..n, n, transpose);
+                    best32 = best32.min(t.elapsed().as_secs_f64());
+                    std::hint::black_box(m);
+                    let t = Instant::now();
+                    let m: Mat<f64> = cut(kind, data, n, &rows, 0..n, n, transpose);
+                    best64 = best64.min(t.elapsed().as_secs_f64());
+                    std::hint::black_box(m);
+                }
+                let mut reuse32 = Mat::<f32>::new();
+                let mut reuse64 = Mat::<f64>::new();
+                let mut into32 = f64::INFINITY;
+                let mut into64 = f64::INFINITY;
+                for _ in 0..5 {
+                    let t = Instant::now();
+                    cut_into(kind, data, n, &rows, 0..n, n, transpose, &mut reuse32);
+                    into32 = into32.min(t.elapsed().as_secs_f64());
+                    let t = Instant::now();
+                    cut_into(kind, data, n, &rows, 0..n, n, transpose, &mut reuse64);
+                    into64 = into64.min(t.elapsed().as_secs_f64());
+                }
+                println!(
+                    "{name:5} transpose={transpose:5}: fresh f32 {:6.2} ms, f64 {:6.2} ms; \
+                     reused f32 {:6.2} ms, f64 {:6.2} ms",
+                    best32 * 1e3,
+                    best64 * 1e3,
+                    into32 * 1e3,
+                    into64 * 1e3
+                );
+            }
+        }
+    }
+}
