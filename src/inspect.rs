@@ -45,7 +45,11 @@ pub fn summary(ck: &Checkpoint, an: &Anatomy, ascii: bool) -> String {
         })
         .collect();
     let shown = if file_names.len() > 3 {
-        format!("{}, … {}", file_names[..2].join(", "), file_names[file_names.len() - 1])
+        format!(
+            "{}, … {}",
+            file_names[..2].join(", "),
+            file_names[file_names.len() - 1]
+        )
     } else {
         file_names.join(", ")
     };

@@ -5,8 +5,8 @@
 pub mod anatomy;
 pub mod checkpoint;
 pub mod error;
-// pub mod inspect;
-pub mod report;
+pub mod inspect;
+// pub mod report;
 pub mod rng;
 pub mod scan;
 pub mod spectrum;
