@@ -164,7 +164,8 @@ pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
         if whole.embedding && !opts.embeddings {
             continue;
         }
-        if !opts.projs.contains(whole.id.proj) && !(whole.embedding && opts.embeddings) {
+        let wanted = opts.projs.contains(whole.id.proj) || (whole.embedding && opts.embeddings);
+        if !wanted {
             continue;
         }
         match (&opts.layers, whole.id.layer) {

@@ -3,6 +3,7 @@
 pub mod heat;
 pub mod keys;
 pub mod lines;
+pub mod nav;
 pub mod plot;
 pub mod terminal;
 pub mod theme;

@@ -113,10 +113,8 @@ impl Nav {
         let current = self.projs().get(self.proj).map(|(p, _)| *p);
         let last = self.rows.len() as isize - 1;
         self.row = (self.row as isize + delta).clamp(0, last) as usize;
-        if let Some(p) = current {
-            if let Some(i) = self.projs().iter().position(|(q, _)| *q == p) {
-                self.proj = i;
-            }
+        if let Some(i) = current.and_then(|p| self.projs().iter().position(|(q, _)| *q == p)) {
+            self.proj = i;
         }
         self.clamp();
     }
@@ -176,5 +174,96 @@ impl Nav {
         if self.head > self.head_count() {
             self.head = self.head_count();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anatomy::{Overrides, from_parts};
+    use crate::checkpoint::{Dtype, ModelConfig, TensorInfo};
+
+    fn llama(layers: usize) -> Anatomy {
+        let mut tensors = Vec::new();
+        let mut add = |name: String, shape: [usize; 2]| {
+            tensors.push(TensorInfo {
+                name,
+                dtype: Dtype::F32,
+                shape: shape.to_vec(),
+                file: 0,
+                bytes: 0..shape[0] * shape[1] * 4,
+            })
+        };
+        for l in 0..layers {
+            let p = format!("model.layers.{l}.");
+            add(format!("{p}self_attn.q_proj.weight"), [32, 32]);
+            add(format!("{p}self_attn.k_proj.weight"), [16, 32]);
+            add(format!("{p}self_attn.v_proj.weight"), [16, 32]);
+            add(format!("{p}self_attn.o_proj.weight"), [32, 32]);
+            add(format!("{p}mlp.up_proj.weight"), [64, 32]);
+        }
+        add("reference.kaiming.weight".into(), [8, 24]);
+        let cfg = ModelConfig {
+            hidden_size: Some(32),
+            num_layers: Some(layers),
+            num_heads: Some(4),
+            num_kv_heads: Some(2),
+            ..Default::default()
+        };
+        from_parts(&tensors, Some(&cfg), &Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn rows_are_layers_then_loose_matrices() {
+        let nav = Nav::new(&llama(3));
+        assert_eq!(nav.rows.len(), 4);
+        assert!(matches!(nav.rows[3], Row::Loose { .. }));
+        let Row::Layer { projs, .. } = &nav.rows[0] else {
+            panic!()
+        };
+        assert_eq!(
+            projs,
+            &vec![
+                (Proj::Q, Some(4)),
+                (Proj::K, Some(2)),
+                (Proj::V, Some(2)),
+                (Proj::O, Some(4)),
+                (Proj::Up, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn moving_keeps_projection_and_clamps_heads() {
+        let mut nav = Nav::new(&llama(3));
+        nav.move_proj(3); // o
+        nav.move_head(4); // o head 3
+        assert_eq!(
+            nav.focus(),
+            Some(MatrixId {
+                layer: Some(0),
+                proj: Proj::O,
+                head: Some(3)
+            })
+        );
+        nav.move_proj(-2); // k has only 2 heads: clamp to head 1
+        assert_eq!(nav.focus().unwrap().proj, Proj::K);
+        assert_eq!(nav.focus().unwrap().head, Some(1));
+        nav.move_row(1);
+        assert_eq!(nav.focus().unwrap().layer, Some(1));
+        assert_eq!(nav.focus().unwrap().proj, Proj::K);
+        nav.move_head(1); // wraps to the whole matrix
+        assert_eq!(nav.focus().unwrap().head, None);
+        nav.move_row(100); // the loose matrix
+        assert_eq!(nav.focus().unwrap().layer, None);
+        nav.move_row(-100);
+        assert_eq!(nav.row, 0);
+        let target = MatrixId {
+            layer: Some(2),
+            proj: Proj::V,
+            head: Some(1),
+        };
+        assert!(nav.select(target));
+        assert_eq!(nav.focus(), Some(target));
     }
 }

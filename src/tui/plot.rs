@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(lines[3].chars().nth(4), Some('#'));
         // The curve shows in column 3, bars absent in column 0.
         assert!(lines.iter().take(4).any(|l| l.chars().nth(3) == Some('*')));
-        assert!(lines.iter().take(4).all(|l| l.chars().next() == Some(' ')));
+        assert!(lines.iter().take(4).all(|l| l.starts_with(' ')));
         // Axis with the two edge marks, then tick labels.
         assert_eq!(lines[4], "-^-----^");
         assert!(lines[5].starts_with('0') && lines[5].ends_with("8.00"));
