@@ -2,6 +2,7 @@
 
 use crate::anatomy::AnatomyError;
 use crate::checkpoint::CheckpointError;
+use crate::synth::SynthError;
 
 /// Any error a command can end with.
 #[derive(Debug, thiserror::Error)]
@@ -12,6 +13,9 @@ pub enum Error {
     /// Tensor names, shapes and head counts do not fit together.
     #[error(transparent)]
     Anatomy(#[from] AnatomyError),
+    /// A synthetic checkpoint could not be specified or written.
+    #[error(transparent)]
+    Synth(#[from] SynthError),
     /// Writing output failed.
     #[error("{path}: {source}")]
     Io {
@@ -30,6 +34,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } => 1,
+            Error::Synth(SynthError::Io { .. } | SynthError::Safetensors { .. }) => 1,
             _ => 2,
         }
     }

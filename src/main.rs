@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use mpscope::anatomy::{Anatomy, Overrides};
 use mpscope::checkpoint::Checkpoint;
+use mpscope::synth::{
+    self, CollapseSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily, SynthSpec,
+};
 use mpscope::{Error, inspect};
 
 /// Explore where a transformer's weights have left random initialization.
@@ -29,16 +32,16 @@ struct Cli {
 #[derive(Args, Debug, Clone, Default)]
 struct ModelArgs {
     /// Attention heads (overrides config.json).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     num_heads: Option<usize>,
     /// Key/value heads for GQA (overrides config.json).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     num_kv_heads: Option<usize>,
     /// Head dimension (overrides config.json).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     head_dim: Option<usize>,
     /// Draw with ASCII characters only.
-    #[arg(long, global = true)]
+    #[arg(long)]
     ascii: bool,
 }
 
@@ -52,8 +55,121 @@ impl ModelArgs {
     }
 }
 
+/// Options of `mpscope synth`; each flag overrides the preset (or the plain defaults).
+#[derive(Args, Debug, Clone)]
+struct SynthArgs {
+    /// Directory to write into (created if missing).
+    out: PathBuf,
+    /// Start from a preset: llama-3.2-1b, llama-3.1-8b or demo.
+    #[arg(long)]
+    preset: Option<String>,
+    /// Naming and layout: llama, bert, gpt2, phi3, neox.
+    #[arg(long)]
+    family: Option<SynthFamily>,
+    /// Transformer layers.
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Hidden size.
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Attention heads.
+    #[arg(long)]
+    heads: Option<usize>,
+    /// Key/value heads (GQA; llama and phi3 only).
+    #[arg(long)]
+    kv_heads: Option<usize>,
+    /// Head dimension (default hidden / heads).
+    #[arg(long, value_name = "N")]
+    head_dim: Option<usize>,
+    /// MLP width.
+    #[arg(long)]
+    intermediate: Option<usize>,
+    /// Vocabulary size.
+    #[arg(long)]
+    vocab: Option<usize>,
+    /// Stored dtype: bf16, f16, f32.
+    #[arg(long)]
+    dtype: Option<SynthDtype>,
+    /// Number of safetensors shards.
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Random seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Planted rank-one spikes, e.g. `q:3`, `L0.q:5x4`, `L2.k.h3:1` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    spikes: Vec<SpikeSpec>,
+    /// Heavy-tailed bulk, e.g. `q,k` or `L0-3.q:t3` (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    heavy_tail: Vec<HeavyTailSpec>,
+    /// Collapsed blocks (low rank plus small noise), e.g. `L1.q.h2:8@0.05`.
+    #[arg(long, value_delimiter = ',')]
+    collapse: Vec<CollapseSpec>,
+}
+
+impl SynthArgs {
+    fn spec(&self) -> Result<SynthSpec, Error> {
+        let mut spec = match &self.preset {
+            Some(name) => synth::preset(name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "unknown preset '{name}': expected one of {}",
+                    synth::PRESETS.join(", ")
+                ))
+            })?,
+            None => SynthSpec::new(
+                self.family.unwrap_or(SynthFamily::Llama),
+                self.layers.unwrap_or(4),
+                self.hidden.unwrap_or(256),
+                self.heads.unwrap_or(4),
+            ),
+        };
+        if let Some(f) = self.family {
+            spec.family = f;
+        }
+        if let Some(v) = self.layers {
+            spec.layers = v;
+        }
+        if let Some(v) = self.hidden {
+            spec.hidden = v;
+        }
+        if let Some(v) = self.heads {
+            spec.heads = v;
+            if self.kv_heads.is_none() && self.preset.is_none() {
+                spec.kv_heads = v;
+            }
+        }
+        if let Some(v) = self.kv_heads {
+            spec.kv_heads = v;
+        }
+        if self.head_dim.is_some() {
+            spec.head_dim = self.head_dim;
+        }
+        if self.intermediate.is_some() {
+            spec.intermediate = self.intermediate;
+        }
+        if let Some(v) = self.vocab {
+            spec.vocab = v;
+        }
+        if let Some(v) = self.dtype {
+            spec.dtype = v;
+        }
+        if let Some(v) = self.shards {
+            spec.shards = v;
+        }
+        if let Some(v) = self.seed {
+            spec.seed = v;
+        }
+        spec.spikes.extend(self.spikes.iter().cloned());
+        spec.heavy_tail.extend(self.heavy_tail.iter().cloned());
+        spec.collapse.extend(self.collapse.iter().cloned());
+        Ok(spec)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write a deterministic synthetic checkpoint (Kaiming-uniform, optional planted structure).
+    Synth(SynthArgs),
     /// Print the model summary and its layers × projections table (reads headers only).
     Inspect {
         /// Checkpoint: a .safetensors file, a model directory, or an HF cache repo id.
@@ -61,6 +177,8 @@ enum Command {
         /// Also list every tensor with dtype, shape and bytes.
         #[arg(long)]
         tensors: bool,
+        #[command(flatten)]
+        model: ModelArgs,
     },
 }
 
@@ -72,13 +190,38 @@ fn open(path: &str, model: &ModelArgs) -> Result<(Checkpoint, Anatomy), Error> {
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        Some(Command::Inspect { path, tensors }) => {
-            let (ck, an) = open(&path, &cli.model)?;
-            print!("{}", inspect::summary(&ck, &an, cli.model.ascii));
+        Some(Command::Inspect {
+            path,
+            tensors,
+            model,
+        }) => {
+            let (ck, an) = open(&path, &model)?;
+            print!("{}", inspect::summary(&ck, &an, model.ascii));
             if tensors {
                 println!();
-                print!("{}", inspect::tensor_list(&ck, cli.model.ascii));
+                print!("{}", inspect::tensor_list(&ck, model.ascii));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Synth(args)) => {
+            let spec = args.spec()?;
+            let started = std::time::Instant::now();
+            let truth = synth::write(&args.out, &spec)?;
+            let _ = truth;
+            let size = synth::total_size(&spec).unwrap_or(0);
+            eprintln!(
+                "wrote {} ({} {} layers, hidden {}, {} heads / {} kv, {}, {} shard{}) in {:.1}s",
+                args.out.display(),
+                spec.family.as_str(),
+                spec.layers,
+                spec.hidden,
+                spec.heads,
+                spec.kv_heads,
+                mpscope::units::bytes(size),
+                spec.shards,
+                if spec.shards == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64()
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => {
