@@ -82,24 +82,41 @@ fn divide(
 
 /// Combines overrides, config.json and shapes into head counts. The head dim is never guessed:
 /// it comes from `--head-dim`, config `head_dim`, or q size / H (H from a flag or config).
+///
+/// config.json's counts are one coherent reading: a flag that changes H or d makes the config's
+/// values that depend on it (its d, its H, its KV) stale, so those are re-derived from the
+/// shapes instead (when the shapes can tell).
 pub(crate) fn resolve(
     facts: &Facts,
     cfg: &ModelConfig,
     ov: &Overrides,
 ) -> Result<Counts, AnatomyError> {
+    let q_known = facts.q.is_some() || facts.hidden.is_some();
+    let cfg_heads = match (ov.num_heads, ov.head_dim) {
+        (None, Some(_)) if facts.q.is_some() => None,
+        _ => cfg.num_heads,
+    };
+    let cfg_head_dim = match (ov.num_heads, ov.head_dim) {
+        (Some(_), None) if q_known => None,
+        _ => cfg.head_dim,
+    };
+    let cfg_kv = match (ov.num_heads, ov.head_dim, ov.num_kv_heads) {
+        (Some(_), _, None) | (_, Some(_), None) if facts.kv.is_some() => None,
+        _ => cfg.num_kv_heads,
+    };
     let mut h = pick(
         ov.num_heads,
         "--num-heads",
-        cfg.num_heads,
+        cfg_heads,
         "num_attention_heads",
     )?;
     let mut kv = pick(
         ov.num_kv_heads,
         "--num-kv-heads",
-        cfg.num_kv_heads,
+        cfg_kv,
         "num_key_value_heads",
     )?;
-    let mut d = pick(ov.head_dim, "--head-dim", cfg.head_dim, "head_dim")?;
+    let mut d = pick(ov.head_dim, "--head-dim", cfg_head_dim, "head_dim")?;
 
     if d.is_none() {
         if let Some(h) = h {
@@ -340,9 +357,22 @@ mod tests {
             num_heads: Some(4),
             ..Default::default()
         };
-        // the flag wins over config.json
+        // the flag wins over config.json, and the config's kv count (which went with its 8
+        // heads) is re-derived from the shapes: 16 kv features / d 16.
         let c = resolve(&facts(64, 16), &cfg(Some(8), Some(2), None), &h_only).unwrap();
-        assert_eq!(c, counts(4, 2, 16));
+        assert_eq!(c, counts(4, 1, 16));
+        // an explicit config head_dim goes with the config's head count, not with the flag's.
+        let c = resolve(&facts(128, 32), &cfg(Some(8), Some(2), Some(16)), &h_only).unwrap();
+        assert_eq!(c, counts(4, 1, 32));
+        let d_only = Overrides {
+            head_dim: Some(32),
+            ..Default::default()
+        };
+        let c = resolve(&facts(128, 32), &cfg(Some(8), Some(2), Some(16)), &d_only).unwrap();
+        assert_eq!(c, counts(4, 1, 32));
+        // a kv flag alone leaves the config's H and d alone.
+        let c = resolve(&facts(128, 32), &cfg(Some(8), Some(2), Some(16)), &kv_only).unwrap();
+        assert_eq!(c, counts(8, 4, 16));
     }
 
     #[test]
