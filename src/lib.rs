@@ -4,9 +4,10 @@
 
 pub mod anatomy;
 pub mod checkpoint;
+pub mod demo;
 pub mod error;
 pub mod inspect;
-// pub mod report;
+pub mod report;
 pub mod rng;
 pub mod scan;
 pub mod spectrum;

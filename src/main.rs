@@ -1,15 +1,21 @@
 //! The `mpscope` command line: parses arguments and dispatches to the library.
 
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use mpscope::anatomy::{Anatomy, Overrides};
 use mpscope::checkpoint::Checkpoint;
+use mpscope::report::{self, Format};
+use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
+use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
     self, CollapseSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily, SynthSpec,
 };
-use mpscope::{Error, inspect};
+use mpscope::tui::{self, app::App, theme::Theme};
+use mpscope::{Error, demo, inspect};
 
 /// Explore where a transformer's weights have left random initialization.
 #[derive(Parser, Debug)]
@@ -17,7 +23,8 @@ use mpscope::{Error, inspect};
     name = "mpscope",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = "With no PATH, opens the bundled demo checkpoint."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,6 +33,94 @@ struct Cli {
     path: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
+    #[command(flatten)]
+    compute: ComputeArgs,
+}
+
+/// Options that change how spectra are computed.
+#[derive(Args, Debug, Clone, Default)]
+struct ComputeArgs {
+    /// Include embedding and LM-head matrices.
+    #[arg(long)]
+    embeddings: bool,
+    /// f64 throughout (slower; every value >= 1e-3 nu_1 to 1e-6 relative).
+    #[arg(long)]
+    precise: bool,
+    /// Worker threads (0 = one per core).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
+}
+
+impl ComputeArgs {
+    fn options(&self, ck: &Checkpoint) -> ComputeOptions {
+        ComputeOptions {
+            precision: if self.precise {
+                Precision::Precise
+            } else {
+                Precision::Fast
+            },
+            initializer_range: ck.config().and_then(|c| c.initializer_range),
+        }
+    }
+}
+
+/// Options of `mpscope report`.
+#[derive(Args, Debug, Clone)]
+struct ReportArgs {
+    /// Checkpoint: a .safetensors file, a model directory, or an HF cache repo id.
+    path: String,
+    /// Output format (default: table on a terminal, JSON otherwise).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Projection groups: q,k,v,o,mlp,other (default all).
+    #[arg(long, value_name = "LIST")]
+    proj: Option<ProjFilter>,
+    /// Layers, e.g. 0-3,10 (default all).
+    #[arg(long, value_name = "RANGES")]
+    layers: Option<LayerFilter>,
+    /// Include head blocks of q, k, v, o (the default).
+    #[arg(long, overrides_with = "no_heads")]
+    heads: bool,
+    /// Whole matrices only.
+    #[arg(long, overrides_with = "heads")]
+    no_heads: bool,
+    /// Sigma mode of the MP law and the scores.
+    #[arg(long, value_enum, default_value_t = SigmaArg::Entry)]
+    sigma: SigmaArg,
+    /// Compute vector_p for whole matrices too (heads always get it).
+    #[arg(long)]
+    vectors: bool,
+    /// Include the singular values in JSON.
+    #[arg(long)]
+    values: bool,
+    /// Write to FILE instead of standard output.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    compute: ComputeArgs,
+}
+
+/// Sigma mode names on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SigmaArg {
+    /// RMS of the entries.
+    Entry,
+    /// Fitted to the bulk.
+    Fit,
+    /// From the initialization (config initializer_range, else nn.Linear's default).
+    Init,
+}
+
+impl From<SigmaArg> for SigmaMode {
+    fn from(s: SigmaArg) -> Self {
+        match s {
+            SigmaArg::Entry => SigmaMode::Entry,
+            SigmaArg::Fit => SigmaMode::Fit,
+            SigmaArg::Init => SigmaMode::Init,
+        }
+    }
 }
 
 /// Options every command that opens a model takes.
@@ -168,6 +263,8 @@ impl SynthArgs {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Compute every spectrum and print the scores (table, CSV or JSON) for scripts.
+    Report(Box<ReportArgs>),
     /// Write a deterministic synthetic checkpoint (Kaiming-uniform, optional planted structure).
     Synth(SynthArgs),
     /// Print the model summary and its layers × projections table (reads headers only).
@@ -224,13 +321,115 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Report(args)) => report(&args),
+        None => explore(cli.path, &cli.model, &cli.compute),
+    }
+}
+
+fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    let (ck, an) = open(&args.path, &args.model)?;
+    let mode: SigmaMode = args.sigma.into();
+    let scan = ScanOptions {
+        projs: args.proj.clone().unwrap_or_default(),
+        layers: args.layers.clone(),
+        heads: !args.no_heads,
+        vectors_whole: args.vectors,
+        embeddings: args.compute.embeddings,
+    };
+    let jobs = scan::plan(&an, &scan);
+    let compute = args.compute.options(&ck);
+    let model = report::ModelRecord::new(&args.path, &ck, &an);
+    let results = report::run(
+        Arc::new(ck),
+        jobs,
+        compute,
+        mode,
+        args.compute.threads,
+        report::stderr_progress(),
+    )
+    .map_err(Error::Usage)?;
+    let format = args.format.unwrap_or(
+        if args.output.is_none() && std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        },
+    );
+    let text = match format {
+        Format::Table => report::to_table(&model, mode, &results),
+        Format::Csv => report::to_csv(&results),
+        Format::Json => {
+            let mut j = report::to_json(model, mode, &results, args.values);
+            j.push('\n');
+            j
+        }
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        })?,
         None => {
-            let _ = PathBuf::new();
-            Err(Error::Usage(
-                "the terminal explorer is not built yet; try `mpscope inspect PATH`".into(),
-            ))
+            let mut out = std::io::stdout().lock();
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(Error::Io {
+                        path: PathBuf::from("<stdout>"),
+                        source: e,
+                    });
+                }
+            }
         }
     }
+    Ok(if results.failed() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn explore(
+    path: Option<String>,
+    model: &ModelArgs,
+    compute: &ComputeArgs,
+) -> Result<ExitCode, Error> {
+    let (spec, title) = match path {
+        Some(p) => (p.clone(), p),
+        None => {
+            let dir = demo::locate()?;
+            (dir.to_string_lossy().into_owned(), "demo".to_string())
+        }
+    };
+    let (ck, an) = open(&spec, model)?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "the explorer needs a terminal; for scripts use `mpscope report PATH`".into(),
+        ));
+    }
+    let jobs = scan::plan(
+        &an,
+        &ScanOptions {
+            embeddings: compute.embeddings,
+            ..ScanOptions::default()
+        },
+    );
+    let options = compute.options(&ck);
+    let blocks = jobs.iter().map(|j| j.block.clone()).collect();
+    let app = App::new(title, &an, blocks);
+    let theme = Theme::from_env(model.ascii);
+    let ck = Arc::new(ck);
+    tui::run::run(
+        app,
+        jobs,
+        compute.threads,
+        move |j| scan::compute(&ck, j, &options),
+        theme,
+    )
+    .map_err(|source| Error::Io {
+        path: PathBuf::from("<terminal>"),
+        source,
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

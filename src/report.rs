@@ -110,7 +110,7 @@ pub fn run(
 /// A progress line for stderr: "[#####.....] 120/480  12.3s  ETA 30s".
 pub fn progress_line(p: &Progress) -> String {
     let w = 30;
-    let filled = if p.total > 0 { p.done * w / p.total } else { w };
+    let filled = (p.done * w).checked_div(p.total).unwrap_or(w);
     let bar: String = (0..w).map(|i| if i < filled { '#' } else { '.' }).collect();
     let eta = p
         .eta
@@ -295,7 +295,11 @@ pub fn to_json(model: ModelRecord, mode: SigmaMode, r: &Results, values: bool) -
     let doc = JsonReport {
         model,
         sigma_mode: mode,
-        matrices: r.entries.iter().map(|e| MatrixRecord::new(e, values)).collect(),
+        matrices: r
+            .entries
+            .iter()
+            .map(|e| MatrixRecord::new(e, values))
+            .collect(),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
@@ -395,8 +399,19 @@ pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
     );
     out.push('\n');
     let header = [
-        "layer", "proj", "shape", "dtype", "sigma", "ks", "above", "below", "edge", "outlier",
-        "s.rank", "vec_p", "heads: mean ks / worst ks",
+        "layer",
+        "proj",
+        "shape",
+        "dtype",
+        "sigma",
+        "ks",
+        "above",
+        "below",
+        "edge",
+        "outlier",
+        "s.rank",
+        "vec_p",
+        "heads: mean ks / worst ks",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     let mut errors = Vec::new();
@@ -421,7 +436,13 @@ pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
                 .iter()
                 .copied()
                 .fold((0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
-            format!("{}: {:.3} / {:.3} (h{})", heads.len(), mean, worst.1, worst.0)
+            format!(
+                "{}: {:.3} / {:.3} (h{})",
+                heads.len(),
+                mean,
+                worst.1,
+                worst.0
+            )
         };
         let name = match m.layer {
             Some(l) => l.to_string(),
@@ -513,10 +534,12 @@ pub fn depth_summary(r: &Results) -> String {
     }
     let layers: std::collections::BTreeSet<usize> = acc.keys().map(|k| k.0).collect();
     let mut rows = vec![
-        ["layer", "q ks", "k ks", "v ks", "q vec_p", "k vec_p", "v vec_p"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
+        [
+            "layer", "q ks", "k ks", "v ks", "q vec_p", "k vec_p", "v vec_p",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
     ];
     for l in layers {
         let mut row = vec![l.to_string()];

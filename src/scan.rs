@@ -3,7 +3,11 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
+use faer::Par;
+
 use crate::anatomy::{Anatomy, Block, Proj};
+use crate::checkpoint::Checkpoint;
+use crate::spectrum::{AnalyzeOptions, Precision, SigmaMode, Spectrum};
 
 /// A group of projections a user can select (`--proj q,k,v,o,mlp,other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,6 +192,43 @@ pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
         }
     }
     jobs
+}
+
+/// How every job is computed (shared by the explorer and the report).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ComputeOptions {
+    /// Accuracy of the singular values.
+    pub precision: Precision,
+    /// `initializer_range` from config.json, for the `init` σ.
+    pub initializer_range: Option<f64>,
+}
+
+/// Decodes one block from the checkpoint and computes its spectrum.
+pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spectrum, String> {
+    let analyze = AnalyzeOptions {
+        precision: opts.precision,
+        par: Par::Seq,
+        vector_p: job.vectors,
+        sigma_mode: SigmaMode::Entry,
+        initializer_range: opts.initializer_range,
+        fan_in: Some(job.fan_in),
+    };
+    let name = &job.block.tensor;
+    let spectrum = match opts.precision {
+        Precision::Fast => {
+            let m = ck
+                .decode_f32(&job.block.selection)
+                .map_err(|e| e.to_string())?;
+            Spectrum::compute(m.as_ref(), &analyze)
+        }
+        Precision::Precise => {
+            let m = ck
+                .decode_f64(&job.block.selection)
+                .map_err(|e| e.to_string())?;
+            Spectrum::compute(m.as_ref(), &analyze)
+        }
+    };
+    spectrum.map_err(|e| format!("{name} ({}): {e}", job.block.name))
 }
 
 #[cfg(test)]

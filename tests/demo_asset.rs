@@ -18,6 +18,11 @@ fn committed_demo_is_byte_identical_to_a_fresh_synth_run() {
              regenerate it with that command"
         );
     }
-    let size = std::fs::metadata(committed.join("model.safetensors")).unwrap().len();
-    assert!(size < 10 * 1024 * 1024, "demo is {size} bytes, keep it under 10 MB");
+    let size = std::fs::metadata(committed.join("model.safetensors"))
+        .unwrap()
+        .len();
+    assert!(
+        size < 10 * 1024 * 1024,
+        "demo is {size} bytes, keep it under 10 MB"
+    );
 }

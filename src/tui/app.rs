@@ -107,7 +107,11 @@ impl ScoreKind {
             ScoreKind::EdgeRatio => (v - 1.0) / (max_seen - 1.0).max(0.5),
             _ => v / max_seen.max(f64::MIN_POSITIVE),
         };
-        if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 }
+        if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
     }
 }
 
@@ -163,6 +167,8 @@ pub struct App {
     pub unit: Unit,
     /// Histogram bins in the spectrum view (`None` = one per column).
     pub bins: Option<usize>,
+    /// Draw every value (true) or zoom on the MP bulk and count outliers at the edge.
+    pub full_range: bool,
     /// Overlay on top of the view.
     pub overlay: Overlay,
     /// Worker progress.
@@ -203,6 +209,7 @@ impl App {
             sigma_mode: SigmaMode::Entry,
             unit: Unit::Singular,
             bins: None,
+            full_range: false,
             overlay: Overlay::None,
             progress: Progress {
                 done: 0,
@@ -218,9 +225,8 @@ impl App {
 
     /// Stores a finished spectrum (scored under the current σ mode) or its error.
     pub fn add_result(&mut self, id: MatrixId, result: Result<Spectrum, String>) {
-        let outcome = result.and_then(|s| {
-            Analysis::new(s, self.sigma_mode).map_err(|e| e.to_string())
-        });
+        let outcome =
+            result.and_then(|s| Analysis::new(s, self.sigma_mode).map_err(|e| e.to_string()));
         self.results.insert(id, outcome);
     }
 
@@ -247,10 +253,10 @@ impl App {
             proj,
             head: None,
         };
-        if kind != ScoreKind::VectorP {
-            if let Some(v) = self.score_of(&whole, kind) {
-                return Some(v);
-            }
+        if kind != ScoreKind::VectorP
+            && let Some(v) = self.score_of(&whole, kind)
+        {
+            return Some(v);
         }
         self.mean_head_score(layer, proj, kind)
     }
@@ -279,10 +285,9 @@ impl App {
             .rows
             .iter()
             .find_map(|r| match r {
-                super::nav::Row::Layer { projs, .. } => projs
-                    .iter()
-                    .find(|(p, _)| *p == proj)
-                    .and_then(|(_, h)| *h),
+                super::nav::Row::Layer { projs, .. } => {
+                    projs.iter().find(|(p, _)| *p == proj).and_then(|(_, h)| *h)
+                }
                 _ => None,
             })
             .unwrap_or(0)
@@ -382,6 +387,7 @@ impl App {
                     Unit::Eigen => Unit::Singular,
                 };
             }
+            Action::ToggleRange => self.full_range = !self.full_range,
             Action::MoreBins => {
                 let b = self.bins.unwrap_or(40);
                 self.bins = Some((b + b / 4).clamp(4, 400));
@@ -436,10 +442,10 @@ impl App {
                         let before = self.focus();
                         self.nav.select(*id);
                         self.message = Some(format!("jumped to {name}"));
-                        if self.focus() != before {
-                            if let Some(f) = self.focus() {
-                                return Effect::Refocus(f);
-                            }
+                        if self.focus() != before
+                            && let Some(f) = self.focus()
+                        {
+                            return Effect::Refocus(f);
                         }
                     }
                     None => self.message = Some(format!("no tensor matches '{q}'")),

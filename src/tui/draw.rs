@@ -138,7 +138,10 @@ fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         tabs.push(Span::raw(" "));
     }
     tabs.push(Span::styled(
-        txt(&format!("  {} · score {}", focus_name(app), app.score.name()), t),
+        txt(
+            &format!("  {} · score {}", focus_name(app), app.score.name()),
+            t,
+        ),
         t.title(),
     ));
     f.render_widget(Paragraph::new(vec![line1, Line::from(tabs)]), area);
@@ -150,7 +153,10 @@ fn score_glyph(app: &App, t: &Theme, layer: usize, proj: Proj, max: f64) -> (cha
         Some(v) => {
             let far = app.score.farness(v, max);
             let eighths = 1 + (far * 7.0).round() as usize;
-            (t.bar(eighths), t.heat(far).bg(Color::Reset).fg(heat_fg(far, t)))
+            (
+                t.bar(eighths),
+                t.heat(far).bg(Color::Reset).fg(heat_fg(far, t)),
+            )
         }
         None => (if t.ascii { '?' } else { '·' }, t.dim()),
     }
@@ -174,7 +180,11 @@ fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     if h == 0 {
         return;
     }
-    let first = app.nav.row.saturating_sub(h / 2).min(app.nav.rows.len().saturating_sub(h));
+    let first = app
+        .nav
+        .row
+        .saturating_sub(h / 2)
+        .min(app.nav.rows.len().saturating_sub(h));
     let max: Vec<f64> = [Proj::Q, Proj::K, Proj::V]
         .iter()
         .map(|p| app.max_score(Some(*p), app.score))
@@ -254,7 +264,10 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let title = block_info
         .map(|b| format!(" {} · {} ", b.name, b.tensor))
         .unwrap_or_default();
-    let frame = bordered(Line::from(txt(&truncate(&title, area.width as usize - 2), t)), t);
+    let frame = bordered(
+        Line::from(txt(&truncate(&title, area.width as usize - 2), t)),
+        t,
+    );
     let inner = frame.inner(area);
     f.render_widget(frame, area);
     if let Some(msg) = status_text(app, &id) {
@@ -279,9 +292,7 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         .bins
         .unwrap_or(plot_area.width as usize)
         .clamp(1, plot_area.width.max(1) as usize * 4);
-    let hist = a
-        .spectrum
-        .histogram(a.sigma.value, app.unit, bins, HistogramRange::Full);
+    let hist = spectrum_histogram(app, a, bins);
     let counts: Vec<f64> = hist.counts.iter().map(|&c| c as f64).collect();
     let marks: Vec<f64> = a
         .law
@@ -333,7 +344,33 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
             ])
         })
         .collect();
-    f.render_widget(Paragraph::new(lines), stats_area.inner(ratatui::layout::Margin::new(1, 0)));
+    f.render_widget(
+        Paragraph::new(lines),
+        stats_area.inner(ratatui::layout::Margin::new(1, 0)),
+    );
+}
+
+/// The histogram of the spectrum view: every value, or the MP bulk with some headroom
+/// (values beyond are counted at the right edge).
+fn spectrum_histogram(app: &App, a: &Analysis, bins: usize) -> crate::spectrum::Histogram {
+    let s = &a.spectrum;
+    let Some(law) = a.law.filter(|_| !app.full_range) else {
+        return s.histogram(a.sigma.value, app.unit, bins, HistogramRange::Full);
+    };
+    let to_unit = |nu: f64| match app.unit {
+        Unit::Singular => nu,
+        Unit::Eigen => nu * nu / s.q() as f64,
+    };
+    let (lo_edge, hi_edge) = law.edges_in(app.unit);
+    let top = to_unit(s.top());
+    let bottom = to_unit(s.values.last().copied().unwrap_or(0.0));
+    let hi = (top * 1.02).min(hi_edge * 1.35).max(hi_edge * 1.05);
+    let lo = if lo_edge > 0.25 * hi_edge {
+        (bottom.min(lo_edge) * 0.95).max(0.0)
+    } else {
+        0.0
+    };
+    crate::spectrum::Histogram::with_limits(&s.values, Some(&law), s.q(), app.unit, bins, lo, hi)
 }
 
 /// Key, value, and whether the value signals structure (far from MP).
@@ -350,7 +387,11 @@ fn stats_lines(
         .map(|b| crate::inspect::dtype_label(&b.dtype))
         .unwrap_or_default();
     v.push(("shape", format!("{shape} {dtype}"), false));
-    v.push(("σ", format!("{:.4} ({})", a.sigma.value, app.sigma_mode), false));
+    v.push((
+        "σ",
+        format!("{:.4} ({})", a.sigma.value, app.sigma_mode),
+        false,
+    ));
     if let Some(l) = a.law {
         let (lo, hi) = l.edges_in(app.unit);
         v.push(("ν− ν+", format!("{} {}", fmt_tick(lo), fmt_tick(hi)), false));
@@ -366,7 +407,11 @@ fn stats_lines(
         s.above + s.below > 0,
     ));
     v.push(("edge", format!("{:.3}", s.edge_ratio), s.edge_ratio > 1.1));
-    v.push(("outlier", format!("{:.4}", s.outlier_mass), s.outlier_mass > 0.01));
+    v.push((
+        "outlier",
+        format!("{:.4}", s.outlier_mass),
+        s.outlier_mass > 0.01,
+    ));
     v.push(("st.rank", format!("{:.1}", s.stable_rank), false));
     v.push((
         "vector_p",
@@ -375,7 +420,13 @@ fn stats_lines(
             .unwrap_or_else(|| "-".into()),
         s.vector_p.is_some_and(|p| p < 0.2),
     ));
-    let top: Vec<String> = a.spectrum.values.iter().take(5).map(|x| fmt_tick(*x)).collect();
+    let top: Vec<String> = a
+        .spectrum
+        .values
+        .iter()
+        .take(5)
+        .map(|x| fmt_tick(*x))
+        .collect();
     v.push(("top ν", top.join(" "), false));
     v.push((
         "time",
@@ -399,9 +450,12 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     f.render_widget(frame, area);
     if heads == 0 {
         f.render_widget(
-            Paragraph::new(txt("this matrix has no heads (MLP, other, or head count unknown: pass --num-heads)", t))
-                .style(t.dim())
-                .wrap(ratatui::widgets::Wrap { trim: true }),
+            Paragraph::new(txt(
+                "this matrix has no heads (MLP, other, or head count unknown: pass --num-heads)",
+                t,
+            ))
+            .style(t.dim())
+            .wrap(ratatui::widgets::Wrap { trim: true }),
             inner,
         );
         return;
@@ -442,7 +496,12 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         }
         let x = inner.x + c as u16 * cell_w;
         let y = inner.y + (r - first_row) as u16 * cell_h;
-        let cell = Rect::new(x, y, cell_w.saturating_sub(1), cell_h.min(inner.bottom() - y));
+        let cell = Rect::new(
+            x,
+            y,
+            cell_w.saturating_sub(1),
+            cell_h.min(inner.bottom() - y),
+        );
         let focused = focus.head == Some(h);
         let score = app.score_of(id, app.score);
         let label = format!(
@@ -452,16 +511,23 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         let style = if focused {
             t.selected()
         } else {
-            score.map(|v| {
-                let far = app.score.farness(v, max);
-                if far > 0.66 { t.warn() } else { t.text() }
-            }).unwrap_or(t.dim())
+            score
+                .map(|v| {
+                    let far = app.score.farness(v, max);
+                    if far > 0.66 { t.warn() } else { t.text() }
+                })
+                .unwrap_or(t.dim())
         };
         f.render_widget(
             Paragraph::new(txt(&truncate(&label, cell.width as usize), t)).style(style),
             Rect::new(cell.x, cell.y, cell.width, 1),
         );
-        let plot = Rect::new(cell.x, cell.y + 1, cell.width, cell.height.saturating_sub(1));
+        let plot = Rect::new(
+            cell.x,
+            cell.y + 1,
+            cell.width,
+            cell.height.saturating_sub(1),
+        );
         match app.results.get(id) {
             Some(Ok(a)) => {
                 let law = a.law;
@@ -503,7 +569,10 @@ fn focus_name_whole(app: &App, id: MatrixId) -> String {
 
 fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let kind = app.score;
-    let title = format!(" depth profile · mean head {} per layer (s: score) ", kind.name());
+    let title = format!(
+        " depth profile · mean head {} per layer (s: score) ",
+        kind.name()
+    );
     let frame = bordered(Line::from(txt(&title, t)), t);
     let inner = frame.inner(area);
     f.render_widget(frame, area);
@@ -525,12 +594,14 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
             marker: *m,
             color,
             values: (0..n)
-                .map(|l| app.mean_head_score(l, *p, kind).or_else(|| app.layer_score(l, *p, kind)))
+                .map(|l| {
+                    app.mean_head_score(l, *p, kind)
+                        .or_else(|| app.layer_score(l, *p, kind))
+                })
                 .collect(),
         })
         .collect();
-    let [legend, plot] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let [legend, plot] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     let mut spans = vec![Span::raw(" ")];
     for s in &series {
         let style = if t.color {
@@ -538,13 +609,13 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         } else {
             t.text()
         };
-        spans.push(Span::styled(format!("{} {}   ", s.marker, s.marker), style));
+        spans.push(Span::styled(format!("{} ", s.marker), style));
     }
     spans.push(Span::styled(
         match kind {
-            ScoreKind::VectorP => "random ~ 0.5, learned -> 0",
-            ScoreKind::Ks => "random ~ 0, learned -> 1",
-            _ => "",
+            ScoreKind::VectorP => " (q, k, v)   random ~ 0.5, learned -> 0",
+            ScoreKind::Ks => " (q, k, v)   random ~ 0, learned -> 1",
+            _ => " (q, k, v)",
         },
         t.dim(),
     ));
@@ -568,7 +639,10 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let Some(focus) = app.focus() else { return };
     let proj = focus.proj;
     let heads = app.nav.head_count();
-    let title = format!(" heatmap · layers x heads of {proj} · {} ", app.score.name());
+    let title = format!(
+        " heatmap · layers x heads of {proj} · {} ",
+        app.score.name()
+    );
     let frame = bordered(Line::from(txt(&title, t)), t);
     let inner = frame.inner(area);
     f.render_widget(frame, area);
@@ -607,8 +681,7 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
                 .collect()
         })
         .collect();
-    let [legend, map] =
-        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+    let [legend, map] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     let ramp: String = (0..10).map(|i| t.ramp(i as f64 / 9.0)).collect();
     f.render_widget(
         Paragraph::new(Line::from(vec![
@@ -620,7 +693,9 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     );
     let rows = map.height.saturating_sub(1) as usize;
     let layer = focus.layer.unwrap_or(0);
-    let first_row = layer.saturating_sub(rows.saturating_sub(1) / 2).min(n.saturating_sub(rows));
+    let first_row = layer
+        .saturating_sub(rows.saturating_sub(1) / 2)
+        .min(n.saturating_sub(rows));
     f.render_widget(
         Heatmap {
             cells: &cells,
@@ -657,19 +732,22 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         "j/k layer  h/l head  Tab proj  1-4 view  s score  m sigma  ? help  q quit".into()
     });
     let w = area.width as usize;
-    let left = truncate(&left, w.saturating_sub(right.len() + gauge_w + 1));
+    let left: String = left
+        .chars()
+        .take(w.saturating_sub(right.len() + gauge_w + 1))
+        .collect();
     let mut spans = vec![Span::styled(
         txt(&left, t),
-        if app.message.is_some() { t.warn() } else { t.dim() },
+        if app.message.is_some() {
+            t.warn()
+        } else {
+            t.dim()
+        },
     )];
     let pad = w.saturating_sub(left.chars().count() + right.len() + gauge_w);
     spans.push(Span::raw(" ".repeat(pad)));
     if gauge_w > 0 {
-        let filled = if p.total > 0 {
-            (p.done * gauge_w) / p.total
-        } else {
-            gauge_w
-        };
+        let filled = (p.done * gauge_w).checked_div(p.total).unwrap_or(gauge_w);
         let (on, off) = if t.ascii { ('#', '.') } else { ('█', '░') };
         let bar: String = (0..gauge_w)
             .map(|i| if i < filled { on } else { off })

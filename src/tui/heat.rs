@@ -21,11 +21,10 @@ pub struct Heatmap<'a> {
 
 /// Width of one cell in columns for `heads` heads in `width` columns (1 or 2).
 pub fn cell_width(heads: usize, width: u16) -> u16 {
-    if heads > 0 && heads * 2 <= width as usize {
-        2
-    } else {
-        1
+    if heads == 0 {
+        return 1;
     }
+    (width as usize / heads).clamp(1, 4) as u16
 }
 
 impl Widget for Heatmap<'_> {
@@ -39,7 +38,11 @@ impl Widget for Heatmap<'_> {
         let cw = cell_width(heads, area.width - label_w);
         let visible_heads = ((area.width - label_w) / cw) as usize;
         // Header: head numbers every 4 (or 8) heads.
-        let step = if cw == 2 { 4 } else { 8 };
+        let step = match cw {
+            1 => 8,
+            2 => 4,
+            _ => 2,
+        };
         for h in (0..heads.min(visible_heads)).step_by(step) {
             let x = area.x + label_w + h as u16 * cw;
             let s = h.to_string();
@@ -66,7 +69,7 @@ impl Widget for Heatmap<'_> {
                 let focused = self.focus == Some((i, h));
                 let style = if focused { t.selected() } else { style };
                 for k in 0..cw {
-                    let glyph = if focused && k == 0 && cw == 2 {
+                    let glyph = if focused && k == 0 && cw >= 2 {
                         if t.ascii { '[' } else { '▶' }
                     } else {
                         ch
@@ -88,7 +91,7 @@ mod tests {
             vec![Some(0.0), Some(1.0), None],
             vec![Some(0.5), Some(0.25), Some(0.9)],
         ];
-        let area = Rect::new(0, 0, 12, 3);
+        let area = Rect::new(0, 0, 10, 3);
         let mut buf = Buffer::empty(area);
         Heatmap {
             cells: &cells,
@@ -101,8 +104,8 @@ mod tests {
         }
         .render(area, &mut buf);
         let line =
-            |y: u16| -> String { (0..12).map(|x| buf[(x, y)].symbol().to_string()).collect() };
-        assert_eq!(line(1), "  0   @@??  ");
+            |y: u16| -> String { (0..10).map(|x| buf[(x, y)].symbol().to_string()).collect() };
+        assert_eq!(line(1), "  0   @@??");
         assert!(line(2).starts_with("  1 ++::[%"), "{}", line(2));
     }
 }

@@ -37,6 +37,8 @@ pub enum Action {
     CycleSigma,
     /// Toggle the ν / λ = ν²/q axis.
     ToggleAxis,
+    /// Toggle the histogram range: the MP bulk (outliers counted) or every value.
+    ToggleRange,
     /// More histogram bins.
     MoreBins,
     /// Fewer histogram bins.
@@ -79,6 +81,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('s') => Action::CycleScore,
         KeyCode::Char('m') => Action::CycleSigma,
         KeyCode::Char('x') => Action::ToggleAxis,
+        KeyCode::Char('r') => Action::ToggleRange,
         KeyCode::Char('+') | KeyCode::Char('=') => Action::MoreBins,
         KeyCode::Char('-') | KeyCode::Char('_') => Action::FewerBins,
         KeyCode::Char('/') => Action::Search,
@@ -108,6 +111,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("s", "cycle the score shown (ks, vector_p, edge_ratio, ...)"),
     ("m", "cycle sigma mode: entry, fit, init"),
     ("x", "toggle axis: nu or lambda = nu^2/q"),
+    ("r", "histogram range: the MP bulk, or every value"),
     ("+ -", "more / fewer histogram bins"),
     ("/", "jump to a tensor by name"),
     ("e", "export the focused spectrum as JSON"),

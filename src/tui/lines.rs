@@ -35,7 +35,7 @@ pub struct LinePlot<'a> {
 impl Widget for LinePlot<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
         let t = self.theme;
-        let label_w = 7u16;
+        let label_w = 8u16;
         if area.width < label_w + 4 || area.height < 4 {
             return;
         }

@@ -1,9 +1,12 @@
 //! The terminal explorer: state, keys, drawing and the event loop.
 
+pub mod app;
+pub mod draw;
 pub mod heat;
 pub mod keys;
 pub mod lines;
 pub mod nav;
 pub mod plot;
+pub mod run;
 pub mod terminal;
 pub mod theme;

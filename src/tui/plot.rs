@@ -37,6 +37,25 @@ impl HistPlot<'_> {
     }
 }
 
+/// The top of the y axis: the tallest bar, unless one or two bars (a pile-up at zero, say)
+/// tower over everything else, in which case the scale follows the rest and the MP curve and
+/// the towering bars are drawn clipped.
+fn y_scale(counts: &[f64], curve: &[f64]) -> f64 {
+    let finite = |v: &&f64| v.is_finite() && **v >= 0.0;
+    let mut sorted: Vec<f64> = counts.iter().filter(finite).copied().collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let curve_max = curve.iter().filter(finite).fold(0.0f64, |m, v| m.max(*v));
+    let top = sorted.first().copied().unwrap_or(0.0);
+    let third = sorted.get(2).copied().unwrap_or(0.0);
+    let rest = third.max(curve_max * 1.2);
+    let y = if top > 3.0 * rest && rest > 0.0 {
+        rest
+    } else {
+        top.max(curve_max)
+    };
+    y.max(1e-12) * 1.05
+}
+
 /// Value of `series` at column `c` of `width`, sampling proportionally.
 fn sample(series: &[f64], c: u16, width: u16) -> f64 {
     if series.is_empty() || width == 0 {
@@ -55,14 +74,7 @@ impl Widget for HistPlot<'_> {
         let (plot_w, plot_h) = (area.width, area.height - axis_rows);
         let t = self.theme;
         let finite = |v: &f64| v.is_finite() && *v >= 0.0;
-        let ymax = self
-            .counts
-            .iter()
-            .chain(self.curve.iter())
-            .filter(|v| finite(v))
-            .fold(0.0f64, |m, v| m.max(*v))
-            .max(1e-12)
-            * 1.05;
+        let ymax = y_scale(self.counts, self.curve);
         for c in 0..plot_w {
             let x = area.x + c;
             let count = sample(self.counts, c, plot_w);
@@ -77,6 +89,12 @@ impl Widget for HistPlot<'_> {
                 if filled > 0 {
                     buf[(x, y)].set_char(t.bar(filled)).set_style(t.bars());
                 }
+            }
+            if eighths > plot_h as usize * 8 {
+                // A bar taller than the scale: mark it as clipped.
+                buf[(x, area.y)]
+                    .set_char(if t.ascii { '^' } else { '↑' })
+                    .set_style(t.warn());
             }
             let expected = sample(self.curve, c, plot_w);
             if finite(&expected) && expected > 0.0 {

@@ -31,6 +31,7 @@ const TICK: Duration = Duration::from_millis(200);
 
 /// Starts the input thread, feeding terminal events into `tx`.
 fn spawn_input(tx: Sender<Event>) {
+    let fallback = tx.clone();
     let spawned = std::thread::Builder::new()
         .name("mpscope-input".into())
         .spawn(move || {
@@ -49,9 +50,9 @@ fn spawn_input(tx: Sender<Event>) {
             }
         });
     if let Err(e) = spawned {
-        // Without input the explorer cannot be used; the loop sees the error and leaves.
-        let _ = mpsc::channel::<()>().0.send(());
-        eprintln!("mpscope: cannot start the input thread: {e}");
+        let _ = fallback.send(Event::InputError(format!(
+            "cannot start the input thread: {e}"
+        )));
     }
 }
 
@@ -136,7 +137,9 @@ fn event_loop(
                     dirty = true;
                 }
                 Event::InputError(e) => {
-                    return Err(std::io::Error::other(format!("reading terminal input: {e}")));
+                    return Err(std::io::Error::other(format!(
+                        "reading terminal input: {e}"
+                    )));
                 }
                 Event::Term(TermEvent::Resize(..)) => dirty = true,
                 Event::Term(TermEvent::Mouse(m)) => {
@@ -173,17 +176,17 @@ fn event_loop(
                             KeyCode::Esc => Some(SearchKey::Cancel),
                             _ => None,
                         };
-                        if let Some(sk) = sk {
-                            if let Effect::Refocus(id) = app.search_input(sk) {
-                                worker.refocus(id);
-                            }
+                        if let Some(sk) = sk
+                            && let Effect::Refocus(id) = app.search_input(sk)
+                        {
+                            worker.refocus(id);
                         }
                         continue;
                     }
-                    if let Some(a) = action(key) {
-                        if apply(app, worker, a) {
-                            return Ok(());
-                        }
+                    if let Some(a) = action(key)
+                        && apply(app, worker, a)
+                    {
+                        return Ok(());
                     }
                 }
                 Event::Term(_) => {}
