@@ -339,7 +339,7 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         .into_iter()
         .map(|(k, v, warn)| {
             Line::from(vec![
-                Span::styled(format!("{k:<9}"), t.dim()),
+                Span::styled(txt(&format!("{k:<9}"), t), t.dim()),
                 Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
             ])
         })

@@ -1,0 +1,329 @@
+//! The explorer drawn on ratatui's TestBackend from a real synthetic checkpoint with real
+//! spectra, driven by the same actions the keys produce.
+
+use std::path::Path;
+
+use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
+use mpscope::checkpoint::Checkpoint;
+use mpscope::scan::{self, ComputeOptions, ScanOptions};
+use mpscope::spectrum::Precision;
+use mpscope::synth::{self, SynthFamily, SynthSpec};
+use mpscope::tui::app::{App, SearchKey, View};
+use mpscope::tui::draw::draw;
+use mpscope::tui::keys::{Action, action};
+use mpscope::tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// A 3-layer llama with spikes planted in layer 0 q, every spectrum computed.
+fn app_for(dir: &Path) -> App {
+    let mut spec = SynthSpec::new(SynthFamily::Llama, 3, 128, 4);
+    spec.kv_heads = 2;
+    spec.seed = 7;
+    spec.spikes = synth::parse_list("L0.q:4x4").unwrap();
+    synth::write(dir, &spec).unwrap();
+    let ck = Checkpoint::open(dir.to_str().unwrap()).unwrap();
+    let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
+    let jobs = scan::plan(&an, &ScanOptions::default());
+    let opts = ComputeOptions {
+        precision: Precision::Fast,
+        initializer_range: None,
+    };
+    let mut app = App::new(
+        "tiny".into(),
+        &an,
+        jobs.iter().map(|j| j.block.clone()).collect(),
+    );
+    for j in &jobs {
+        app.add_result(j.block.id, scan::compute(&ck, j, &opts));
+    }
+    app.progress.done = jobs.len();
+    app.progress.total = jobs.len();
+    app
+}
+
+fn screen(app: &App, theme: Theme, w: u16, h: u16) -> Vec<String> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| draw(f, app, &theme)).unwrap();
+    let buf = term.backend().buffer().clone();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+        .collect()
+}
+
+fn has_colour(app: &App, theme: Theme, w: u16, h: u16) -> bool {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| draw(f, app, &theme)).unwrap();
+    let buf = term.backend().buffer();
+    buf.content()
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
+}
+
+const UNICODE: Theme = Theme {
+    color: true,
+    ascii: false,
+};
+const ASCII: Theme = Theme {
+    color: false,
+    ascii: true,
+};
+
+fn key(c: char) -> Action {
+    action(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)).unwrap()
+}
+
+fn text(lines: &[String]) -> String {
+    lines.join("\n")
+}
+
+#[test]
+fn spectrum_view_shows_histogram_edges_and_every_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(dir.path());
+    for (w, h) in [(80, 24), (120, 40)] {
+        let s = screen(&app, UNICODE, w, h);
+        let all = text(&s);
+        assert!(
+            s[0].contains("mpscope · tiny · llama · 3 layers · 4 heads / 2 kv"),
+            "{all}"
+        );
+        assert!(
+            all.contains("L0 q · model.layers.0.self_attn.q_proj.weight"),
+            "{all}"
+        );
+        for label in [
+            "shape",
+            "σ",
+            "ν− ν+",
+            "ks",
+            "above",
+            "edge",
+            "outlier",
+            "st.rank",
+            "vector_p",
+            "top ν",
+            "time",
+        ] {
+            assert!(all.contains(label), "{label} missing at {w}x{h}:\n{all}");
+        }
+        assert!(all.contains("128×128 bf16"), "{all}");
+        assert!(all.contains('█'), "histogram bars");
+        assert!(all.contains('•'), "MP curve");
+        assert!(all.contains('▲'), "MP edge marks");
+        // Four planted spikes stand above the bulk.
+        let above = s.iter().find(|l| l.contains("above")).unwrap();
+        assert!(above.contains("above    4"), "{above}");
+        // Layer list: every layer.
+        for l in 0..3 {
+            assert!(
+                s.iter().any(|line| line.starts_with(&format!("│   {l} "))),
+                "{all}"
+            );
+        }
+        assert!(
+            s[h as usize - 1].contains("blocks in"),
+            "{}",
+            s[h as usize - 1]
+        );
+    }
+}
+
+#[test]
+fn moving_across_layers_heads_and_projections_changes_title_and_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    let before = screen(&app, UNICODE, 80, 24);
+    app.handle(key('j'));
+    let s = screen(&app, UNICODE, 80, 24);
+    assert!(text(&s).contains("L1 q · model.layers.1.self_attn.q_proj.weight"));
+    let ks = |s: &[String]| s.iter().find(|l| l.contains("ks  ")).cloned().unwrap();
+    assert_ne!(
+        ks(&before),
+        ks(&s),
+        "ks differs between a spiked and a plain layer"
+    );
+    app.handle(key('l'));
+    app.handle(key('l'));
+    let s = screen(&app, UNICODE, 80, 24);
+    assert!(text(&s).contains("L1 q h1"), "{}", text(&s));
+    assert!(text(&s).contains("32×128"), "a q head is head_dim × hidden");
+    let tab = action(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)).unwrap();
+    app.handle(tab);
+    let s = screen(&app, UNICODE, 80, 24);
+    assert!(text(&s).contains("L1 k h1"), "{}", text(&s));
+    app.handle(key('G'));
+    assert!(
+        app.focus().unwrap().layer.is_none(),
+        "G goes to the last row"
+    );
+    app.handle(key('g'));
+    assert_eq!(app.focus().unwrap().layer, Some(0));
+}
+
+#[test]
+fn heads_grid_highlights_the_focused_head_and_enter_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('2'));
+    assert_eq!(app.view, View::Heads);
+    app.handle(key('l'));
+    app.handle(key('l'));
+    app.handle(key('l'));
+    for (w, h) in [(80, 24), (120, 40)] {
+        let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+        term.draw(|f| draw(f, &app, &UNICODE)).unwrap();
+        let buf = term.backend().buffer().clone();
+        let lines: Vec<String> = (0..h)
+            .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+            .collect();
+        let all = text(&lines);
+        assert!(all.contains("heads of L0 q"), "{all}");
+        for hd in 0..4 {
+            assert!(
+                all.contains(&format!("h{hd} ")),
+                "head {hd} at {w}x{h}:\n{all}"
+            );
+        }
+        // The label of head 2 is drawn in the selected style, the others not.
+        let find = |label: &str| {
+            lines
+                .iter()
+                .enumerate()
+                .skip(3)
+                .find_map(|(y, l)| l.find(label).map(|x| (y, l[..x].chars().count())))
+                .unwrap()
+        };
+        let (y, x) = find("h2 ");
+        let sel = buf[(x as u16, y as u16)].bg;
+        let (y0, x0) = find("h0 ");
+        assert_ne!(
+            sel,
+            buf[(x0 as u16, y0 as u16)].bg,
+            "focused head stands out"
+        );
+    }
+    let enter = action(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)).unwrap();
+    app.handle(enter);
+    assert_eq!(app.view, View::Spectrum);
+    assert!(text(&screen(&app, UNICODE, 80, 24)).contains("L0 q h2"));
+}
+
+#[test]
+fn depth_profile_and_heatmap_draw_at_both_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('3'));
+    for (w, h) in [(80, 24), (120, 40)] {
+        let all = text(&screen(&app, UNICODE, w, h));
+        assert!(
+            all.contains("depth profile · mean head ks per layer"),
+            "{all}"
+        );
+        assert!(all.contains('q') && all.contains('k') && all.contains('v'));
+    }
+    app.handle(key('s'));
+    assert!(text(&screen(&app, UNICODE, 80, 24)).contains("mean head vector_p"));
+    app.handle(key('4'));
+    for (w, h) in [(80, 24), (120, 40)] {
+        let s = screen(&app, UNICODE, w, h);
+        let all = text(&s);
+        assert!(
+            all.contains("heatmap · layers x heads of q · vector_p"),
+            "{all}"
+        );
+        assert!(s.iter().any(|l| l.contains("│  0 ")), "{all}");
+        assert!(s.iter().any(|l| l.contains("│  2 ")), "{all}");
+    }
+}
+
+#[test]
+fn help_opens_with_question_mark_and_esc_closes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('?'));
+    let all = text(&screen(&app, UNICODE, 80, 24));
+    assert!(all.contains("keys (Esc closes)"), "{all}");
+    assert!(all.contains("next / previous layer"));
+    let esc = action(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)).unwrap();
+    assert_eq!(app.handle(esc), mpscope::tui::app::Effect::None);
+    assert!(!text(&screen(&app, UNICODE, 80, 24)).contains("keys (Esc closes)"));
+    assert_eq!(
+        app.handle(esc),
+        mpscope::tui::app::Effect::Quit,
+        "Esc with no overlay quits"
+    );
+}
+
+#[test]
+fn ascii_mode_draws_only_ascii_and_no_color_draws_no_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    for view in ['1', '2', '3', '4', '?'] {
+        app.handle(key(view));
+        for (w, h) in [(80, 24), (120, 40)] {
+            let s = screen(&app, ASCII, w, h);
+            for line in &s {
+                assert!(line.is_ascii(), "view {view} at {w}x{h}: {line}");
+            }
+            assert!(
+                !has_colour(&app, ASCII, w, h),
+                "view {view}: colour under NO_COLOR"
+            );
+        }
+        if view == '?' {
+            app.handle(key('?'));
+        }
+    }
+    assert!(
+        has_colour(&app, UNICODE, 80, 24),
+        "colour theme does colour"
+    );
+}
+
+#[test]
+fn tiny_terminal_says_so_instead_of_drawing() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_for(dir.path());
+    let s = screen(&app, UNICODE, 40, 10);
+    assert!(s[0].starts_with("terminal too small: 40x10"), "{:?}", s);
+}
+
+#[test]
+fn sigma_mode_rescored_without_recomputing_and_search_jumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    let id = app.focus().unwrap();
+    let entry = app.analysis(&id).unwrap().clone();
+    app.handle(key('m'));
+    let fit = app.analysis(&id).unwrap();
+    assert_eq!(fit.spectrum.values, entry.spectrum.values);
+    assert_ne!(fit.sigma.value, entry.sigma.value);
+    assert!(text(&screen(&app, UNICODE, 80, 24)).contains("σ fit"));
+
+    app.handle(key('/'));
+    for c in "layers.2.self_attn.v".chars() {
+        app.search_input(SearchKey::Char(c));
+    }
+    let effect = app.search_input(SearchKey::Enter);
+    let target = MatrixId {
+        layer: Some(2),
+        proj: Proj::V,
+        head: None,
+    };
+    assert_eq!(effect, mpscope::tui::app::Effect::Refocus(target));
+    assert_eq!(app.focus(), Some(target));
+
+    app.export_dir = dir.path().to_path_buf();
+    app.handle(key('e'));
+    let msg = app.message.clone().unwrap();
+    assert!(msg.starts_with("exported to "), "{msg}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(msg.trim_start_matches("exported to ")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["tensor"], "model.layers.2.self_attn.v_proj.weight");
+    // v is kv_heads · head_dim = 64 rows by 128 columns: 64 singular values.
+    assert_eq!(json["singular_values"].as_array().unwrap().len(), 64);
+}
