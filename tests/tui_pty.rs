@@ -1,0 +1,199 @@
+//! The real binary in a pseudo-terminal: it opens a model, draws, answers keys, quits, and
+//! leaves the terminal as it found it.
+
+use std::io::{Read, Write};
+use std::num::NonZeroU16;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+struct Session {
+    screen: Arc<Mutex<vt100::Parser>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Session {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows: 24,
+                cols: 80,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("open a pty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_mpscope"));
+        cmd.args(args);
+        cmd.env("TERM", "xterm");
+        cmd.env("LANG", "C.UTF-8");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = pty.slave.spawn_command(cmd).expect("spawn mpscope");
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let writer = pty.master.take_writer().unwrap();
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            NonZeroU16::MIN.saturating_add(23),
+            NonZeroU16::MIN.saturating_add(79),
+            0,
+        )));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let (s2, r2) = (Arc::clone(&screen), Arc::clone(&raw));
+        std::thread::spawn(move || {
+            let _keep = pty.master;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                s2.lock().unwrap().process(&buf[..n]);
+                r2.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Self {
+            screen,
+            raw,
+            writer,
+            child,
+        }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    fn wait_for(&self, what: &str) -> String {
+        let t0 = Instant::now();
+        loop {
+            let c = self.contents();
+            if c.contains(what) {
+                return c;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "'{what}' never appeared; screen:\n{c}"
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    fn send(&mut self, keys: &str) {
+        self.writer.write_all(keys.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+    }
+
+    fn wait_exit(&mut self) -> u32 {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.exit_code();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "mpscope did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+}
+
+fn synth(dir: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .args([
+            "synth",
+            dir.to_str().unwrap(),
+            "--layers",
+            "3",
+            "--hidden",
+            "128",
+        ])
+        .args(["--heads", "4", "--kv-heads", "2", "--spikes", "L0.q:3x4"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path());
+    let mut s = Session::start(&[dir.path().to_str().unwrap()], &[]);
+    let screen = s.wait_for("blocks in");
+    assert!(
+        screen.contains("L0 q · model.layers.0.self_attn.q_proj.weight"),
+        "{screen}"
+    );
+    assert!(screen.contains("ks"), "{screen}");
+    assert!(screen.contains('█'), "histogram drawn:\n{screen}");
+    assert!(s.screen.lock().unwrap().screen().alternate_screen());
+    s.send("j");
+    s.wait_for("L1 q · model.layers.1");
+    s.send("2");
+    s.wait_for("heads of L1 q");
+    s.send("?");
+    s.wait_for("keys (Esc closes)");
+    s.send("\x1b");
+    std::thread::sleep(Duration::from_millis(200));
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let parser = s.screen.lock().unwrap();
+    assert!(
+        !parser.screen().alternate_screen(),
+        "left the alternate screen"
+    );
+    assert!(!parser.screen().hide_cursor(), "cursor shown again");
+    let raw = s.raw.lock().unwrap();
+    let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(200)..]).into_owned();
+    assert!(
+        tail.contains("\x1b[?1049l"),
+        "leave-alternate-screen sent last: {tail:?}"
+    );
+}
+
+#[test]
+fn ascii_and_no_color_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    synth(dir.path());
+    let mut s = Session::start(
+        &[dir.path().to_str().unwrap(), "--ascii"],
+        &[("NO_COLOR", "1")],
+    );
+    let screen = s.wait_for("blocks in");
+    assert!(screen.is_ascii(), "ASCII only:\n{screen}");
+    let raw = s.raw.lock().unwrap().clone();
+    let text = String::from_utf8_lossy(&raw);
+    // No colour set sequences (38;…/48;… or 3x/4x SGR) in what was drawn.
+    for bad in ["\x1b[38;", "\x1b[48;", "\x1b[31m", "\x1b[36m", "\x1b[44m"] {
+        assert!(
+            !text.contains(bad),
+            "colour sequence {bad:?} under NO_COLOR"
+        );
+    }
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+}
+
+#[test]
+fn an_unopenable_model_prints_an_error_after_restoring_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.safetensors");
+    std::fs::write(&bad, b"not a safetensors file at all").unwrap();
+    let mut s = Session::start(&[bad.to_str().unwrap()], &[]);
+    assert_eq!(s.wait_exit(), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    let c = s.contents();
+    assert!(
+        c.contains("mpscope: error:") && c.contains("broken.safetensors"),
+        "{c}"
+    );
+    assert!(!s.screen.lock().unwrap().screen().alternate_screen());
+}
