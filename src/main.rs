@@ -371,13 +371,13 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
         })?,
         None => {
             let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(Error::Io {
-                        path: PathBuf::from("<stdout>"),
-                        source: e,
-                    });
-                }
+            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(Error::Io {
+                    path: PathBuf::from("<stdout>"),
+                    source: e,
+                });
             }
         }
     }
