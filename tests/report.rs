@@ -1,0 +1,283 @@
+//! `mpscope report`: all three formats parsed back, filters, exit statuses, and results equal
+//! to direct engine calls.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use mpscope::anatomy::{Anatomy, Overrides};
+use mpscope::checkpoint::Checkpoint;
+use mpscope::report;
+use mpscope::scan::{self, ComputeOptions, ScanOptions};
+use mpscope::spectrum::{AnalyzeOptions, Precision, SigmaMode, Spectrum};
+
+fn mpscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .args(args)
+        .output()
+        .expect("run mpscope")
+}
+
+/// 3 layers, hidden 128, 4 heads / 2 kv heads (head_dim 32), MLP 384.
+fn model(dir: &Path) {
+    let out = mpscope(&[
+        "synth",
+        dir.to_str().unwrap(),
+        "--layers",
+        "3",
+        "--hidden",
+        "128",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+        "--spikes",
+        "L1.k:2x5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn json_has_the_documented_schema_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    model(dir.path());
+    let out = mpscope(&[
+        "report",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "--values",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &v["model"];
+    assert_eq!(m["family"], "llama");
+    assert_eq!(m["layers"], 3);
+    assert_eq!(m["heads"], 4);
+    assert_eq!(m["kv_heads"], 2);
+    assert_eq!(m["head_dim"], 32);
+    assert!(m["dtypes"]["bf16"].as_u64().unwrap() > 0);
+    assert_eq!(v["sigma_mode"], "entry");
+    let mats = v["matrices"].as_array().unwrap();
+    // Per layer: q, k, v, o, gate, up, down wholes + 4 + 2 + 2 + 4 heads = 19; no embeddings.
+    assert_eq!(mats.len(), 3 * 19);
+    let keys = [
+        "tensor",
+        "layer",
+        "proj",
+        "head",
+        "rows",
+        "cols",
+        "dtype",
+        "sigma",
+        "mp_min",
+        "mp_max",
+        "ks",
+        "above",
+        "below",
+        "edge_ratio",
+        "outlier_mass",
+        "stable_rank",
+        "vector_p",
+        "singular_values",
+        "error",
+    ];
+    for mat in mats {
+        for k in keys {
+            assert!(mat.get(k).is_some(), "{k} missing in {mat}");
+        }
+        assert!(mat["error"].is_null());
+        let vals = mat["singular_values"].as_array().unwrap();
+        let p = mat["rows"]
+            .as_u64()
+            .unwrap()
+            .min(mat["cols"].as_u64().unwrap());
+        assert_eq!(vals.len() as u64, p);
+        let head = &mat["head"];
+        // vector_p is computed for heads, not for wholes by default.
+        assert_eq!(head.is_null(), mat["vector_p"].is_null(), "{mat}");
+    }
+    let heads = mats.iter().filter(|m| !m["head"].is_null()).count();
+    assert_eq!(heads, 3 * 12);
+    let k1 = mats
+        .iter()
+        .find(|m| m["layer"] == 1 && m["proj"] == "k" && m["head"].is_null())
+        .unwrap();
+    assert_eq!(k1["above"], 2, "two planted spikes in L1 k: {k1}");
+    assert_eq!(k1["tensor"], "model.layers.1.self_attn.k_proj.weight");
+}
+
+#[test]
+fn csv_has_the_same_columns_and_filters_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    model(dir.path());
+    let p = dir.path().to_str().unwrap();
+    let out = mpscope(&[
+        "report",
+        p,
+        "--format",
+        "csv",
+        "--proj",
+        "q,k",
+        "--layers",
+        "0,2",
+        "--no-heads",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header, report::CSV_COLUMNS);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows.len(),
+        4,
+        "q and k of layers 0 and 2, whole only:\n{text}"
+    );
+    for r in &rows {
+        assert_eq!(r.len(), header.len());
+        assert!(r[1] == "0" || r[1] == "2");
+        assert!(r[2] == "q" || r[2] == "k");
+        assert_eq!(r[3], "", "whole matrices have no head");
+        let ks: f64 = r[10].parse().unwrap();
+        assert!((0.0..=1.0).contains(&ks));
+    }
+    let out = mpscope(&[
+        "report",
+        p,
+        "--format",
+        "csv",
+        "--proj",
+        "v",
+        "--sigma",
+        "fit",
+        "--vectors",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3 * 3, "v whole + 2 heads per layer");
+    assert!(
+        rows.iter()
+            .all(|r| !r.split(',').nth(16).unwrap().is_empty()),
+        "vector_p everywhere with --vectors"
+    );
+}
+
+#[test]
+fn table_summarises_heads_and_depth_and_writes_to_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    model(dir.path());
+    let file = dir.path().join("out.txt");
+    let out = mpscope(&[
+        "report",
+        dir.path().to_str().unwrap(),
+        "--format",
+        "table",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("heads: mean ks / worst ks"), "{text}");
+    assert!(text.contains("4: "), "q rows summarise 4 heads:\n{text}");
+    assert!(text.contains("per layer, mean over heads"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("layer  q ks")), "{text}");
+}
+
+#[test]
+fn bad_input_exits_2_and_failed_blocks_exit_1_with_the_rest_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mpscope(&["report", dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = mpscope(&["report", dir.path().to_str().unwrap(), "--layers", "3-1"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // A checkpoint with one NaN in layer 0's q.
+    let f = dir.path().join("nan.safetensors");
+    let n = 16 * 16;
+    let mut q: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 500.0)
+        .collect();
+    q[5] = f32::NAN;
+    let k: Vec<f32> = (0..n)
+        .map(|i| ((i * 53 % 97) as f32 - 48.0) / 500.0)
+        .collect();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let header = format!(
+        r#"{{"model.layers.0.self_attn.q_proj.weight":{{"dtype":"F32","shape":[16,16],"data_offsets":[0,{a}]}},"model.layers.0.self_attn.k_proj.weight":{{"dtype":"F32","shape":[16,16],"data_offsets":[{a},{b}]}}}}"#,
+        a = n * 4,
+        b = n * 8
+    );
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.extend(bytes(&q));
+    file.extend(bytes(&k));
+    std::fs::write(&f, file).unwrap();
+    let out = mpscope(&["report", f.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mats = v["matrices"].as_array().unwrap();
+    assert_eq!(mats.len(), 2);
+    let err = mats[0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("q_proj") && err.to_lowercase().contains("non-finite"),
+        "{err}"
+    );
+    assert!(mats[0]["ks"].is_null());
+    assert!(mats[1]["error"].is_null() && mats[1]["ks"].is_number());
+}
+
+#[test]
+fn report_results_equal_direct_engine_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    model(dir.path());
+    let ck = Checkpoint::open(dir.path().to_str().unwrap()).unwrap();
+    let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
+    let jobs = scan::plan(&an, &ScanOptions::default());
+    let opts = ComputeOptions {
+        precision: Precision::Fast,
+        initializer_range: None,
+    };
+    let ck = Arc::new(ck);
+    let r = report::run(
+        Arc::clone(&ck),
+        jobs.clone(),
+        opts,
+        SigmaMode::Entry,
+        2,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(r.entries.len(), jobs.len());
+    for (job, e) in jobs.iter().zip(&r.entries) {
+        assert_eq!(job.block, e.block);
+        let m = ck.decode_f32(&job.block.selection).unwrap();
+        let direct = Spectrum::compute(
+            m.as_ref(),
+            &AnalyzeOptions {
+                vector_p: job.vectors,
+                fan_in: Some(job.fan_in),
+                ..AnalyzeOptions::default()
+            },
+        )
+        .unwrap();
+        let got = &e.result.as_ref().unwrap().spectrum;
+        assert_eq!(got.values, direct.values, "{}", job.block.name);
+        assert_eq!(got.vector_p, direct.vector_p, "{}", job.block.name);
+    }
+}
