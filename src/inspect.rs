@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::anatomy::{Anatomy, Block, Family, Proj};
+use crate::anatomy::{Anatomy, Block, Proj};
 use crate::checkpoint::{Checkpoint, Dtype};
 use crate::units;
 
@@ -17,18 +17,6 @@ pub fn dtype_label(d: &Dtype) -> String {
         Dtype::F8E4M3 => "f8_e4m3".into(),
         Dtype::F8E5M2 => "f8_e5m2".into(),
         Dtype::Unsupported(s) => format!("{} (unsupported)", s.to_lowercase()),
-    }
-}
-
-/// Name of a family as the user knows it.
-pub fn family_label(f: Family) -> &'static str {
-    match f {
-        Family::Llama => "llama",
-        Family::Bert => "bert",
-        Family::Gpt2 => "gpt2",
-        Family::Phi3 => "phi3",
-        Family::NeoX => "neox",
-        Family::Unknown => "unknown",
     }
 }
 
@@ -72,7 +60,7 @@ pub fn summary(ck: &Checkpoint, an: &Anatomy, ascii: bool) -> String {
                 String::new()
             }
         });
-    let _ = writeln!(out, "family    {}{}", family_label(an.family), arch);
+    let _ = writeln!(out, "family    {}{}", an.family.label(), arch);
     let opt = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     let _ = writeln!(
         out,

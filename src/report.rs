@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::anatomy::{Anatomy, Block, Proj};
 use crate::checkpoint::Checkpoint;
-use crate::inspect::{dtype_label, family_label};
+use crate::inspect::dtype_label;
 use crate::scan::{self, ComputeOptions, Job, ScanOptions};
 use crate::spectrum::{Analysis, SigmaMode};
 use crate::worker::{Progress, Worker};
@@ -189,20 +189,6 @@ pub struct MatrixRecord {
     pub error: Option<String>,
 }
 
-/// Short name of a projection for outputs.
-pub fn proj_name(p: Proj) -> &'static str {
-    match p {
-        Proj::Q => "q",
-        Proj::K => "k",
-        Proj::V => "v",
-        Proj::O => "o",
-        Proj::Gate => "gate",
-        Proj::Up => "up",
-        Proj::Down => "down",
-        Proj::Other(_) => "other",
-    }
-}
-
 impl MatrixRecord {
     /// The record of one entry; `values` includes the singular values.
     pub fn new(e: &Entry, values: bool) -> Self {
@@ -212,7 +198,7 @@ impl MatrixRecord {
         Self {
             tensor: b.tensor.clone(),
             layer: b.id.layer,
-            proj: proj_name(b.id.proj).into(),
+            proj: b.id.proj.proj_label().into(),
             head: b.id.head,
             rows: b.rows,
             cols: b.cols,
@@ -269,7 +255,7 @@ impl ModelRecord {
         }
         Self {
             path: path.to_string(),
-            family: family_label(an.family).into(),
+            family: an.family.label().into(),
             layers: an.num_layers,
             heads: an.num_heads,
             kv_heads: an.num_kv_heads,

@@ -192,7 +192,7 @@ impl App {
             .unwrap_or_else(|| "?".into());
         let model_line = format!(
             "{} · {} layers · {} heads / {} kv",
-            crate::inspect::family_label(anatomy.family),
+            anatomy.family.label(),
             anatomy.num_layers,
             heads,
             kv

@@ -576,16 +576,7 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let frame = bordered(Line::from(txt(&title, t)), t);
     let inner = frame.inner(area);
     f.render_widget(frame, area);
-    let layers: Vec<usize> = app
-        .nav
-        .rows
-        .iter()
-        .filter_map(|r| match r {
-            Row::Layer { layer, .. } => Some(*layer),
-            _ => None,
-        })
-        .collect();
-    let n = layers.iter().max().map(|m| m + 1).unwrap_or(0);
+    let n = layer_count(app);
     let colors = [Color::Cyan, Color::Yellow, Color::Magenta];
     let series: Vec<Series> = [(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')]
         .iter()
@@ -635,6 +626,19 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     );
 }
 
+/// Number of layer rows to plot (last layer index + 1).
+fn layer_count(app: &App) -> usize {
+    app.nav
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            Row::Layer { layer, .. } => Some(*layer + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let Some(focus) = app.focus() else { return };
     let proj = focus.proj;
@@ -653,16 +657,7 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         );
         return;
     }
-    let n = app
-        .nav
-        .rows
-        .iter()
-        .filter_map(|r| match r {
-            Row::Layer { layer, .. } => Some(*layer + 1),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
+    let n = layer_count(app);
     let max = app.max_score(Some(proj), app.score);
     let cells: Vec<Vec<Option<f64>>> = (0..n)
         .map(|l| {
