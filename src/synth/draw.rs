@@ -105,6 +105,27 @@ pub(crate) struct Rank1 {
     pub v: Vec<f64>,
 }
 
+/// Columns c0…c0+len(s) of rows r0…r0+nr multiplied by s (applied after bulk and low rank,
+/// before spikes).
+#[derive(Debug, Clone)]
+pub(crate) struct ColScale {
+    pub r0: usize,
+    pub nr: usize,
+    pub c0: usize,
+    pub s: Vec<f64>,
+}
+
+/// Log-normal column scales: n values exp(τ z), rescaled to mean square 1.
+pub(crate) fn lognormal_scales(rng: &mut Rng, n: usize, tau: f64) -> Vec<f64> {
+    let mut s: Vec<f64> = (0..n).map(|_| (tau * rng.normal()).exp()).collect();
+    let ms = s.iter().fold(0.0, |a, x| a + x * x) / n.max(1) as f64;
+    if ms > 0.0 {
+        let k = ms.sqrt();
+        s.iter_mut().for_each(|x| *x /= k);
+    }
+    s
+}
+
 /// Everything needed to produce any row of one logical matrix.
 #[derive(Debug, Clone)]
 pub(crate) struct GenPlan {
@@ -112,6 +133,7 @@ pub(crate) struct GenPlan {
     pub base: Draw,
     pub heads: Option<HeadDraws>,
     pub low_rank: Vec<LowRank>,
+    pub col_scales: Vec<ColScale>,
     pub spikes: Vec<Rank1>,
 }
 
@@ -123,6 +145,7 @@ impl GenPlan {
             base,
             heads: None,
             low_rank: Vec::new(),
+            col_scales: Vec::new(),
             spikes: Vec::new(),
         }
     }
@@ -161,6 +184,14 @@ impl GenPlan {
                 *x += lr.coef * dot;
             }
         }
+        for cs in &self.col_scales {
+            if i < cs.r0 || i >= cs.r0 + cs.nr {
+                continue;
+            }
+            for (x, s) in out[cs.c0..].iter_mut().zip(&cs.s) {
+                *x *= s;
+            }
+        }
         for sp in &self.spikes {
             if i < sp.r0 || i >= sp.r0 + sp.u.len() {
                 continue;
@@ -175,9 +206,23 @@ impl GenPlan {
 
 /// `count` orthonormal random vectors of length `n` from `rng` (Gram–Schmidt on Gaussians).
 pub(crate) fn orthonormal(rng: &mut Rng, count: usize, n: usize) -> Vec<Vec<f64>> {
+    orthonormal_shaped(rng, count, n, None)
+}
+
+/// Like [`orthonormal`], each Gaussian first multiplied entrywise by `shape` (length `n`), so
+/// the vectors concentrate where `shape` is large.
+pub(crate) fn orthonormal_shaped(
+    rng: &mut Rng,
+    count: usize,
+    n: usize,
+    shape: Option<&[f64]>,
+) -> Vec<Vec<f64>> {
     let mut out: Vec<Vec<f64>> = Vec::with_capacity(count);
     while out.len() < count {
         let mut x: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        if let Some(s) = shape {
+            x.iter_mut().zip(s).for_each(|(a, b)| *a *= b);
+        }
         for _ in 0..2 {
             for q in &out {
                 let dot: f64 = x.iter().zip(q).fold(0.0, |s, (a, b)| s + a * b);
@@ -218,6 +263,15 @@ mod tests {
                 assert!((d - if i == j { 1.0 } else { 0.0 }).abs() < 1e-12);
             }
         }
+    }
+
+    #[test]
+    fn lognormal_scales_have_mean_square_one() {
+        let s = lognormal_scales(&mut Rng::new(9), 500, 1.0);
+        let ms = s.iter().map(|x| x * x).sum::<f64>() / 500.0;
+        assert!((ms - 1.0).abs() < 1e-12, "{ms}");
+        assert!(s.iter().all(|x| *x > 0.0));
+        assert_eq!(s, lognormal_scales(&mut Rng::new(9), 500, 1.0));
     }
 
     #[test]

@@ -3,11 +3,14 @@
 
 use rayon::prelude::*;
 
-use super::draw::{Axis, Draw, GenPlan, HeadDraws, LowRank, Rank1, key_seed, orthonormal};
+use super::draw::{
+    Axis, ColScale, Draw, GenPlan, HeadDraws, LowRank, Rank1, key_seed, lognormal_scales,
+    orthonormal, orthonormal_shaped,
+};
 use super::error::SynthError;
 use super::recipe::{Bulk, CollapseSpec, Target};
 use super::spec::{SynthFamily, SynthProj, SynthSpec};
-use super::truth::{CollapseTruth, HeadTruth, MatrixTruth, SpikeTruth};
+use super::truth::{CollapseTruth, ColumnScaleTruth, HeadTruth, MatrixTruth, SpikeTruth};
 use crate::rng::Rng;
 
 /// σ of embeddings (normal(0, 0.02), like `initializer_range`).
@@ -109,6 +112,7 @@ impl Builder<'_> {
             bound: bound_of(bulk, sigma),
             spikes: Vec::new(),
             collapse: None,
+            column_scale: None,
             heads: Vec::new(),
         };
         self.logicals.push(Logical {
@@ -170,6 +174,31 @@ fn bound_of(bulk: Bulk, sigma: f64) -> Option<f64> {
     (bulk == Bulk::KaimingUniform).then(|| 3f64.sqrt() * sigma)
 }
 
+/// A planted block: its bulk draw and the truth of its collapse, spikes and column scales.
+type Planted = (
+    Draw,
+    Option<CollapseTruth>,
+    Vec<SpikeTruth>,
+    Option<ColumnScaleTruth>,
+);
+
+/// What truth.json records of a block's column scales.
+fn column_scale_truth(tau: f64, s: &[f64]) -> ColumnScaleTruth {
+    let (s2, s4) = s
+        .iter()
+        .fold((0.0, 0.0), |(a, b), x| (a + x * x, b + x.powi(4)));
+    ColumnScaleTruth {
+        tau,
+        min: s.iter().copied().fold(f64::INFINITY, f64::min),
+        max: s.iter().copied().fold(0.0, f64::max),
+        participation: if s4 > 0.0 {
+            s2 * s2 / s4 / s.len() as f64
+        } else {
+            1.0
+        },
+    }
+}
+
 /// Checks that every target names layers, projections and heads that exist.
 fn check_targets(spec: &SynthSpec) -> Result<(), SynthError> {
     let targets = spec
@@ -177,7 +206,8 @@ fn check_targets(spec: &SynthSpec) -> Result<(), SynthError> {
         .iter()
         .map(|s| (s.target, s.to_string()))
         .chain(spec.heavy_tail.iter().map(|s| (s.target, s.to_string())))
-        .chain(spec.collapse.iter().map(|s| (s.target, s.to_string())));
+        .chain(spec.collapse.iter().map(|s| (s.target, s.to_string())))
+        .chain(spec.column_scale.iter().map(|s| (s.target, s.to_string())));
     for (t, text) in targets {
         let bad = |why: String| Err(SynthError::Spec(format!("planting `{text}`: {why}")));
         if let Some(l) = t.layers
@@ -238,6 +268,14 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
             Some(span) => (span.first..=span.last).for_each(|h| head_collapse[h] = Some(*c)),
         }
     }
+    let mut whole_tau: Option<f64> = None;
+    let mut head_tau: Vec<Option<f64>> = vec![None; nh];
+    for c in spec.column_scale.iter().filter(|s| hits(&s.target)) {
+        match c.target.heads {
+            None => whole_tau = Some(c.tau),
+            Some(span) => (span.first..=span.last).for_each(|h| head_tau[h] = Some(c.tau)),
+        }
+    }
     let mut whole_mults: Vec<f64> = Vec::new();
     let mut head_mults: Vec<Vec<f64>> = vec![Vec::new(); nh];
     for s in spec.spikes.iter().filter(|s| hits(&s.target)) {
@@ -251,6 +289,23 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
 
     let mut low_rank = Vec::new();
     let mut spikes = Vec::new();
+    let mut col_scales: Vec<ColScale> = Vec::new();
+    let scales_of = |tag: &str, n: usize, tau: f64| {
+        let mut rng = Rng::stream(key_seed(spec.seed, &format!("{key}{tag}#colscale")), 0);
+        lognormal_scales(&mut rng, n, tau)
+    };
+    let whole_scale: Option<Vec<f64>> = whole_tau.map(|tau| scales_of("", cols, tau));
+    let whole_cs_truth = whole_tau
+        .zip(whole_scale.as_ref())
+        .map(|(tau, s)| column_scale_truth(tau, s));
+    if let Some(s) = &whole_scale {
+        col_scales.push(ColScale {
+            r0: 0,
+            nr: rows,
+            c0: 0,
+            s: s.clone(),
+        });
+    }
     // Block geometry: (rows, cols, r0, c0) of the whole matrix or of head h.
     let block = |h: Option<usize>| match (h, axis) {
         (None, _) => (rows, cols, 0, 0),
@@ -260,10 +315,28 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
     let mut plant = |h: Option<usize>,
                      bulk: Bulk,
                      collapse: Option<CollapseSpec>,
-                     mults: &[f64]|
-     -> Result<(Draw, Option<CollapseTruth>, Vec<SpikeTruth>), SynthError> {
+                     mults: &[f64],
+                     tau: Option<f64>|
+     -> Result<Planted, SynthError> {
         let (m, n, r0, c0) = block(h);
         let tag = h.map_or(String::new(), |h| format!(".h{h}"));
+        // Column scales of this block: the whole matrix's (restricted) times the head's own.
+        let mut shape: Option<Vec<f64>> = whole_scale.as_ref().map(|s| s[c0..c0 + n].to_vec());
+        let mut cs_truth = None;
+        if let (Some(h), Some(tau)) = (h, tau) {
+            let own = scales_of(&format!(".h{h}"), n, tau);
+            cs_truth = Some(column_scale_truth(tau, &own));
+            shape = Some(match shape {
+                Some(w) => w.iter().zip(&own).map(|(a, b)| a * b).collect(),
+                None => own.clone(),
+            });
+            col_scales.push(ColScale {
+                r0,
+                nr: m,
+                c0,
+                s: own,
+            });
+        }
         let (p, q) = (m.min(n) as f64, m.max(n) as f64);
         let mut draw = Draw::bulk(bulk, sigma);
         let mut ctruth = None;
@@ -306,7 +379,7 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
             }
             let mut rng = Rng::stream(key_seed(spec.seed, &format!("{key}{tag}#spike")), 0);
             let us = orthonormal(&mut rng, mults.len(), m);
-            let vs = orthonormal(&mut rng, mults.len(), n);
+            let vs = orthonormal_shaped(&mut rng, mults.len(), n, shape.as_deref());
             let bbp = sigma * ((m as f64) * (n as f64)).sqrt().sqrt();
             for ((&mult, u), v) in mults.iter().zip(us).zip(vs) {
                 let theta = mult * bbp;
@@ -329,19 +402,24 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
                 });
             }
         }
-        Ok((draw, ctruth, struths))
+        Ok((draw, ctruth, struths, cs_truth))
     };
 
-    let (base, collapse_truth, spike_truth) = plant(None, base_bulk, whole_collapse, &whole_mults)?;
+    let (base, collapse_truth, spike_truth, _) =
+        plant(None, base_bulk, whole_collapse, &whole_mults, None)?;
     let mut head_truths = Vec::new();
     let mut draws: Vec<Option<Draw>> = vec![None; nh];
     for h in 0..nh {
-        let own = head_bulk[h].is_some() || head_collapse[h].is_some() || !head_mults[h].is_empty();
+        let own = head_bulk[h].is_some()
+            || head_collapse[h].is_some()
+            || !head_mults[h].is_empty()
+            || head_tau[h].is_some();
         if !own {
             continue;
         }
         let bulk = head_bulk[h].unwrap_or(base_bulk);
-        let (mut draw, ct, st) = plant(Some(h), bulk, head_collapse[h], &head_mults[h])?;
+        let (mut draw, ct, st, cst) =
+            plant(Some(h), bulk, head_collapse[h], &head_mults[h], head_tau[h])?;
         if head_collapse[h].is_none()
             && let Some(c) = whole_collapse
         {
@@ -360,6 +438,7 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
             sigma,
             spikes: st,
             collapse: ct,
+            column_scale: cst,
         });
     }
     let heads = draws
@@ -376,6 +455,7 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
             base,
             heads,
             low_rank,
+            col_scales,
             spikes,
         },
         truth: Some(MatrixTruth {
@@ -391,6 +471,7 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
             bound: bound_of(base_bulk, sigma),
             spikes: spike_truth,
             collapse: collapse_truth,
+            column_scale: whole_cs_truth,
             heads: head_truths,
         }),
     })

@@ -1,7 +1,7 @@
 //! Deterministic synthetic checkpoints for the demo, tests and benchmarks.
 //!
 //! A [`SynthSpec`] names a family (llama, bert, gpt2, phi3, neox), sizes, dtype, shards, seed
-//! and planted structure; [`write`] produces real safetensors files with the family's exact
+//! and planted structure (spikes, heavy tails, collapse, outlier input features); [`write`] produces real safetensors files with the family's exact
 //! tensor names and storage layouts (fused and transposed where the family does so), a
 //! `config.json`, an index when sharded, and `truth.json` saying what was planted.
 //!
@@ -26,9 +26,11 @@ use std::path::Path;
 
 pub use error::SynthError;
 pub use presets::{DEMO_SEED, PRESETS, preset};
-pub use recipe::{Bulk, CollapseSpec, HeavyTailSpec, Span, SpikeSpec, Target, parse_list};
+pub use recipe::{
+    Bulk, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, Span, SpikeSpec, Target, parse_list,
+};
 pub use spec::{ExtraTensor, SynthDtype, SynthFamily, SynthProj, SynthSpec};
-pub use truth::{CollapseTruth, HeadTruth, MatrixTruth, SpikeTruth, Truth};
+pub use truth::{CollapseTruth, ColumnScaleTruth, HeadTruth, MatrixTruth, SpikeTruth, Truth};
 
 use layout::Plan;
 

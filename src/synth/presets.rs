@@ -1,6 +1,6 @@
 //! Named specs: real model shapes for trying and benchmarking, and the bundled demo.
 
-use super::recipe::{Bulk, CollapseSpec, HeavyTailSpec, Span, SpikeSpec, Target};
+use super::recipe::{Bulk, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, Span, SpikeSpec, Target};
 use super::spec::{ExtraTensor, SynthDtype, SynthFamily, SynthProj, SynthSpec};
 
 /// Names accepted by [`preset`].
@@ -46,9 +46,11 @@ pub const DEMO_SEED: u64 = 2024;
 /// Kaiming-uniform reference matrices 128×3072, 256×512, 512×512 (gain 1, fan_in = columns).
 ///
 /// Early layers sit far from MP: q and k get a heavy-tailed bulk, strong whole-matrix spikes,
-/// spikes in every head, and collapsed heads (rank 8 + 5 % noise: a pile-up of small singular
-/// values). The strength decays with depth; layers 6–7 are plain Kaiming-uniform. v and o get
-/// only mild spikes in layers 0–1, the MLP one spike per matrix in layers 0–1.
+/// spikes in every head, outlier input features (log-normal column scales, τ 0.9 in layer 0
+/// down to 0.15 in layer 5, so right singular vectors localise and `vector_p` drops) and
+/// collapsed heads (rank 8 + 5 % noise: a pile-up of small singular values). The strength
+/// decays with depth; layers 6–7 are plain Kaiming-uniform. v and o get only mild spikes and
+/// mild column scales in layers 0–1 (v also 2), the MLP one spike per matrix in layers 0–1.
 fn demo() -> SynthSpec {
     use SynthProj::*;
     let mut s = SynthSpec::new(SynthFamily::Llama, 8, 384, 6);
@@ -117,6 +119,22 @@ fn demo() -> SynthSpec {
             rank: Some(8),
             eps: 0.05,
         });
+    }
+    // Outlier input features: q and k strongest, v and o mild, fading with depth.
+    let taus: [(&[SynthProj], &[f64]); 3] = [
+        (&[Q, K], &[0.9, 0.7, 0.5, 0.35, 0.25, 0.15]),
+        (&[V], &[0.35, 0.25, 0.15]),
+        (&[O], &[0.2, 0.12]),
+    ];
+    for (projs, per_layer) in taus {
+        for (l, &tau) in per_layer.iter().enumerate() {
+            for &p in projs {
+                s.column_scale.push(ColumnScaleSpec {
+                    target: Target::layer(l, p),
+                    tau,
+                });
+            }
+        }
     }
     // v and o: mild, early only.
     for (l, top) in [(0, 2.5), (1, 1.8)] {

@@ -353,6 +353,56 @@ impl FromStr for CollapseSpec {
     }
 }
 
+/// Outlier input features: column j of a block is multiplied by s_j with log s_j ~ N(0, τ²),
+/// then the s_j are rescaled so that their mean square is 1 (the block keeps its entry σ).
+/// A few input coordinates then carry most of the energy, so right singular vectors
+/// concentrate on them and their entries stop looking Gaussian (`vector_p` → 0). The scaling
+/// applies to the bulk and any collapse part; spike directions v of the block (and of heads
+/// inside a scaled whole matrix) are drawn through the same scales, so they are localised too.
+///
+/// Grammar: `<target>[:<tau>]` where `<target>` is `[L<a>[-<b>].]<proj>[.h<a>[-<b>]]` (see
+/// [`Target`]); τ defaults to 1. Examples: `q` (every q, τ = 1), `L0-1.k:1.5`, `L2.q.h3:0.5`.
+/// A head of q, k, v gets scales over its `hidden` columns (only its rows); a head of o over
+/// its d columns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ColumnScaleSpec {
+    /// Which blocks.
+    pub target: Target,
+    /// Standard deviation τ of log s_j.
+    pub tau: f64,
+}
+
+impl fmt::Display for ColumnScaleSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.target, self.tau)
+    }
+}
+
+const COLUMN_SCALE_GRAMMAR: &str =
+    "grammar: [L<a>[-<b>].]<proj>[.h<a>[-<b>]][:<tau>], e.g. `q`, `L0-1.k:1.5`, `L2.q.h3:0.5`";
+
+impl FromStr for ColumnScaleSpec {
+    type Err = SynthError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |r: String| {
+            SynthError::parse(
+                "column-scale spec",
+                s,
+                format!("{r}; {COLUMN_SCALE_GRAMMAR}"),
+            )
+        };
+        let (tpart, rest) = split_colon(s);
+        let target = parse_target(tpart).map_err(&err)?;
+        let tau = match rest {
+            None => 1.0,
+            Some(t) => parse_positive(t)
+                .filter(|t| *t <= 4.0)
+                .ok_or_else(|| err(format!("τ `{t}` is not a number in (0, 4]")))?,
+        };
+        Ok(ColumnScaleSpec { target, tau })
+    }
+}
+
 /// Parses a comma-separated list (`q:3,L0.k:2x4`) of any spec type; empty items are errors.
 pub fn parse_list<T: FromStr<Err = SynthError>>(s: &str) -> Result<Vec<T>, SynthError> {
     s.split(',').map(|item| item.trim().parse()).collect()

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::error::SynthError;
-use super::recipe::{CollapseSpec, HeavyTailSpec, SpikeSpec};
+use super::recipe::{CollapseSpec, ColumnScaleSpec, HeavyTailSpec, SpikeSpec};
 
 /// Architecture family whose tensor naming and storage layout the writer follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -382,6 +382,9 @@ pub struct SynthSpec {
     pub heavy_tail: Vec<HeavyTailSpec>,
     /// Collapsed blocks (low rank + small noise: a pile-up of small singular values).
     pub collapse: Vec<CollapseSpec>,
+    /// Outlier input features (log-normal column scales).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_scale: Vec<ColumnScaleSpec>,
     /// Extra Kaiming-uniform 2-D tensors.
     pub extras: Vec<ExtraTensor>,
 }
@@ -407,6 +410,7 @@ impl SynthSpec {
             spikes: Vec::new(),
             heavy_tail: Vec::new(),
             collapse: Vec::new(),
+            column_scale: Vec::new(),
             extras: Vec::new(),
         }
     }

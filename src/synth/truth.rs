@@ -68,6 +68,9 @@ pub struct MatrixTruth {
     pub spikes: Vec<SpikeTruth>,
     /// Whole-matrix collapse.
     pub collapse: Option<CollapseTruth>,
+    /// Whole-matrix column scales (outlier input features).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_scale: Option<ColumnScaleTruth>,
     /// Heads with structure of their own (plain heads are not listed).
     pub heads: Vec<HeadTruth>,
 }
@@ -89,6 +92,9 @@ pub struct HeadTruth {
     pub spikes: Vec<SpikeTruth>,
     /// Collapse of this head.
     pub collapse: Option<CollapseTruth>,
+    /// Column scales of this head only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_scale: Option<ColumnScaleTruth>,
 }
 
 /// One planted rank-one spike θ·u·vᵀ (u, v unit, orthonormal within the block).
@@ -115,4 +121,18 @@ pub struct CollapseTruth {
     pub alpha: f64,
     /// Approximate range αε(√q ∓ √p) of the p − r small singular values.
     pub noise_edges: [f64; 2],
+}
+
+/// Column scales s_j (log-normal, mean square 1) multiplying a block's columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnScaleTruth {
+    /// τ, the standard deviation of log s_j.
+    pub tau: f64,
+    /// Smallest s_j.
+    pub min: f64,
+    /// Largest s_j.
+    pub max: f64,
+    /// Participation ratio (Σ s_j²)² / Σ s_j⁴ / n: 1 for equal scales, small when a few
+    /// columns dominate.
+    pub participation: f64,
 }
