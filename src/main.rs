@@ -12,7 +12,8 @@ use mpscope::report::{self, Format};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
-    self, CollapseSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily, SynthSpec,
+    self, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily,
+    SynthSpec,
 };
 use mpscope::tui::{self, app::App, theme::Theme};
 use mpscope::{Error, demo, inspect};
@@ -200,6 +201,9 @@ struct SynthArgs {
     /// Collapsed blocks (low rank plus small noise), e.g. `L1.q.h2:8@0.05`.
     #[arg(long, value_delimiter = ',')]
     collapse: Vec<CollapseSpec>,
+    /// Outlier input features (log-normal column scales), e.g. `q`, `L0-1.k:1.5`, `L2.q.h3:0.5`.
+    #[arg(long, value_delimiter = ',')]
+    column_scale: Vec<ColumnScaleSpec>,
 }
 
 impl SynthArgs {
@@ -257,6 +261,7 @@ impl SynthArgs {
         spec.spikes.extend(self.spikes.iter().cloned());
         spec.heavy_tail.extend(self.heavy_tail.iter().cloned());
         spec.collapse.extend(self.collapse.iter().cloned());
+        spec.column_scale.extend(self.column_scale.iter().cloned());
         Ok(spec)
     }
 }
