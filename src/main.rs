@@ -271,7 +271,7 @@ enum Command {
     /// Compute every spectrum and print the scores (table, CSV or JSON) for scripts.
     Report(Box<ReportArgs>),
     /// Write a deterministic synthetic checkpoint (Kaiming-uniform, optional planted structure).
-    Synth(SynthArgs),
+    Synth(Box<SynthArgs>),
     /// Print the model summary and its layers × projections table (reads headers only).
     Inspect {
         /// Checkpoint: a .safetensors file, a model directory, or an HF cache repo id.

@@ -482,8 +482,9 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     }
     let hi = if hi > 0.0 { hi * 1.02 } else { 1.0 };
     let cell_w = 14u16.max(inner.width / 8).min(inner.width);
-    let cell_h = 5u16;
     let cols = (inner.width / cell_w).max(1) as usize;
+    let rows_needed = heads.div_ceil(cols).max(1) as u16;
+    let cell_h = (inner.height / rows_needed).clamp(5, 12);
     let rows_visible = (inner.height / cell_h).max(1) as usize;
     let focus_head = focus.head.unwrap_or(0);
     let focus_row = focus_head / cols;
