@@ -605,9 +605,9 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     }
     spans.push(Span::styled(
         match kind {
-            ScoreKind::VectorP => " (q, k, v)   random ~ 0.5, learned -> 0",
-            ScoreKind::Ks => " (q, k, v)   random ~ 0, learned -> 1",
-            _ => " (q, k, v)",
+            ScoreKind::VectorP => "  random ~ 0.5, learned -> 0",
+            ScoreKind::Ks => "  random ~ 0, learned -> 1",
+            _ => "",
         },
         t.dim(),
     ));
