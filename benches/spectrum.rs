@@ -100,6 +100,9 @@ fn main() {
         ("64x2048", heads[0].as_ref(), 20),
     ];
     for (name, m, n) in cases {
+        if std::env::var("MPSCOPE_BENCH_SKIP_METHODS").is_ok() {
+            continue;
+        }
         let reference = singular_values_with(m, Method::SvdF64, Par::Seq).unwrap();
         for method in Method::ALL {
             let mut v = Vec::new();
@@ -173,6 +176,43 @@ fn main() {
         println!();
     }
 
+    // 1a. Interleaved A/B of the eigensolvers on 2048×2048 (MPSCOPE_BENCH_AB=1).
+    if std::env::var("MPSCOPE_BENCH_AB").is_ok_and(|v| v == "1") {
+        let mut t = [Duration::MAX; 3];
+        for _ in 0..4 {
+            t[0] = t[0].min(best(1, || {
+                singular_values_with(q32.as_ref(), Method::GramF64OneStage, Par::Seq).unwrap();
+            }));
+            t[1] = t[1].min(best(1, || {
+                mpscope::spectrum::gram_values_two_stage(q32.as_ref(), 16, Par::Seq).unwrap();
+            }));
+            t[2] = t[2].min(best(1, || {
+                mpscope::spectrum::gram_values_two_stage(q32.as_ref(), 32, Par::Seq).unwrap();
+            }));
+        }
+        println!(
+            "A/B 2048x2048 Seq: one-stage {} s, two-stage b=16 {} s, b=32 {} s\n",
+            secs(t[0]),
+            secs(t[1]),
+            secs(t[2])
+        );
+    }
+
+    // 1b'. Two-stage half-bandwidth sweep (MPSCOPE_BENCH_BANDS=1).
+    if std::env::var("MPSCOPE_BENCH_BANDS").is_ok_and(|v| v == "1") {
+        for (name, m) in [("2048x2048", q32.as_ref()), ("512x2048", kv32.as_ref())] {
+            for band in [8, 16, 24, 32, 48, 64] {
+                for par in [Par::Seq, Par::rayon(0)] {
+                    let d = best(reps(3), || {
+                        mpscope::spectrum::gram_values_two_stage(m, band, par).unwrap();
+                    });
+                    println!("two-stage {name} b={band} {par:?}: {} s", secs(d));
+                }
+            }
+        }
+        println!();
+    }
+
     // 1c. The vector test's parts: one KS p-value of a 2048-entry vector.
     {
         let mut rng = Rng::new(9);
@@ -182,9 +222,31 @@ fn main() {
                 std::hint::black_box(mpscope::spectrum::vector_ks_p(std::hint::black_box(&v)));
             }
         });
+        let ds = best(reps(5), || {
+            for _ in 0..100 {
+                std::hint::black_box(mpscope::spectrum::ks_normal_statistic(
+                    std::hint::black_box(&v),
+                ));
+            }
+        });
+        let dk = best(reps(5), || {
+            for i in 0..100 {
+                std::hint::black_box(mpscope::spectrum::kolmogorov_sf(
+                    2048,
+                    std::hint::black_box(0.01 + i as f64 * 1e-4),
+                ));
+            }
+        });
+        let dv = best(reps(5), || {
+            values_and_right_vectors(heads[0].as_ref(), Par::Seq, |_, _| {}).unwrap();
+        });
         println!(
-            "vector_ks_p(2048 entries): {:.1} µs\n",
-            d.as_secs_f64() * 1e4
+            "vector_ks_p(2048 entries): {:.1} µs (statistic {:.1} µs, kolmogorov_sf {:.1} µs); \
+             64x2048 values + right vectors: {:.3} ms\n",
+            d.as_secs_f64() * 1e4,
+            ds.as_secs_f64() * 1e4,
+            dk.as_secs_f64() * 1e4,
+            dv.as_secs_f64() * 1e3
         );
     }
 

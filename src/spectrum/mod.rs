@@ -23,6 +23,7 @@ mod mp;
 mod scores;
 mod sigma;
 mod svd;
+mod symeig;
 mod vectors;
 
 pub use error::SpectrumError;
@@ -31,8 +32,8 @@ pub use mp::{MpLaw, Unit};
 pub use scores::{Scores, bulk_range, ks_distance, score};
 pub use sigma::{Sigma, SigmaMode, Sigmas, entry_sigma, fit_sigma, init_sigma};
 pub use svd::{
-    Element, Method, Precision, count_non_finite, singular_values, singular_values_with,
-    values_and_right_vectors,
+    Element, Method, Precision, count_non_finite, gram_values_two_stage, singular_values,
+    singular_values_with, values_and_right_vectors,
 };
 pub use vectors::{erf, kolmogorov_sf, ks_normal_statistic, normal_cdf, vector_ks_p};
 

@@ -1,0 +1,480 @@
+//! Eigenvalues of a dense symmetric f64 matrix by two-stage tridiagonalization.
+//!
+//! faer's one-stage tridiagonalization reads the whole trailing matrix once per column
+//! (level-2 BLAS), so for n ≳ 256 it is bound by memory bandwidth, and two blocks reduced at
+//! once on two cores fight over it. Here instead:
+//!
+//! 1. **dense → band** of half-bandwidth b: for each panel of b columns, a Householder QR of the
+//!    part below the band (Q = I − V T Vᵀ, LAPACK's compact WY form), then the two-sided update
+//!    A₂₂ ← QᵀA₂₂Q = A₂₂ − W Vᵀ − V Wᵀ with X = A₂₂ V T, W = X − ½ V (Tᵀ Vᵀ X), all by faer
+//!    (triangular) matrix products on the lower triangle: level 3, compute bound.
+//! 2. **band → tridiagonal** by Householder bulge chasing (the sweeps of LAPACK's `sytrd_sb2st`):
+//!    sweep j annihilates column j below its subdiagonal, then chases the bulge down the band
+//!    one b × b block at a time, annihilating only its first column; the rest of the bulge is
+//!    removed by the next sweep, so the band never exceeds 2b diagonals. The work is O(n²b) on
+//!    small blocks that stay in L1.
+//! 3. **tridiagonal eigenvalues** by faer's implicit QR.
+//!
+//! Every step is an orthogonal similarity, so the eigenvalues are backward stable as in the
+//! one-stage path (errors of order ε·‖A‖).
+
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::matmul::triangular::BlockStructure;
+use faer::linalg::{evd, matmul};
+use faer::prelude::{Reborrow, ReborrowMut};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
+
+/// Eigenvalues (ascending) of the symmetric matrix whose lower triangle is `a` (n × n), by
+/// two-stage reduction with half-bandwidth `band`; `a` is overwritten.
+pub(crate) fn eigenvalues_two_stage(
+    mut a: MatMut<'_, f64>,
+    band: usize,
+    par: Par,
+) -> Option<Vec<f64>> {
+    let n = a.nrows();
+    let b = band.max(1);
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    dense_to_band(a.rb_mut(), b, par);
+    let (d, e) = band_to_tridiagonal(a.rb(), b);
+    tridiagonal_eigenvalues(&d, &e, par)
+}
+
+/// Reduces the lower triangle of `a` to half-bandwidth `b` by blocked Householder panels.
+fn dense_to_band(mut a: MatMut<'_, f64>, b: usize, par: Par) {
+    let n = a.nrows();
+    let mut k = 0;
+    let mut panel = Vec::new();
+    let mut taus = Vec::new();
+    while k + b + 2 <= n {
+        let m = n - k - b;
+        let w = b;
+        let r = w.min(m);
+        // Panel P = A[k+b.., k..k+w] copied out, factored in place (R above, V below).
+        panel.clear();
+        panel.resize(m * w, 0.0);
+        for c in 0..w {
+            let col = a.rb().col(k + c).subrows(k + b, m);
+            for (i, x) in col.iter().enumerate() {
+                panel[c * m + i] = *x;
+            }
+        }
+        taus.clear();
+        householder_qr(&mut panel, m, w, &mut taus);
+        // Write R back (upper trapezoid), zeros below.
+        for c in 0..w {
+            let mut col = a.rb_mut().col_mut(k + c).subrows_mut(k + b, m);
+            for i in 0..m {
+                col[i] = if i <= c { panel[c * m + i] } else { 0.0 };
+            }
+        }
+        // V: m × r, unit lower trapezoidal.
+        let v = Mat::<f64>::from_fn(m, r, |i, j| {
+            if i < j {
+                0.0
+            } else if i == j {
+                1.0
+            } else {
+                panel[j * m + i]
+            }
+        });
+        if taus.iter().all(|&t| t == 0.0) {
+            k += b;
+            continue;
+        }
+        let t = compact_wy_factor(v.as_ref(), &taus, par);
+        let mut a22 = a.rb_mut().submatrix_mut(k + b, k + b, m, m);
+        // X0 = A₂₂ V with A₂₂ = L + Lₛᵀ (L lower with diagonal, Lₛ strictly lower).
+        let mut x0 = Mat::<f64>::zeros(m, r);
+        matmul::triangular::matmul(
+            x0.as_mut(),
+            BlockStructure::Rectangular,
+            Accum::Replace,
+            a22.rb(),
+            BlockStructure::TriangularLower,
+            v.as_ref(),
+            BlockStructure::Rectangular,
+            1.0,
+            par,
+        );
+        matmul::triangular::matmul(
+            x0.as_mut(),
+            BlockStructure::Rectangular,
+            Accum::Add,
+            a22.rb().transpose(),
+            BlockStructure::StrictTriangularUpper,
+            v.as_ref(),
+            BlockStructure::Rectangular,
+            1.0,
+            par,
+        );
+        // X = X0 T; Y = Tᵀ (Vᵀ X); W = X − ½ V Y, stored as the left half of L = [W V].
+        let mut lw = Mat::<f64>::zeros(m, 2 * r);
+        matmul::matmul(
+            lw.as_mut().subcols_mut(0, r),
+            Accum::Replace,
+            x0.as_ref(),
+            t.as_ref(),
+            1.0,
+            par,
+        );
+        let mut vtx = Mat::<f64>::zeros(r, r);
+        matmul::matmul(
+            vtx.as_mut(),
+            Accum::Replace,
+            v.as_ref().transpose(),
+            lw.as_ref().subcols(0, r),
+            1.0,
+            par,
+        );
+        let mut y = Mat::<f64>::zeros(r, r);
+        matmul::matmul(
+            y.as_mut(),
+            Accum::Replace,
+            t.as_ref().transpose(),
+            vtx.as_ref(),
+            1.0,
+            par,
+        );
+        matmul::matmul(
+            lw.as_mut().subcols_mut(0, r),
+            Accum::Add,
+            v.as_ref(),
+            y.as_ref(),
+            -0.5,
+            par,
+        );
+        lw.as_mut().subcols_mut(r, r).copy_from(v.as_ref());
+        let mut rv = Mat::<f64>::zeros(m, 2 * r);
+        rv.as_mut().subcols_mut(0, r).copy_from(v.as_ref());
+        rv.as_mut()
+            .subcols_mut(r, r)
+            .copy_from(lw.as_ref().subcols(0, r));
+        // A₂₂ ← A₂₂ − [W V][V W]ᵀ on the lower triangle.
+        matmul::triangular::matmul(
+            a22.rb_mut(),
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            lw.as_ref(),
+            BlockStructure::Rectangular,
+            rv.as_ref().transpose(),
+            BlockStructure::Rectangular,
+            -1.0,
+            par,
+        );
+        k += b;
+    }
+}
+
+/// Householder QR of the column-major m × w `p` in place (LAPACK `geqr2`): R on and above the
+/// diagonal, the reflectors' essential parts below, τ of each in `taus` (min(m, w) of them).
+fn householder_qr(p: &mut [f64], m: usize, w: usize, taus: &mut Vec<f64>) {
+    for j in 0..w.min(m) {
+        let (left, right) = p.split_at_mut((j + 1) * m);
+        let x = &mut left[j * m + j..(j + 1) * m];
+        let tau = make_reflector(x);
+        taus.push(tau);
+        if tau == 0.0 {
+            continue;
+        }
+        // Apply H = I − τ v vᵀ (v₀ = 1, v₁.. = x[1..]) to the remaining columns.
+        let v = &x[1..];
+        for c in 0..(w - j - 1) {
+            let col = &mut right[c * m + j..(c + 1) * m];
+            let (head, tail) = col.split_at_mut(1);
+            let dot = head[0] + dot(v, tail);
+            let f = tau * dot;
+            head[0] -= f;
+            axpy(-f, v, tail);
+        }
+    }
+}
+
+/// Turns `x` into β e₀ by H = I − τ v vᵀ (LAPACK `larfg`): on return x[0] = β and x[1..] holds
+/// v's essential part (v₀ = 1). Returns τ (0 when x[1..] is already zero).
+fn make_reflector(x: &mut [f64]) -> f64 {
+    let Some((alpha, tail)) = x.split_first_mut() else {
+        return 0.0;
+    };
+    let xnorm = dot(tail, tail).sqrt();
+    if xnorm == 0.0 {
+        return 0.0;
+    }
+    let beta = -alpha.hypot(xnorm).copysign(*alpha);
+    let tau = (beta - *alpha) / beta;
+    let scale = 1.0 / (*alpha - beta);
+    for t in tail.iter_mut() {
+        *t *= scale;
+    }
+    *alpha = beta;
+    tau
+}
+
+/// The upper triangular T of H₀H₁⋯H_{r−1} = I − V T Vᵀ (LAPACK `larft`, forward, columnwise).
+fn compact_wy_factor(v: MatRef<'_, f64>, taus: &[f64], par: Par) -> Mat<f64> {
+    let r = taus.len();
+    let mut s = Mat::<f64>::zeros(r, r);
+    matmul::matmul(s.as_mut(), Accum::Replace, v.transpose(), v, 1.0, par);
+    let mut t = Mat::<f64>::zeros(r, r);
+    for i in 0..r {
+        let tau = taus[i];
+        t[(i, i)] = tau;
+        if tau == 0.0 {
+            continue;
+        }
+        // T[0..i, i] = −τ_i T[0..i, 0..i] (Vᵀ v_i)[0..i].
+        for a in 0..i {
+            let mut sum = 0.0;
+            for c in a..i {
+                sum += t[(a, c)] * s[(c, i)];
+            }
+            t[(a, i)] = -tau * sum;
+        }
+    }
+    t
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    // Four independent sums so the loop vectorizes.
+    let mut acc = [0.0f64; 8];
+    let chunks = a.len() / 8;
+    for k in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[8 * k + l] * b[8 * k + l];
+        }
+    }
+    let mut sum: f64 = acc.iter().sum();
+    for k in chunks * 8..a.len() {
+        sum += a[k] * b[k];
+    }
+    sum
+}
+
+fn axpy(f: f64, x: &[f64], y: &mut [f64]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += f * x;
+    }
+}
+
+/// Band storage of a symmetric matrix's lower triangle: entry (i, c), 0 ≤ i − c < `ld`, at
+/// `ab[c·ld + i − c]`.
+struct Band {
+    ab: Vec<f64>,
+    ld: usize,
+}
+
+impl Band {
+    /// Column c from row c + d0, `len` entries.
+    fn col(&mut self, c: usize, d0: usize, len: usize) -> &mut [f64] {
+        let at = c * self.ld + d0;
+        &mut self.ab[at..at + len]
+    }
+}
+
+/// Reduces the lower band (half-bandwidth b) of `a` to tridiagonal by bulge chasing; returns
+/// (diagonal, subdiagonal).
+fn band_to_tridiagonal(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = a.nrows();
+    let ld = 2 * b + 1;
+    let mut band = Band {
+        ab: vec![0.0; ld * n],
+        ld,
+    };
+    for c in 0..n {
+        let len = (b + 1).min(n - c);
+        let src = a.col(c).subrows(c, len);
+        let dst = band.col(c, 0, len);
+        for (d, s) in dst.iter_mut().zip(src.iter()) {
+            *d = *s;
+        }
+    }
+    let mut v = vec![0.0; b];
+    let mut v2 = vec![0.0; b];
+    let mut work = vec![0.0; 2 * b];
+    for j in 0..n.saturating_sub(2) {
+        // Annihilate column j below its subdiagonal: reflector on rows s..s+len.
+        let mut s = j + 1;
+        let mut len = b.min(n - s);
+        let mut tau = {
+            let x = band.col(j, 1, len);
+            let tau = make_reflector(x);
+            v[0] = 1.0;
+            v[1..len].copy_from_slice(&x[1..]);
+            x[1..].fill(0.0);
+            tau
+        };
+        if tau != 0.0 {
+            apply_two_sided(&mut band, s, len, &v[..len], tau, &mut work);
+        }
+        loop {
+            let t = s + len;
+            if t >= n {
+                break;
+            }
+            let len2 = b.min(n - t);
+            // Off-diagonal block O = A[t..t+len2, s..s+len]; column c' of O is
+            // band.col(s + c', len − c', len2).
+            if tau != 0.0 {
+                // O ← O H: w = O v, O −= τ w vᵀ.
+                let w = &mut work[..len2];
+                w.fill(0.0);
+                for (c, &vc) in v[..len].iter().enumerate() {
+                    let col = band.col(s + c, len - c, len2);
+                    axpy(vc, col, w);
+                }
+                for (c, &vc) in v[..len].iter().enumerate() {
+                    let f = -tau * vc;
+                    let col = band.col(s + c, len - c, len2);
+                    axpy(f, &work[..len2], col);
+                }
+            }
+            // Annihilate O's first column below its top entry.
+            let tau2 = {
+                let x = band.col(s, len, len2);
+                let tau2 = make_reflector(x);
+                v2[0] = 1.0;
+                v2[1..len2].copy_from_slice(&x[1..]);
+                x[1..].fill(0.0);
+                tau2
+            };
+            if tau2 != 0.0 {
+                // O[:, 1..] ← H₂ O[:, 1..].
+                for c in 1..len {
+                    let col = band.col(s + c, len - c, len2);
+                    let f = -tau2 * dot(&v2[..len2], col);
+                    axpy(f, &v2[..len2], col);
+                }
+                apply_two_sided(&mut band, t, len2, &v2[..len2], tau2, &mut work);
+            }
+            std::mem::swap(&mut v, &mut v2);
+            tau = tau2;
+            s = t;
+            len = len2;
+        }
+    }
+    let d = (0..n).map(|c| band.ab[c * ld]).collect();
+    let e = (0..n)
+        .map(|c| if c + 1 < n { band.ab[c * ld + 1] } else { 0.0 })
+        .collect();
+    (d, e)
+}
+
+/// D ← H D H for the diagonal block D = A[s..s+len]² (lower triangle), H = I − τ v vᵀ.
+fn apply_two_sided(band: &mut Band, s: usize, len: usize, v: &[f64], tau: f64, work: &mut [f64]) {
+    let y = &mut work[..len];
+    y.fill(0.0);
+    // y = D v from the lower triangle.
+    for c in 0..len {
+        let col = band.col(s + c, 0, len - c);
+        let below = &col[1..];
+        y[c] += col[0] * v[c] + dot(below, &v[c + 1..]);
+        axpy(v[c], below, &mut y[c + 1..]);
+    }
+    // w = τ y − ½ τ² (yᵀv) v.
+    let alpha = -0.5 * tau * tau * dot(y, v);
+    for (yi, vi) in y.iter_mut().zip(v) {
+        *yi = tau * *yi + alpha * vi;
+    }
+    // D −= v wᵀ + w vᵀ.
+    for c in 0..len {
+        let col = band.col(s + c, 0, len - c);
+        let (wc, vc) = (y[c], v[c]);
+        for ((d, vi), wi) in col.iter_mut().zip(&v[c..]).zip(&y[c..]) {
+            *d -= vi * wc + wi * vc;
+        }
+    }
+}
+
+/// Eigenvalues (ascending) of the symmetric tridiagonal matrix with diagonal `d` and
+/// subdiagonal `e` (len n, last entry unused), by faer's implicit QR.
+fn tridiagonal_eigenvalues(d: &[f64], e: &[f64], par: Par) -> Option<Vec<f64>> {
+    let n = d.len();
+    let mut diag = Diag::<f64>::zeros(n);
+    let mut sub = Diag::<f64>::zeros(n);
+    let mut s = Diag::<f64>::zeros(n);
+    for i in 0..n {
+        diag[i] = d[i];
+        sub[i] = e[i];
+    }
+    let mut mem = MemBuffer::new(faer::linalg::temp_mat_scratch::<f64>(n, 1).array(2));
+    evd::tridiagonal_self_adjoint_evd(
+        diag.as_ref(),
+        sub.as_ref(),
+        s.as_mut(),
+        None,
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .ok()?;
+    let mut out: Vec<f64> = s.column_vector().iter().copied().collect();
+    out.sort_by(f64::total_cmp);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(a: &Mat<f64>) -> Vec<f64> {
+        let mut v: Vec<f64> = a
+            .self_adjoint_eigenvalues(faer::Side::Lower)
+            .unwrap()
+            .into_iter()
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    fn check(n: usize, b: usize, seed: u64) {
+        let mut rng = crate::rng::Rng::new(seed);
+        let x = Mat::<f64>::from_fn(n, n + 3, |_, _| rng.normal());
+        let g = &x * x.transpose();
+        let want = reference(&g);
+        let mut lower = g.clone();
+        for j in 0..n {
+            for i in 0..j {
+                lower[(i, j)] = f64::NAN; // upper triangle must not be read
+            }
+        }
+        let got = eigenvalues_two_stage(lower.as_mut(), b, Par::Seq).unwrap();
+        let top = want[n - 1];
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-12 * top, "n={n} b={b}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn matches_one_stage_on_many_shapes() {
+        for (n, b) in [
+            (1, 4),
+            (2, 4),
+            (3, 1),
+            (5, 2),
+            (9, 4),
+            (17, 4),
+            (40, 8),
+            (64, 16),
+            (100, 7),
+            (130, 32),
+        ] {
+            check(n, b, n as u64 * 31 + b as u64);
+        }
+    }
+
+    #[test]
+    fn diagonal_and_zero_blocks() {
+        let mut z = Mat::<f64>::zeros(50, 50);
+        assert_eq!(
+            eigenvalues_two_stage(z.as_mut(), 8, Par::Seq).unwrap(),
+            vec![0.0; 50]
+        );
+        let mut d = Mat::<f64>::from_fn(40, 40, |i, j| if i == j { i as f64 } else { 0.0 });
+        let got = eigenvalues_two_stage(d.as_mut(), 8, Par::Seq).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            assert!((*g - i as f64).abs() < 1e-12 * 40.0, "{g} vs {i}");
+        }
+    }
+}
