@@ -58,6 +58,27 @@ pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) {
     }
 }
 
+/// Draws a bordered frame titled `title` and returns the area inside it.
+fn framed(f: &mut Frame<'_>, title: &str, t: &Theme, area: Rect) -> Rect {
+    let frame = bordered(Line::from(txt(title, t)), t);
+    let inner = frame.inner(area);
+    f.render_widget(frame, area);
+    inner
+}
+
+/// Says, inside a view, that the focused projection has no head blocks.
+fn no_heads(f: &mut Frame<'_>, t: &Theme, inner: Rect) {
+    f.render_widget(
+        Paragraph::new(txt(
+            "no heads here (MLP, other, or head count unknown: pass --num-heads)",
+            t,
+        ))
+        .style(t.dim())
+        .wrap(ratatui::widgets::Wrap { trim: true }),
+        inner,
+    );
+}
+
 fn bordered<'a>(title: impl Into<Line<'a>>, t: &Theme) -> Frame_<'a> {
     Frame_::default()
         .borders(Borders::ALL)
@@ -445,19 +466,9 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         focus_name_whole(app, focus),
         app.score.name()
     );
-    let frame = bordered(Line::from(txt(&title, t)), t);
-    let inner = frame.inner(area);
-    f.render_widget(frame, area);
+    let inner = framed(f, &title, t, area);
     if heads == 0 {
-        f.render_widget(
-            Paragraph::new(txt(
-                "this matrix has no heads (MLP, other, or head count unknown: pass --num-heads)",
-                t,
-            ))
-            .style(t.dim())
-            .wrap(ratatui::widgets::Wrap { trim: true }),
-            inner,
-        );
+        no_heads(f, t, inner);
         return;
     }
     let ids: Vec<MatrixId> = (0..heads)
@@ -574,9 +585,7 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         " depth profile · mean head {} per layer (s: score) ",
         kind.name()
     );
-    let frame = bordered(Line::from(txt(&title, t)), t);
-    let inner = frame.inner(area);
-    f.render_widget(frame, area);
+    let inner = framed(f, &title, t, area);
     let n = layer_count(app);
     let colors = [Color::Cyan, Color::Yellow, Color::Magenta];
     let series: Vec<Series> = [(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')]
@@ -648,14 +657,9 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         " heatmap · layers x heads of {proj} · {} ",
         app.score.name()
     );
-    let frame = bordered(Line::from(txt(&title, t)), t);
-    let inner = frame.inner(area);
-    f.render_widget(frame, area);
+    let inner = framed(f, &title, t, area);
     if heads == 0 {
-        f.render_widget(
-            Paragraph::new("no heads for this projection").style(t.dim()),
-            inner,
-        );
+        no_heads(f, t, inner);
         return;
     }
     let n = layer_count(app);
