@@ -92,7 +92,8 @@ fn txt(s: &str, t: &Theme) -> String {
     if !t.ascii {
         return s.to_string();
     }
-    s.chars()
+    s.replace('±', "+-")
+        .chars()
         .map(|c| match c {
             '×' => 'x',
             '·' | '•' => '|',
@@ -309,9 +310,12 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let stats_w = 26u16.min(inner.width / 2);
     let [plot_area, stats_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(stats_w)]).areas(inner);
+    // Auto: one bin per column, but never so many that a small block's values scatter into
+    // gaps (about three values per bin at least).
+    let auto = (a.spectrum.p() / 3).clamp(12, plot_area.width.max(1) as usize);
     let bins = app
         .bins
-        .unwrap_or(plot_area.width as usize)
+        .unwrap_or(auto)
         .clamp(1, plot_area.width.max(1) as usize * 4);
     let hist = spectrum_histogram(app, a, bins);
     let counts: Vec<f64> = hist.counts.iter().map(|&c| c as f64).collect();
