@@ -112,7 +112,8 @@ pub fn score(
         above,
         below,
         edge_ratio: top / law.upper_edge(),
-        outlier_mass: outside / energy,
+        // A sum over no values is −0.0 in Rust; the share is never negative.
+        outlier_mass: (outside / energy).abs(),
         stable_rank: energy / (top * top),
         vector_p: None,
         empty: false,
@@ -174,5 +175,26 @@ mod tests {
         // Square: the lower edge is hard, nothing is below.
         let sq = score(&[3.0, 1e-9], 2, 2, 1.0).unwrap();
         assert_eq!(sq.below, 0);
+    }
+
+    #[test]
+    fn no_outliers_means_a_positive_zero_share() {
+        let mut rng = crate::rng::Rng::new(11);
+        let w = faer::Mat::<f64>::from_fn(64, 1024, |_, _| rng.uniform_sym(1.0));
+        let values = crate::spectrum::singular_values(
+            w.as_ref(),
+            crate::spectrum::Precision::Fast,
+            faer::Par::Seq,
+        )
+        .unwrap();
+        let sigma = crate::spectrum::entry_sigma(&values, 64, 1024);
+        let s = score(&values, 64, 1024, sigma).unwrap();
+        assert_eq!(
+            s.above + s.below,
+            0,
+            "a uniform random block has no outliers"
+        );
+        assert!(s.outlier_mass == 0.0 && s.outlier_mass.is_sign_positive());
+        assert_eq!(format!("{:.3}", s.outlier_mass), "0.000");
     }
 }
