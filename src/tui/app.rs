@@ -218,7 +218,8 @@ impl App {
                 elapsed: Default::default(),
                 eta: None,
             },
-            message: None,
+            // The anatomy's first caveat (e.g. head count unknown) greets the user.
+            message: anatomy.notes().first().cloned(),
             export_dir: PathBuf::from("."),
         }
     }
