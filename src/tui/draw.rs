@@ -481,14 +481,19 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
             ..focus
         })
         .collect();
-    // One x range for every head, so they compare at a glance.
+    // One x range for every head, so they compare at a glance: every value with `r`, else
+    // the MP bulk with some headroom (values beyond are counted in each cell's corner).
     let mut hi = 0.0f64;
     for id in &ids {
         if let Some(a) = app.analysis(id) {
             let top = a.spectrum.top();
             let edge = a.law.map(|l| l.upper_edge()).unwrap_or(0.0);
             let q = a.spectrum.q() as f64;
-            let x = top.max(edge);
+            let x = if app.full_range || edge <= 0.0 {
+                top.max(edge)
+            } else {
+                (top * 1.02).min(edge * 1.35).max(edge * 1.05)
+            };
             hi = hi.max(match app.unit {
                 Unit::Singular => x,
                 Unit::Eigen => x * x / q,
@@ -496,10 +501,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         }
     }
     let hi = if hi > 0.0 { hi * 1.02 } else { 1.0 };
-    let cell_w = 14u16.max(inner.width / 8).min(inner.width);
-    let cols = (inner.width / cell_w).max(1) as usize;
-    let rows_needed = heads.div_ceil(cols).max(1) as u16;
-    let cell_h = (inner.height / rows_needed).clamp(5, 12);
+    let (cols, cell_w, cell_h) = grid_shape(heads, inner.width, inner.height);
     let rows_visible = (inner.height / cell_h).max(1) as usize;
     let focus_head = focus.head.unwrap_or(0);
     let focus_row = focus_head / cols;
@@ -572,6 +574,32 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
             }
             Some(Err(_)) => f.render_widget(Paragraph::new("error").style(t.error()), plot),
             None => f.render_widget(Paragraph::new(txt("…", t)).style(t.dim()), plot),
+        }
+    }
+}
+
+/// Columns, cell width and cell height for `heads` small multiples in a `w` × `h` area: every
+/// head on screen when they fit at 12×5 or more, cells about 2.5 times wider than tall (as a
+/// terminal cell is about twice as tall as wide); otherwise 14-wide cells, scrolled to focus.
+pub fn grid_shape(heads: usize, w: u16, h: u16) -> (usize, u16, u16) {
+    let mut best: Option<(f64, usize, u16, u16)> = None;
+    for cols in 1..=heads.max(1) {
+        let rows = heads.max(1).div_ceil(cols) as u16;
+        let (cw, ch) = (w / cols as u16, h / rows);
+        if cw < 12 || ch < 5 {
+            continue;
+        }
+        let ch = ch.min(cw);
+        let badness = ((cw as f64 / ch as f64) / 2.5).ln().abs();
+        if best.is_none_or(|b| badness < b.0) {
+            best = Some((badness, cols, cw, ch));
+        }
+    }
+    match best {
+        Some((_, cols, cw, ch)) => (cols, cw, ch),
+        None => {
+            let cw = 14u16.max(w / 8).min(w.max(1));
+            (((w / cw).max(1)) as usize, cw, 5)
         }
     }
 }
