@@ -327,3 +327,19 @@ fn sigma_mode_rescored_without_recomputing_and_search_jumps() {
     // v is kv_heads · head_dim = 64 rows by 128 columns: 64 singular values.
     assert_eq!(json["singular_values"].as_array().unwrap().len(), 64);
 }
+
+#[test]
+fn heads_grid_shape_shows_every_head_when_it_can_and_scrolls_otherwise() {
+    use mpscope::tui::draw::grid_shape;
+    // 6 heads in the 80x24 main area: all on screen, cells wider than tall.
+    let (cols, w, h) = grid_shape(6, 59, 19);
+    assert!(6usize.div_ceil(cols) as u16 * h <= 19);
+    assert!(cols as u16 * w <= 59 && w >= 12 && h >= 5 && w > h);
+    // 32 heads cannot fit at 12x5 in 59x19: fixed cells, scrolled to the focus.
+    let (cols, w, h) = grid_shape(32, 59, 19);
+    assert_eq!((w, h), (14, 5));
+    assert_eq!(cols, 4);
+    // A wide terminal fits 32 heads at once.
+    let (cols, w, h) = grid_shape(32, 160, 41);
+    assert!(32usize.div_ceil(cols) as u16 * h <= 41 && cols as u16 * w <= 160);
+}
