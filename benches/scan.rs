@@ -130,7 +130,7 @@ fn first_spectrum(ck: &Arc<Checkpoint>, an: &Anatomy, focus: MatrixId) -> Durati
         initializer_range: None,
     };
     let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
+
     let ck2 = Arc::clone(ck);
     let t0 = Instant::now();
     let w = Worker::start(
@@ -140,7 +140,7 @@ fn first_spectrum(ck: &Arc<Checkpoint>, an: &Anatomy, focus: MatrixId) -> Durati
         0,
         move |j: &scan::Job| scan::compute(&ck2, j, &opts),
         move |o| {
-            let _ = tx.lock().map(|t| t.send((o.id, Instant::now())));
+            let _ = tx.send((o.id, Instant::now()));
         },
     )
     .expect("worker");

@@ -427,7 +427,7 @@ fn explore(
         app,
         jobs,
         compute.threads,
-        move |j| scan::compute(&ck, j, &options),
+        move |j| scan::analyze(&ck, j, &options, SigmaMode::Entry),
         theme,
     )
     .map_err(|source| Error::Io {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::anatomy::{Anatomy, Block, Proj};
 use crate::checkpoint::Checkpoint;
 use crate::inspect::dtype_label;
-use crate::scan::{self, ComputeOptions, Job, ScanOptions};
+use crate::scan::{self, ComputeOptions, Job};
 use crate::spectrum::{Analysis, SigmaMode};
 use crate::worker::{Progress, Worker};
 
@@ -62,7 +62,6 @@ pub fn run(
     mut progress: impl FnMut(&Progress),
 ) -> Result<Results, String> {
     let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
     let n = jobs.len();
     let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();
     let ck2 = Arc::clone(&ck);
@@ -71,11 +70,9 @@ pub fn run(
         |j: &Job| j.block.id,
         None,
         threads,
-        move |j: &Job| scan::compute(&ck2, j, &compute),
+        move |j: &Job| scan::analyze(&ck2, j, &compute, mode),
         move |o| {
-            if let Ok(tx) = tx.lock() {
-                let _ = tx.send(o);
-            }
+            let _ = tx.send(o);
         },
     )?;
     let mut slots: Vec<Option<Result<Analysis, String>>> = vec![None; n];
@@ -83,10 +80,7 @@ pub fn run(
     while received < n {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(o) => {
-                let r = o
-                    .result
-                    .and_then(|s| Analysis::new(s, mode).map_err(|e| e.to_string()));
-                slots[o.index] = Some(r);
+                slots[o.index] = Some(o.result);
                 received += 1;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -544,9 +538,4 @@ pub fn depth_summary(r: &Results) -> String {
         rows.push(row);
     }
     align(&rows)
-}
-
-/// The jobs of a report run (a thin alias kept for the binary's readability).
-pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
-    scan::plan(an, opts)
 }

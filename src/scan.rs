@@ -7,7 +7,7 @@ use faer::Par;
 
 use crate::anatomy::{Anatomy, Block, Proj};
 use crate::checkpoint::Checkpoint;
-use crate::spectrum::{AnalyzeOptions, Precision, SigmaMode, Spectrum};
+use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum};
 
 /// A group of projections a user can select (`--proj q,k,v,o,mlp,other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -229,6 +229,19 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
         }
     };
     spectrum.map_err(|e| format!("{name} ({}): {e}", job.block.name))
+}
+
+/// Computes one block's spectrum and scores it under `mode`, estimating every σ once so that a
+/// later mode switch only rescores ([`Analysis::rescored`]). Runs on worker threads.
+pub fn analyze(
+    ck: &Checkpoint,
+    job: &Job,
+    opts: &ComputeOptions,
+    mode: SigmaMode,
+) -> Result<Analysis, String> {
+    let spectrum = compute(ck, job, opts)?;
+    Analysis::new(spectrum, mode)
+        .map_err(|e| format!("{} ({}): {e}", job.block.tensor, job.block.name))
 }
 
 #[cfg(test)]

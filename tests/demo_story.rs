@@ -8,7 +8,7 @@ use std::path::Path;
 use mpscope::anatomy::{Anatomy, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::scan::{ComputeOptions, ScanOptions};
-use mpscope::spectrum::{Analysis, Precision, SigmaMode};
+use mpscope::spectrum::{Precision, SigmaMode};
 use rayon::prelude::*;
 
 struct Scored {
@@ -33,8 +33,7 @@ fn scan_demo() -> Vec<Scored> {
     };
     jobs.par_iter()
         .map(|job| {
-            let spectrum = mpscope::scan::compute(&ck, job, &opts).unwrap();
-            let a = Analysis::new(spectrum, SigmaMode::Entry).unwrap();
+            let a = mpscope::scan::analyze(&ck, job, &opts, SigmaMode::Entry).unwrap();
             Scored {
                 layer: job.block.id.layer,
                 proj: job.block.id.proj,

@@ -6,7 +6,7 @@ use std::path::Path;
 use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
-use mpscope::spectrum::Precision;
+use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{self, SynthFamily, SynthSpec};
 use mpscope::tui::app::{App, SearchKey, View};
 use mpscope::tui::draw::draw;
@@ -36,7 +36,7 @@ fn app_for(dir: &Path) -> App {
         jobs.iter().map(|j| j.block.clone()).collect(),
     );
     for j in &jobs {
-        app.add_result(j.block.id, scan::compute(&ck, j, &opts));
+        app.add_result(j.block.id, scan::analyze(&ck, j, &opts, SigmaMode::Entry));
     }
     app.progress.done = jobs.len();
     app.progress.total = jobs.len();

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
-use crate::spectrum::{Analysis, SigmaMode, Spectrum, Unit};
+use crate::spectrum::{Analysis, SigmaMode, Unit};
 use crate::worker::Progress;
 
 use super::keys::Action;
@@ -224,10 +224,16 @@ impl App {
         }
     }
 
-    /// Stores a finished spectrum (scored under the current σ mode) or its error.
-    pub fn add_result(&mut self, id: MatrixId, result: Result<Spectrum, String>) {
-        let outcome =
-            result.and_then(|s| Analysis::new(s, self.sigma_mode).map_err(|e| e.to_string()));
+    /// Stores a finished analysis (rescored if the σ mode changed while it ran) or its error.
+    pub fn add_result(&mut self, id: MatrixId, result: Result<Analysis, String>) {
+        let mode = self.sigma_mode;
+        let outcome = result.and_then(|a| {
+            if a.sigma.mode == mode {
+                Ok(a)
+            } else {
+                a.rescored(mode).map_err(|e| e.to_string())
+            }
+        });
         self.results.insert(id, outcome);
     }
 
@@ -308,7 +314,7 @@ impl App {
         self.sigma_mode = mode;
         for r in self.results.values_mut() {
             if let Ok(a) = r {
-                match Analysis::new(a.spectrum.clone(), mode) {
+                match a.rescored(mode) {
                     Ok(new) => *a = new,
                     Err(e) => *r = Err(e.to_string()),
                 }

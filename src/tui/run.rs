@@ -1,13 +1,13 @@
 //! The event loop: one channel for key input, resizes, ticks and worker results.
 
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, MouseEventKind};
 
 use crate::scan::Job;
-use crate::spectrum::Spectrum;
+use crate::spectrum::Analysis;
 use crate::worker::{Outcome, Worker};
 
 use super::app::{App, Effect, Overlay, SearchKey};
@@ -23,7 +23,7 @@ pub enum Event {
     /// The terminal input could not be read.
     InputError(String),
     /// A block finished.
-    Result(Outcome<Spectrum>),
+    Result(Box<Outcome<Analysis>>),
 }
 
 /// How often the screen refreshes while the worker runs (for the gauge and ETA).
@@ -65,10 +65,10 @@ pub fn run<F>(
     theme: Theme,
 ) -> std::io::Result<()>
 where
-    F: Fn(&Job) -> Result<Spectrum, String> + Send + Sync + 'static,
+    F: Fn(&Job) -> Result<Analysis, String> + Send + Sync + 'static,
 {
     let (tx, rx) = mpsc::channel::<Event>();
-    let sink_tx = Mutex::new(tx.clone());
+    let sink_tx = tx.clone();
     let worker = Worker::start(
         jobs,
         |j: &Job| j.block.id,
@@ -76,9 +76,7 @@ where
         threads,
         compute,
         move |o| {
-            if let Ok(tx) = sink_tx.lock() {
-                let _ = tx.send(Event::Result(o));
-            }
+            let _ = sink_tx.send(Event::Result(Box::new(o)));
         },
     )
     .map_err(std::io::Error::other)?;
