@@ -9,14 +9,11 @@ use crate::units;
 
 /// Short lowercase name of a dtype, as safetensors spells it but lowercase ("bf16", "f8_e4m3").
 pub fn dtype_label(d: &Dtype) -> String {
-    match d {
-        Dtype::F64 => "f64".into(),
-        Dtype::F32 => "f32".into(),
-        Dtype::F16 => "f16".into(),
-        Dtype::BF16 => "bf16".into(),
-        Dtype::F8E4M3 => "f8_e4m3".into(),
-        Dtype::F8E5M2 => "f8_e5m2".into(),
-        Dtype::Unsupported(s) => format!("{} (unsupported)", s.to_lowercase()),
+    let name = d.name().to_lowercase();
+    if d.is_supported() {
+        name
+    } else {
+        format!("{name} (unsupported)")
     }
 }
 

@@ -175,22 +175,9 @@ fn score_glyph(app: &App, t: &Theme, layer: usize, proj: Proj, max: f64) -> (cha
         Some(v) => {
             let far = app.score.farness(v, max);
             let eighths = 1 + (far * 7.0).round() as usize;
-            (
-                t.bar(eighths),
-                t.heat(far).bg(Color::Reset).fg(heat_fg(far, t)),
-            )
+            (t.bar(eighths), t.heat_text(far))
         }
         None => (if t.ascii { '?' } else { '·' }, t.dim()),
-    }
-}
-
-fn heat_fg(far: f64, t: &Theme) -> Color {
-    if !t.color {
-        return Color::Reset;
-    }
-    match t.heat(far).bg {
-        Some(c) => c,
-        None => Color::Reset,
     }
 }
 

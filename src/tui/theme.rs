@@ -158,6 +158,14 @@ impl Theme {
         }
     }
 
+    /// Text drawn in the heat colour of t in [0, 1] (plain when colour is off).
+    pub fn heat_text(&self, t: f64) -> Style {
+        match self.heat(t).bg {
+            Some(c) => Style::default().fg(c),
+            None => Style::default(),
+        }
+    }
+
     /// A heat cell for value t in [0, 1]: colour ramp, or plain when colour is off.
     pub fn heat(&self, t: f64) -> Style {
         if !self.color {
