@@ -1,15 +1,9 @@
 //! The binary on bad input: a one-paragraph message naming the file and problem, exit 2.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::mpscope;
 
-fn mpscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args(args)
-        .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache")
-        .output()
-        .expect("run mpscope")
-}
+use std::path::Path;
 
 /// A safetensors file from a header JSON and data bytes.
 fn raw(path: &Path, header: &str, data: &[u8]) {

@@ -1,16 +1,10 @@
 //! The real binary end to end: `mpscope synth` writes a checkpoint, `mpscope inspect` describes
 //! it (summary, layers × projections table, `--tensors`, head overrides); bad synth specs exit 2.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::mpscope;
 
-fn mpscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args(args)
-        .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache")
-        .output()
-        .expect("run mpscope")
-}
+use std::path::Path;
 
 /// Runs `args`, asserts exit 0 and returns stdout.
 fn ok(args: &[&str]) -> String {

@@ -1,8 +1,9 @@
 //! `mpscope report`: all three formats parsed back, filters, exit statuses, and results equal
 //! to direct engine calls.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::{mpscope, synth_llama};
+
 use std::sync::Arc;
 
 use mpscope::anatomy::{Anatomy, Overrides};
@@ -11,40 +12,10 @@ use mpscope::report;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{AnalyzeOptions, Precision, SigmaMode, Spectrum};
 
-fn mpscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args(args)
-        .output()
-        .expect("run mpscope")
-}
-
-/// 3 layers, hidden 128, 4 heads / 2 kv heads (head_dim 32), MLP 384.
-fn model(dir: &Path) {
-    let out = mpscope(&[
-        "synth",
-        dir.to_str().unwrap(),
-        "--layers",
-        "3",
-        "--hidden",
-        "128",
-        "--heads",
-        "4",
-        "--kv-heads",
-        "2",
-        "--spikes",
-        "L1.k:2x5",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn json_has_the_documented_schema_and_counts() {
     let dir = tempfile::tempdir().unwrap();
-    model(dir.path());
+    synth_llama(dir.path(), "L1.k:2x5");
     let out = mpscope(&[
         "report",
         dir.path().to_str().unwrap(),
@@ -119,7 +90,7 @@ fn json_has_the_documented_schema_and_counts() {
 #[test]
 fn csv_has_the_same_columns_and_filters_apply() {
     let dir = tempfile::tempdir().unwrap();
-    model(dir.path());
+    synth_llama(dir.path(), "L1.k:2x5");
     let p = dir.path().to_str().unwrap();
     let out = mpscope(&[
         "report",
@@ -175,7 +146,7 @@ fn csv_has_the_same_columns_and_filters_apply() {
 #[test]
 fn table_summarises_heads_and_depth_and_writes_to_a_file() {
     let dir = tempfile::tempdir().unwrap();
-    model(dir.path());
+    synth_llama(dir.path(), "L1.k:2x5");
     let file = dir.path().join("out.txt");
     let out = mpscope(&[
         "report",
@@ -245,7 +216,7 @@ fn bad_input_exits_2_and_failed_blocks_exit_1_with_the_rest_reported() {
 #[test]
 fn report_results_equal_direct_engine_calls() {
     let dir = tempfile::tempdir().unwrap();
-    model(dir.path());
+    synth_llama(dir.path(), "L1.k:2x5");
     let ck = Checkpoint::open(dir.path().to_str().unwrap()).unwrap();
     let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
     let jobs = scan::plan(&an, &ScanOptions::default());

@@ -1,6 +1,9 @@
 //! The real binary in a pseudo-terminal: it opens a model, draws, answers keys, quits, and
 //! leaves the terminal as it found it.
 
+mod common;
+use common::synth_llama;
+
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
 use std::sync::{Arc, Mutex};
@@ -101,30 +104,10 @@ impl Session {
     }
 }
 
-fn synth(dir: &std::path::Path) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args([
-            "synth",
-            dir.to_str().unwrap(),
-            "--layers",
-            "3",
-            "--hidden",
-            "128",
-        ])
-        .args(["--heads", "4", "--kv-heads", "2", "--spikes", "L0.q:3x4"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    synth(dir.path());
+    synth_llama(dir.path(), "L0.q:3x4");
     let mut s = Session::start(&[dir.path().to_str().unwrap()], &[]);
     let screen = s.wait_for("blocks in");
     assert!(
@@ -162,7 +145,7 @@ fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
 #[test]
 fn ascii_and_no_color_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
-    synth(dir.path());
+    synth_llama(dir.path(), "L0.q:3x4");
     let mut s = Session::start(
         &[dir.path().to_str().unwrap(), "--ascii"],
         &[("NO_COLOR", "1")],
