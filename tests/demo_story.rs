@@ -130,3 +130,33 @@ fn demo_tells_the_story_in_every_score() {
         assert_eq!(r.above, 0, "{}", r.tensor);
     }
 }
+
+/// Layer 0's q piles many singular values up near zero (collapsed heads) and carries strong
+/// spikes; the `fit` σ must not slide towards zero with them (it once fell to 0.004 against
+/// an entry σ of 0.065).
+#[test]
+fn fit_sigma_stays_near_the_entry_scale_on_a_collapsed_matrix() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let ck = Checkpoint::open(dir.to_str().unwrap()).unwrap();
+    let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
+    let q0 = an
+        .matrices
+        .iter()
+        .find(|b| b.id.layer == Some(0) && b.id.proj == Proj::Q)
+        .unwrap();
+    let job = mpscope::scan::Job {
+        block: q0.clone(),
+        vectors: false,
+        fan_in: q0.cols,
+    };
+    let opts = ComputeOptions {
+        precision: Precision::Fast,
+        initializer_range: None,
+    };
+    let a = mpscope::scan::analyze(&ck, &job, &opts, SigmaMode::Fit).unwrap();
+    let (entry, fit) = (a.sigmas.entry, a.sigmas.fit);
+    assert!(
+        fit >= 0.5 * entry - 1e-12 && fit <= 1.25 * entry,
+        "fit {fit} vs entry {entry}"
+    );
+}

@@ -117,13 +117,15 @@ pub fn init_sigma(fan_in: usize, initializer_range: Option<f64>) -> f64 {
 /// Start from `entry` σ; repeat: keep the values within the bulk [ν− − 3s₋, ν+ + 3s₊] of the
 /// current σ (see [`Scores`](super::Scores)), then take the σ minimising the KS distance between the kept
 /// values and MP(σ) (a grid over ±30% then golden-section refinement); stop when σ moves by less
-/// than 1e-6 relative or after 20 rounds. At least half the values are always kept, so a
-/// heavy tail cannot make the fit cascade towards zero.
+/// than 1e-6 relative or after 20 rounds. At least half the values are always kept, and σ
+/// stays within [0.5, 1.25] × `entry` σ, so neither a heavy tail nor a pile-up of small
+/// values (collapsed heads) can make the fit cascade towards zero.
 pub fn fit_sigma(values: &[f64], rows: usize, cols: usize) -> f64 {
-    let mut sigma = entry_sigma(values, rows, cols);
-    if !(sigma > 0.0 && sigma.is_finite()) {
+    let entry = entry_sigma(values, rows, cols);
+    if !(entry > 0.0 && entry.is_finite()) {
         return 0.0;
     }
+    let mut sigma = entry;
     let mut sorted: Vec<f64> = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let min_keep = sorted.len().div_ceil(2);
@@ -140,7 +142,7 @@ pub fn fit_sigma(values: &[f64], rows: usize, cols: usize) -> f64 {
         if kept.len() < min_keep {
             break;
         }
-        let next = best_ks_sigma(&kept, rows, cols, sigma);
+        let next = best_ks_sigma(&kept, rows, cols, sigma).clamp(0.5 * entry, 1.25 * entry);
         let moved = (next - sigma).abs() / sigma;
         sigma = next;
         if moved < 1e-6 {
