@@ -24,6 +24,9 @@ pub enum Error {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// The background worker could not run (e.g. its threads could not start).
+    #[error("{0}")]
+    Worker(String),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
@@ -33,7 +36,7 @@ impl Error {
     /// Process exit status for this error: 2 for bad input, 1 for failures while running.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Io { .. } => 1,
+            Error::Io { .. } | Error::Worker(_) => 1,
             Error::Synth(SynthError::Io { .. } | SynthError::Safetensors { .. }) => 1,
             _ => 2,
         }

@@ -352,7 +352,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
         args.compute.threads,
         report::stderr_progress(),
     )
-    .map_err(Error::Usage)?;
+    .map_err(Error::Worker)?;
     let format = args.format.unwrap_or(
         if args.output.is_none() && std::io::stdout().is_terminal() {
             Format::Table
