@@ -10,6 +10,7 @@ pub mod inspect;
 pub mod report;
 pub mod rng;
 pub mod scan;
+mod simd;
 pub mod spectrum;
 pub mod synth;
 pub mod tui;

@@ -24,6 +24,7 @@ mod scores;
 mod sigma;
 mod svd;
 mod symeig;
+mod tridiag;
 mod vectors;
 
 pub use error::SpectrumError;

@@ -39,7 +39,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 use super::error::SpectrumError;
-use super::symeig;
+use super::{symeig, tridiag};
 
 /// How accurately singular values are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -233,6 +233,7 @@ pub fn singular_values_with<S: Element>(
         Method::SvdF32 => bidiag_svd::<S, f32>(a, par).ok_or(no_convergence("bidiagonal SVD"))?,
         Method::SvdF64 => bidiag_svd::<S, f64>(a, par).ok_or(no_convergence("bidiagonal SVD"))?,
     };
+    crate::simd::clear_upper();
     Ok(sorted_descending(values))
 }
 
@@ -257,6 +258,7 @@ pub fn values_and_right_vectors<S: Element>(
         rows,
         cols,
     })?;
+    crate::simd::clear_upper();
     let values: Vec<f64> = lambdas.iter().map(|&l| l.max(0.0).sqrt()).collect();
     let top = values.iter().copied().fold(0.0, f64::max);
     let keep: Vec<usize> = (0..p).filter(|&i| values[i] > 1e-6 * top).collect();
@@ -289,11 +291,17 @@ pub fn values_and_right_vectors<S: Element>(
                     par,
                 );
             });
+            crate::simd::clear_upper();
             for (c, &i) in chunk.iter().enumerate() {
-                for (k, b) in buf.iter_mut().enumerate() {
-                    *b = v[(k, c)];
+                match v.col(c).try_as_col_major() {
+                    Some(col) => visit(values[i], col.as_slice()),
+                    None => {
+                        for (k, b) in buf.iter_mut().enumerate() {
+                            *b = v[(k, c)];
+                        }
+                        visit(values[i], &buf);
+                    }
                 }
-                visit(values[i], &buf);
             }
         }
     }
@@ -370,16 +378,49 @@ fn for_each_column_chunk<S: Element, T: Element>(
 /// dst ← src converted element-wise, walking src along its unit stride.
 fn copy_convert<S: Element, T: Element>(src: MatRef<'_, S>, mut dst: MatMut<'_, T>) {
     let (p, w) = src.shape();
-    if src.row_stride().unsigned_abs() == 1 || src.col_stride().unsigned_abs() != 1 {
+    if dst.row_stride() != 1 {
         for j in 0..w {
             for i in 0..p {
                 dst[(i, j)] = T::from_f64(src[(i, j)].to_f64());
             }
         }
-    } else {
+        return;
+    }
+    // Column slices of dst (contiguous: the buffers this module allocates are column-major).
+    let mut cols: Vec<&mut [T]> = dst
+        .col_iter_mut()
+        .filter_map(|c| c.try_as_col_major_mut().map(|c| c.as_slice_mut()))
+        .collect();
+    if src.col_stride().unsigned_abs() == 1 && src.row_stride().unsigned_abs() != 1 {
+        // Rows of src are contiguous (a transposed view): scatter each row across columns.
         for i in 0..p {
-            for j in 0..w {
-                dst[(i, j)] = T::from_f64(src[(i, j)].to_f64());
+            let row = src.row(i);
+            match row.try_as_row_major() {
+                Some(row) => {
+                    for (col, x) in cols.iter_mut().zip(row.as_slice()) {
+                        col[i] = T::from_f64(x.to_f64());
+                    }
+                }
+                None => {
+                    for (j, col) in cols.iter_mut().enumerate() {
+                        col[i] = T::from_f64(src[(i, j)].to_f64());
+                    }
+                }
+            }
+        }
+        return;
+    }
+    for (j, col) in cols.iter_mut().enumerate() {
+        match src.col(j).try_as_col_major() {
+            Some(s) => {
+                for (d, x) in col.iter_mut().zip(s.as_slice()) {
+                    *d = T::from_f64(x.to_f64());
+                }
+            }
+            None => {
+                for (i, d) in col.iter_mut().enumerate() {
+                    *d = T::from_f64(src[(i, j)].to_f64());
+                }
             }
         }
     }
@@ -407,26 +448,32 @@ fn gram<S: Element, T: Element>(a: MatRef<'_, S>, par: Par) -> Mat<T> {
     g
 }
 
-/// Eigenvalues (ascending, as f64) of the symmetric matrix whose lower triangle is `g`.
+/// Eigenvalues (ascending, as f64) of the symmetric matrix whose lower triangle is `g`: faer's
+/// one-stage tridiagonalization, then the root-free QL of [`tridiag`].
 fn eigenvalues<T: Element>(g: MatRef<'_, T>, par: Par) -> Option<Vec<f64>> {
     let n = g.nrows();
-    let mut s = Diag::<T>::zeros(n);
-    let mut mem = MemBuffer::new(evd::self_adjoint_evd_scratch::<T>(
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let mut a = Mat::<T>::zeros(n, n);
+    a.copy_from_triangular_lower(g);
+    let bs = faer::linalg::qr::no_pivoting::factor::recommended_block_size::<T>(n, n);
+    let mut householder = Mat::<T>::zeros(bs, n - 1);
+    let mut mem = MemBuffer::new(evd::tridiag::tridiag_in_place_scratch::<T>(
         n,
-        evd::ComputeEigenvectors::No,
         par,
         Default::default(),
     ));
-    evd::self_adjoint_evd(
-        g,
-        s.as_mut(),
-        None,
+    evd::tridiag::tridiag_in_place(
+        a.as_mut(),
+        householder.as_mut(),
         par,
         MemStack::new(&mut mem),
         Default::default(),
-    )
-    .ok()?;
-    Some(s.column_vector().iter().map(|x| x.to_f64()).collect())
+    );
+    let mut d: Vec<f64> = (0..n).map(|i| a[(i, i)].to_f64()).collect();
+    let mut e: Vec<f64> = (0..n - 1).map(|i| a[(i + 1, i)].to_f64()).collect();
+    tridiag::eigenvalues(&mut d, &mut e).then_some(d)
 }
 
 /// Eigenvalues (ascending) and eigenvectors (columns of `u`) of the symmetric f64 matrix `g`.

@@ -69,6 +69,7 @@ fn phi_table() -> &'static PhiTable {
 }
 
 /// Φ(z) by cubic Hermite interpolation of the table (absolute error below 1e-11); fast.
+#[inline(always)]
 fn normal_cdf_fast(table: &PhiTable, z: f64) -> f64 {
     if z.is_nan() {
         return z;
@@ -93,44 +94,77 @@ fn normal_cdf_fast(table: &PhiTable, z: f64) -> f64 {
 /// KS statistic D = sup |F_emp − Φ_n| of the entries of `v` against N(0, 1/n), n = len(v),
 /// whose CDF is Φ_n(x) = ½ + ½·erf(√(n/2)·x).
 pub fn ks_normal_statistic(v: &[f64]) -> f64 {
+    struct Statistic<'a>(&'a [f64]);
+    impl crate::simd::Kernel for Statistic<'_> {
+        type Output = f64;
+        #[inline(always)]
+        fn run(self) -> f64 {
+            statistic(self.0)
+        }
+    }
+    crate::simd::run(Statistic(v))
+}
+
+/// 2³², the scale of the fixed-point keys u·2³² that [`statistic`] sorts.
+const KEY_SCALE: f64 = 4_294_967_296.0;
+
+/// D from u_i = Φ_n(v_i) sorted ascending: max over i of max((i+1)/n − u₍ᵢ₎, u₍ᵢ₎ − i/n).
+///
+/// The u_i are sorted as 32-bit fixed-point keys by a three-pass radix sort (11-bit digits):
+/// branch-free, so its time does not depend on the data, unlike a comparison or bucket sort
+/// (measured 77 µs per 2048-entry singular vector with a bucket sort, branch mispredictions
+/// dominating). The keys round u down by less than 2.4e-10, far below what a p-value can see.
+#[inline(always)]
+fn statistic(v: &[f64]) -> f64 {
     let n = v.len();
     if n == 0 {
         return 0.0;
     }
     let nf = n as f64;
     let (table, scale) = (phi_table(), nf.sqrt());
-    // u_i = Φ_n(v_i) is uniform on [0, 1] under the null: bucket-sort it (n buckets of width
-    // 1/n, each bucket sorted on its own), which is linear time for the vectors that matter.
-    let u: Vec<f64> = v
+    let mut keys: Vec<u32> = v
         .iter()
-        .map(|&x| normal_cdf_fast(table, scale * x))
+        .map(|&x| (normal_cdf_fast(table, scale * x) * KEY_SCALE).min(KEY_SCALE - 1.0) as u32)
         .collect();
-    let bucket = |x: f64| ((x * nf) as usize).min(n - 1);
-    let mut start = vec![0usize; n + 1];
-    for &x in &u {
-        start[bucket(x) + 1] += 1;
+    radix_sort(&mut keys);
+    let mut d = 0.0f64;
+    for (i, &k) in keys.iter().enumerate() {
+        let f = k as f64 / KEY_SCALE;
+        d = d.max(((i + 1) as f64 / nf - f).max(f - i as f64 / nf));
     }
-    for b in 0..n {
-        start[b + 1] += start[b];
+    d
+}
+
+/// Sorts `keys` ascending by least-significant-digit radix sort with 11-bit digits.
+#[inline(always)]
+fn radix_sort(keys: &mut Vec<u32>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    if keys.len() < 256 {
+        keys.sort_unstable();
+        return;
     }
-    let mut sorted = vec![0.0; n];
-    let mut fill = start.clone();
-    for &x in &u {
-        let b = bucket(x);
-        sorted[fill[b]] = x;
-        fill[b] += 1;
-    }
-    for b in 0..n {
-        let slot = &mut sorted[start[b]..start[b + 1]];
-        if slot.len() > 1 {
-            slot.sort_unstable_by(f64::total_cmp);
+    let mut other = vec![0u32; keys.len()];
+    let mut count = vec![0usize; BUCKETS];
+    for shift in [0, BITS, 2 * BITS] {
+        let digit = |k: u32| ((k >> shift) as usize) & (BUCKETS - 1);
+        count.fill(0);
+        for &k in keys.iter() {
+            count[digit(k)] += 1;
         }
+        let mut sum = 0;
+        for c in count.iter_mut() {
+            let here = *c;
+            *c = sum;
+            sum += here;
+        }
+        for &k in keys.iter() {
+            let slot = &mut count[digit(k)];
+            other[*slot] = k;
+            *slot += 1;
+        }
+        std::mem::swap(keys, &mut other);
     }
-    sorted
-        .iter()
-        .enumerate()
-        .map(|(i, &f)| ((i + 1) as f64 / nf - f).max(f - i as f64 / nf))
-        .fold(0.0, f64::max)
 }
 
 /// P(D_n ≥ d): the two-sided Kolmogorov survival function for a sample of n.
