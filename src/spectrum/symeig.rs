@@ -99,7 +99,7 @@ fn to_band(mut a: MatMut<'_, f64>, b: usize, par: Par) {
         let t = compact_wy_factor(v.as_ref(), &taus, par);
         let mut a22 = a.rb_mut().submatrix_mut(k + b, k + b, m, m);
         // X0 = A₂₂ V from A₂₂'s lower triangle.
-        let x0 = if r <= THIN && par.degree() == 1 {
+        let x0 = if r <= THIN {
             symm_thin(a22.rb(), v.as_ref(), par)
         } else {
             symm_faer(a22.rb(), v.as_ref(), par)
@@ -216,8 +216,54 @@ fn symm_thin(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
         }
     }
     let mut xr = vec![[0.0f64; THIN]; m];
-    let mut c = 0;
-    while c + 4 <= m {
+    if par.degree() > 1 && m >= 256 {
+        // Two halves of the triangle's area: columns 0..split and split..m, each into its own
+        // X, summed at the end.
+        let split = ((m as f64 * (1.0 - std::f64::consts::FRAC_1_SQRT_2)) as usize) & !3;
+        let mut xr2 = vec![[0.0f64; THIN]; m];
+        rayon::join(
+            || crate::simd::run(SymmCols(&cols, &vr, 0..split, &mut xr)),
+            || crate::simd::run(SymmCols(&cols, &vr, split..m, &mut xr2)),
+        );
+        for (x, y) in xr.iter_mut().zip(&xr2) {
+            for k in 0..THIN {
+                x[k] += y[k];
+            }
+        }
+    } else {
+        symm_cols(&cols, &vr, 0..m, &mut xr);
+    }
+    Mat::from_fn(m, r, |i, k| xr[i][k])
+}
+
+/// [`symm_cols`] as a SIMD-dispatched kernel.
+struct SymmCols<'a>(
+    &'a [&'a [f64]],
+    &'a [[f64; THIN]],
+    std::ops::Range<usize>,
+    &'a mut [[f64; THIN]],
+);
+
+impl crate::simd::Kernel for SymmCols<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        symm_cols(self.0, self.1, self.2, self.3)
+    }
+}
+
+/// Adds to `xr` the part of A V (rows of V in `vr`) that the lower-triangle columns `range` of
+/// A (in `cols`) contribute.
+#[inline(always)]
+fn symm_cols(
+    cols: &[&[f64]],
+    vr: &[[f64; THIN]],
+    range: std::ops::Range<usize>,
+    xr: &mut [[f64; THIN]],
+) {
+    let m = cols.len();
+    let mut c = range.start;
+    while c + 4 <= range.end {
         let vc = [vr[c], vr[c + 1], vr[c + 2], vr[c + 3]];
         let mut acc = [[0.0f64; THIN]; 4];
         // The 4 × 4 diagonal block.
@@ -254,7 +300,7 @@ fn symm_thin(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
         }
         c += 4;
     }
-    for c in c..m {
+    for c in c..range.end {
         let vc = vr[c];
         let mut acc = [0.0f64; THIN];
         for i in c..m {
@@ -272,7 +318,6 @@ fn symm_thin(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
             xr[c][k] += acc[k];
         }
     }
-    Mat::from_fn(m, r, |i, k| xr[i][k])
 }
 
 /// Householder QR of the column-major m × w `p` in place (LAPACK `geqr2`): R on and above the
@@ -527,6 +572,10 @@ mod tests {
     }
 
     fn check(n: usize, b: usize, seed: u64) {
+        check_par(n, b, seed, Par::Seq);
+    }
+
+    fn check_par(n: usize, b: usize, seed: u64, par: Par) {
         let mut rng = crate::rng::Rng::new(seed);
         let x = Mat::<f64>::from_fn(n, n + 3, |_, _| rng.normal());
         let g = &x * x.transpose();
@@ -537,7 +586,7 @@ mod tests {
                 lower[(i, j)] = f64::NAN; // upper triangle must not be read
             }
         }
-        let got = eigenvalues_two_stage(lower.as_mut(), b, Par::Seq).unwrap();
+        let got = eigenvalues_two_stage(lower.as_mut(), b, par).unwrap();
         let top = want[n - 1];
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() <= 1e-12 * top, "n={n} b={b}: {g} vs {w}");
@@ -560,6 +609,9 @@ mod tests {
         ] {
             check(n, b, n as u64 * 31 + b as u64);
         }
+        // Large enough for the two-thread split of the A·V product.
+        check_par(300, 16, 7, Par::rayon(2));
+        check_par(300, 16, 7, Par::Seq);
     }
 
     #[test]
