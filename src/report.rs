@@ -64,6 +64,12 @@ pub fn run(
     let (tx, rx) = mpsc::channel();
     let n = jobs.len();
     let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();
+    // Nothing is on screen, so the biggest blocks go first: the small ones then fill the
+    // threads at the end instead of one thread finishing a whole matrix alone.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(scan::cost(&jobs[i])));
+    let mut slots_of: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
+    let jobs: Vec<Job> = order.iter().filter_map(|&i| slots_of[i].take()).collect();
     let ck2 = Arc::clone(&ck);
     let worker = Worker::start(
         jobs,
@@ -80,7 +86,7 @@ pub fn run(
     while received < n {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(o) => {
-                slots[o.index] = Some(o.result);
+                slots[order[o.index]] = Some(o.result);
                 received += 1;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}

@@ -161,6 +161,14 @@ pub struct Job {
     pub fan_in: usize,
 }
 
+/// Rough relative cost of a job: p²·q for a p × q block (p ≤ q), three times that when its
+/// singular vectors are tested too.
+pub fn cost(job: &Job) -> u128 {
+    let (r, c) = (job.block.rows as u128, job.block.cols as u128);
+    let (p, q) = (r.min(c), r.max(c));
+    p * p * q * if job.vectors { 3 } else { 1 }
+}
+
 /// Every job for a model: each selected whole matrix followed by its head blocks.
 pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
     let mut jobs = Vec::new();

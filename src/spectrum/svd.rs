@@ -72,6 +72,8 @@ pub enum Method {
     GramF64,
     /// As `GramF64` but always with faer's one-stage tridiagonalization.
     GramF64OneStage,
+    /// Gram matrix accumulated in f32, eigenvalues in f64 as `GramF64`.
+    GramF32EvdF64,
     /// Gram matrix accumulated in f64, rounded to f32, eigenvalues in f32.
     GramF64EvdF32,
     /// Bidiagonal SVD in f32.
@@ -82,10 +84,11 @@ pub enum Method {
 
 impl Method {
     /// All methods, for comparisons.
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::GramF32,
         Method::GramF64,
         Method::GramF64OneStage,
+        Method::GramF32EvdF64,
         Method::GramF64EvdF32,
         Method::SvdF32,
         Method::SvdF64,
@@ -97,6 +100,7 @@ impl Method {
             Method::GramF32 => "gram-f32",
             Method::GramF64 => "gram-f64",
             Method::GramF64OneStage => "gram-f64/1stage",
+            Method::GramF32EvdF64 => "gram-f32/evd-f64",
             Method::GramF64EvdF32 => "gram-f64/evd-f32",
             Method::SvdF32 => "svd-f32",
             Method::SvdF64 => "svd-f64",
@@ -209,6 +213,17 @@ pub fn singular_values_with<S: Element>(
         }
         Method::GramF64 => {
             let mut g = gram::<S, f64>(a, par);
+            let p = g.nrows();
+            let lambdas = if p >= TWO_STAGE_MIN {
+                symeig::eigenvalues_two_stage(g.as_mut(), band_width(p), par)
+            } else {
+                eigenvalues(g.as_ref(), par)
+            };
+            lambdas_to_values(lambdas.ok_or(no_convergence("symmetric eigensolver"))?)
+        }
+        Method::GramF32EvdF64 => {
+            let g32 = gram::<S, f32>(a, par);
+            let mut g = Mat::<f64>::from_fn(g32.nrows(), g32.ncols(), |i, j| g32[(i, j)] as f64);
             let p = g.nrows();
             let lambdas = if p >= TWO_STAGE_MIN {
                 symeig::eigenvalues_two_stage(g.as_mut(), band_width(p), par)

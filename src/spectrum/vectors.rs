@@ -45,10 +45,10 @@ pub fn normal_cdf(z: f64) -> f64 {
     0.5 + 0.5 * erf(z / std::f64::consts::SQRT_2)
 }
 
-/// Φ and its density φ tabulated on [−Z_MAX, Z_MAX] for fast cubic Hermite interpolation.
+/// Φ and h·φ at both ends of each step of width h = 1/STEPS_PER_UNIT on [−Z_MAX, Z_MAX], for
+/// cubic Hermite interpolation from one 32-byte entry.
 struct PhiTable {
-    cdf: Vec<f64>,
-    density: Vec<f64>,
+    steps: Vec<[f64; 4]>,
 }
 
 const Z_MAX: f64 = 8.5;
@@ -57,38 +57,35 @@ const STEPS_PER_UNIT: f64 = 128.0;
 fn phi_table() -> &'static PhiTable {
     static TABLE: OnceLock<PhiTable> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let n = (2.0 * Z_MAX * STEPS_PER_UNIT) as usize + 1;
+        let n = (2.0 * Z_MAX * STEPS_PER_UNIT) as usize;
         let z = |i: usize| -Z_MAX + i as f64 / STEPS_PER_UNIT;
+        let h = 1.0 / STEPS_PER_UNIT;
+        let density = |z: f64| (-z * z / 2.0).exp() / (2.0 * PI).sqrt();
         PhiTable {
-            cdf: (0..n).map(|i| normal_cdf(z(i))).collect(),
-            density: (0..n)
-                .map(|i| (-z(i) * z(i) / 2.0).exp() / (2.0 * PI).sqrt())
+            steps: (0..n)
+                .map(|i| {
+                    let (a, b) = (z(i), z(i + 1));
+                    [normal_cdf(a), h * density(a), normal_cdf(b), h * density(b)]
+                })
                 .collect(),
         }
     })
 }
 
-/// Φ(z) by cubic Hermite interpolation of the table (absolute error below 1e-11); fast.
+/// Φ(z) by cubic Hermite interpolation of the table (absolute error below 1e-11; beyond
+/// ±Z_MAX the table's end, within 1e-17 of 0 or 1); branch-free, so it vectorizes.
 #[inline(always)]
 fn normal_cdf_fast(table: &PhiTable, z: f64) -> f64 {
-    if z.is_nan() {
-        return z;
-    }
-    if z <= -Z_MAX {
-        return 0.0;
-    }
-    if z >= Z_MAX {
-        return 1.0;
-    }
-    let t = (z + Z_MAX) * STEPS_PER_UNIT;
-    let i = (t as usize).min(table.cdf.len() - 2);
+    let last = table.steps.len() - 1;
+    let t = ((z + Z_MAX) * STEPS_PER_UNIT).clamp(0.0, (last + 1) as f64);
+    let i = (t as usize).min(last);
     let f = t - i as f64;
-    let h = 1.0 / STEPS_PER_UNIT;
+    let [c0, d0, c1, d1] = table.steps[i];
     let (f2, f3) = (f * f, f * f * f);
-    table.cdf[i] * (2.0 * f3 - 3.0 * f2 + 1.0)
-        + table.density[i] * h * (f3 - 2.0 * f2 + f)
-        + table.cdf[i + 1] * (3.0 * f2 - 2.0 * f3)
-        + table.density[i + 1] * h * (f3 - f2)
+    c0 * (2.0 * f3 - 3.0 * f2 + 1.0)
+        + d0 * (f3 - 2.0 * f2 + f)
+        + c1 * (3.0 * f2 - 2.0 * f3)
+        + d1 * (f3 - f2)
 }
 
 /// KS statistic D = sup |F_emp − Φ_n| of the entries of `v` against N(0, 1/n), n = len(v),
