@@ -10,24 +10,23 @@
 //!
 //! | method            | 2048² rel | 512×2048 rel | 64×2048 rel | 2048² time (1 core) |
 //! |-------------------|-----------|--------------|-------------|---------------------|
-//! | gram-f32          | 1.1e-4    | 3.8e-5       | 2.7e-6      | 0.44 s              |
-//! | gram-f64/evd-f32  | 1.2e-4    | 3.7e-5       | 2.1e-6      | 0.55 s              |
-//! | svd-f32           | 1.1e-5    | 1.3e-5       | 5.5e-6      | 0.96 s              |
-//! | gram-f64          | 1.9e-13   | 5.4e-14      | 6.0e-15     | 0.91–1.2 s          |
-//! | svd-f64           | (ref.)    |              |             | 3.3 s               |
+//! | gram-f32          | 1.2e-5    | 2.0e-6       | 7.8e-7      | 0.47 s              |
+//! | gram-f32/evd-f64  | 1.2e-5    | 1.9e-6       | 7.1e-7      | 0.53 s              |
+//! | gram-f64/evd-f32  | 1.8e-6    | 2.2e-7       | 2.0e-7      | 0.58 s              |
+//! | svd-f32           | 1.1e-5    | 1.2e-5       | 4.9e-6      | 0.99 s              |
+//! | gram-f64          | 1.6e-14   | 1.3e-14      | 8.5e-15     | 0.61 s              |
+//! | svd-f64           | (ref.)    |              |             | 2.65 s              |
 //!
-//! The f32 eigensolver is the weak link (f64 Gram + f32 EVD is no better than all-f32), so
-//! only the f64 Gram path meets the `Fast` target (1e-5 relative for ν ≥ 0.1·ν₁) and it does
-//! with eight orders of magnitude to spare; it is `Fast`. On a square block its time is ~20%
-//! Gram (triangular f64 gemm), ~70% tridiagonalization, ~10% tridiagonal QR. The
-//! tridiagonalization is bound by memory bandwidth: a LAPACK-style blocked version (one
-//! read-only symv per column, trailing rank-2k update by gemm, AVX-512 symv) was tried and
-//! measured no faster than faer's fused unblocked one (0.95 s both), so faer's is kept.
-//! From p = 1024 on, `GramF64` instead reduces G to tridiagonal in two stages (dense → band of
-//! half-width 16 by Householder panels and gemm updates, then bulge chasing; see `symeig`):
-//! interleaved A/B on 2048² (1 core, loaded machine) 0.84 s against 0.96 s one-stage (b = 32:
-//! 0.91 s), the same accuracy (2e-13). For p = 512 it measured no gain (the Gram product
-//! dominates), so smaller blocks keep faer's one-stage path.
+//! Accumulating the Gram matrix in f32 already misses the `Fast` target (1e-5 relative for
+//! ν ≥ 0.1·ν₁) on 2048², and its error grows with size, so `Fast` is the f64 Gram with f64
+//! eigenvalues, which meets it with nine orders of magnitude to spare at a cost of 15–30%.
+//! On a square block its time is ~30% Gram (triangular f64 gemm), ~55% reduction to band,
+//! ~10% bulge chasing and ~7% tridiagonal eigenvalues. From p = 1024 on, G is reduced to
+//! tridiagonal in two stages (dense → band of half-width 16 by Householder panels and gemm
+//! updates, then bulge chasing; see `symeig`), which beat faer's one-stage reduction (bound by
+//! memory bandwidth) 0.84 s to 0.96 s before the chase was vectorized; for p = 512 the Gram
+//! product dominates and faer's one-stage path is kept. Tridiagonal eigenvalues come from a
+//! root-free QL (`tridiag`), 2× faster than faer's implicit QR, which also tracks rotations.
 //! `Precise` uses the f64 bidiagonal SVD, which is backward stable on W itself rather than on
 //! WWᵀ.
 
