@@ -184,10 +184,12 @@ fn main() {
                 singular_values_with(q32.as_ref(), Method::GramF64OneStage, Par::Seq).unwrap();
             }));
             t[1] = t[1].min(best(1, || {
-                mpscope::spectrum::gram_values_two_stage(q32.as_ref(), 16, Par::Seq).unwrap();
+                mpscope::spectrum::gram_values_two_stage(q32.as_ref(), 16, false, Par::Seq)
+                    .unwrap();
             }));
             t[2] = t[2].min(best(1, || {
-                mpscope::spectrum::gram_values_two_stage(q32.as_ref(), 32, Par::Seq).unwrap();
+                mpscope::spectrum::gram_values_two_stage(q32.as_ref(), 32, false, Par::Seq)
+                    .unwrap();
             }));
         }
         println!(
@@ -204,7 +206,7 @@ fn main() {
             for band in [8, 16, 24, 32, 48, 64] {
                 for par in [Par::Seq, Par::rayon(0)] {
                     let d = best(reps(3), || {
-                        mpscope::spectrum::gram_values_two_stage(m, band, par).unwrap();
+                        mpscope::spectrum::gram_values_two_stage(m, band, false, par).unwrap();
                     });
                     println!("two-stage {name} b={band} {par:?}: {} s", secs(d));
                 }

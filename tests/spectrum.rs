@@ -288,3 +288,27 @@ fn histogram_of_a_random_block_follows_the_law() {
         }
     }
 }
+
+#[test]
+fn fast_meets_its_bound_where_the_band_reduction_runs_in_f32() {
+    // From p = 1024 on, Fast rounds the f64 Gram matrix to f32 for the band reduction. A square
+    // block is the hardest case (its smallest values reach 0). Bounds: every value within
+    // 1e-3·ν₁ of the f64 SVD, every value ≥ 0.1·ν₁ within 1e-5 relative.
+    let m = kaiming(1024, 1024, 77);
+    let fast = singular_values(m.as_ref(), Precision::Fast, Par::Seq).unwrap();
+    let precise = singular_values(m.as_ref(), Precision::Precise, Par::Seq).unwrap();
+    let top = precise[0];
+    let mut worst_abs = 0.0f64;
+    let mut worst_rel = 0.0f64;
+    for (f, p) in fast.iter().zip(&precise) {
+        worst_abs = worst_abs.max((f - p).abs() / top);
+        if *p >= 0.1 * top {
+            worst_rel = worst_rel.max((f - p).abs() / p);
+        }
+    }
+    assert!(worst_abs <= 1e-3, "abs {worst_abs:e}");
+    assert!(worst_rel <= 1e-5, "rel {worst_rel:e}");
+    // The f32 reduction is not exact: the test would not notice a silent f64 fallback
+    // otherwise (measured ~1e-6 here; f64 gives ~1e-14).
+    assert!(worst_rel > 1e-12, "rel {worst_rel:e}");
+}

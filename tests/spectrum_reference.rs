@@ -192,20 +192,24 @@ fn vector_p_values_match_scipy_kstest() {
 fn two_stage_eigensolver_matches_lapack() {
     // The Fast path switches to the two-stage reduction only for large blocks; check it here on
     // the reference matrices directly, for several half-bandwidths (wider than, equal to and
-    // narrower than the matrix).
+    // narrower than the matrix), reducing in f64 and in f32 (as Fast does from p = 1024 on).
     let r = reference();
     for case in &r.matrices {
         let m = build(case);
         for band in [1, 3, 16, 32, 1000] {
-            let v = gram_values_two_stage(m.as_ref(), band, Par::Seq).unwrap();
-            let (abs, r1, r3) = errors(&v, &case.values);
-            assert!(
-                abs <= 1e-3 && r1 <= 1e-5,
-                "{} two-stage b={band}: {abs:e} {r1:e} {r3:e}",
-                case.name
-            );
-            // As accurate as the one-stage f64 Gram path (far inside the Fast bound).
-            assert!(r1 <= 1e-10, "{} b={band}: {r1:e}", case.name);
+            for f32_band in [false, true] {
+                let v = gram_values_two_stage(m.as_ref(), band, f32_band, Par::Seq).unwrap();
+                let (abs, r1, r3) = errors(&v, &case.values);
+                assert!(
+                    abs <= 1e-3 && r1 <= 1e-5,
+                    "{} two-stage b={band} f32={f32_band}: {abs:e} {r1:e} {r3:e}",
+                    case.name
+                );
+                if !f32_band {
+                    // As accurate as the one-stage f64 Gram path (far inside the Fast bound).
+                    assert!(r1 <= 1e-10, "{} b={band}: {r1:e}", case.name);
+                }
+            }
         }
     }
 }

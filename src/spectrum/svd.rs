@@ -51,11 +51,11 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The method this precision uses (chosen by measurement: f64 Gram for `Fast`, f64 SVD for
-    /// `Precise`).
+    /// The method this precision uses (chosen by measurement: f64 Gram with an f32 band
+    /// reduction for `Fast`, f64 SVD for `Precise`).
     pub fn method(self) -> Method {
         match self {
-            Precision::Fast => Method::GramF64,
+            Precision::Fast => Method::GramMixed,
             Precision::Precise => Method::SvdF64,
         }
     }
@@ -73,6 +73,9 @@ pub enum Method {
     GramF64OneStage,
     /// Gram matrix accumulated in f32, eigenvalues in f64 as `GramF64`.
     GramF32EvdF64,
+    /// Gram matrix accumulated in f64; from p = 1024 on, rounded to f32 for the two-stage
+    /// reduction to tridiagonal, whose eigenvalues are then found in f64; below, as `GramF64`.
+    GramMixed,
     /// Gram matrix accumulated in f64, rounded to f32, eigenvalues in f32.
     GramF64EvdF32,
     /// Bidiagonal SVD in f32.
@@ -83,7 +86,8 @@ pub enum Method {
 
 impl Method {
     /// All methods, for comparisons.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
+        Method::GramMixed,
         Method::GramF32,
         Method::GramF64,
         Method::GramF64OneStage,
@@ -98,6 +102,7 @@ impl Method {
         match self {
             Method::GramF32 => "gram-f32",
             Method::GramF64 => "gram-f64",
+            Method::GramMixed => "gram-f64/band-f32",
             Method::GramF64OneStage => "gram-f64/1stage",
             Method::GramF32EvdF64 => "gram-f32/evd-f64",
             Method::GramF64EvdF32 => "gram-f64/evd-f32",
@@ -244,6 +249,18 @@ pub fn singular_values_with<S: Element>(
                 eigenvalues(g32.as_ref(), par).ok_or(no_convergence("symmetric eigensolver"))?,
             )
         }
+        Method::GramMixed => {
+            let g = gram::<S, f64>(a, par);
+            let p = g.nrows();
+            let lambdas = if p >= TWO_STAGE_MIN {
+                let mut g32 = Mat::<f32>::from_fn(p, p, |i, j| g[(i, j)] as f32);
+                drop(g);
+                symeig::eigenvalues_two_stage(g32.as_mut(), BAND_F32, par)
+            } else {
+                eigenvalues(g.as_ref(), par)
+            };
+            lambdas_to_values(lambdas.ok_or(no_convergence("symmetric eigensolver"))?)
+        }
         Method::SvdF32 => bidiag_svd::<S, f32>(a, par).ok_or(no_convergence("bidiagonal SVD"))?,
         Method::SvdF64 => bidiag_svd::<S, f64>(a, par).ok_or(no_convergence("bidiagonal SVD"))?,
     };
@@ -325,29 +342,39 @@ pub fn values_and_right_vectors<S: Element>(
 /// Smallest Gram size for which the two-stage eigensolver is used (measured).
 const TWO_STAGE_MIN: usize = 1024;
 
-/// Half-bandwidth of the two-stage reduction for an n × n Gram matrix (measured).
+/// Half-bandwidth of the two-stage reduction in f64 (measured on 2048²: band 16 beat 32 and
+/// 64, the chase growing faster than the band stage shrinks).
 fn band_width(_n: usize) -> usize {
     16
 }
 
+/// Half-bandwidth of the two-stage reduction in f32 (measured on 2048², one core: 16 → 0.25 s,
+/// 24 and 32 → 0.24 s, 48 → 0.26 s for band stage plus chase).
+const BAND_F32: usize = 32;
+
 /// Singular values of `m` (descending) from its f64 Gram matrix and the two-stage eigensolver
-/// with an explicit half-bandwidth (for tuning benchmarks).
+/// with an explicit half-bandwidth, reducing in f32 or f64 (for tests and tuning benchmarks).
 #[doc(hidden)]
 pub fn gram_values_two_stage<S: Element>(
     m: MatRef<'_, S>,
     band: usize,
+    reduce_in_f32: bool,
     par: Par,
 ) -> Result<Vec<f64>, SpectrumError> {
     check_block(m)?;
     let (rows, cols) = m.shape();
     let mut g = gram::<S, f64>(short_side(m), par);
-    let lambdas = symeig::eigenvalues_two_stage(g.as_mut(), band, par).ok_or(
-        SpectrumError::NoConvergence {
-            method: "symmetric eigensolver",
-            rows,
-            cols,
-        },
-    )?;
+    let lambdas = if reduce_in_f32 {
+        let mut g32 = Mat::<f32>::from_fn(g.nrows(), g.ncols(), |i, j| g[(i, j)] as f32);
+        symeig::eigenvalues_two_stage(g32.as_mut(), band, par)
+    } else {
+        symeig::eigenvalues_two_stage(g.as_mut(), band, par)
+    }
+    .ok_or(SpectrumError::NoConvergence {
+        method: "symmetric eigensolver",
+        rows,
+        cols,
+    })?;
     Ok(sorted_descending(
         lambdas.iter().map(|&l| l.max(0.0).sqrt()).collect(),
     ))

@@ -22,11 +22,20 @@ use faer::linalg::matmul;
 use faer::linalg::matmul::triangular::BlockStructure;
 use faer::prelude::{Reborrow, ReborrowMut};
 use faer::{Accum, Mat, MatMut, MatRef, Par};
+use num_traits::Float;
+
+use super::svd::Element;
+
+/// The real types the reduction runs in: T, or f32 for speed where its accuracy suffices.
+pub(crate) trait Real: Element + Float + std::iter::Sum {}
+
+impl Real for f32 {}
+impl Real for f64 {}
 
 /// Eigenvalues (ascending) of the symmetric matrix whose lower triangle is `a` (n × n), by
 /// two-stage reduction with half-bandwidth `band`; `a` is overwritten.
-pub(crate) fn eigenvalues_two_stage(
-    mut a: MatMut<'_, f64>,
+pub(crate) fn eigenvalues_two_stage<T: Real>(
+    mut a: MatMut<'_, T>,
     band: usize,
     par: Par,
 ) -> Option<Vec<f64>> {
@@ -37,14 +46,16 @@ pub(crate) fn eigenvalues_two_stage(
     }
     dense_to_band(a.rb_mut(), b, par);
     crate::simd::clear_upper();
-    let (mut d, mut e) = band_to_tridiagonal(a.rb(), b);
+    let (d, e) = band_to_tridiagonal(a.rb(), b);
+    let mut d: Vec<f64> = d.into_iter().map(Element::to_f64).collect();
+    let mut e: Vec<f64> = e.into_iter().map(Element::to_f64).collect();
     super::tridiag::eigenvalues(&mut d, &mut e).then_some(d)
 }
 
 /// Reduces the lower triangle of `a` to half-bandwidth `b` by blocked Householder panels.
-fn dense_to_band(a: MatMut<'_, f64>, b: usize, par: Par) {
-    struct ToBand<'a>(MatMut<'a, f64>, usize, Par);
-    impl crate::simd::Kernel for ToBand<'_> {
+fn dense_to_band<T: Real>(a: MatMut<'_, T>, b: usize, par: Par) {
+    struct ToBand<'a, T>(MatMut<'a, T>, usize, Par);
+    impl<T: Real> crate::simd::Kernel for ToBand<'_, T> {
         type Output = ();
         #[inline(always)]
         fn run(self) {
@@ -55,7 +66,7 @@ fn dense_to_band(a: MatMut<'_, f64>, b: usize, par: Par) {
 }
 
 #[inline(always)]
-fn to_band(mut a: MatMut<'_, f64>, b: usize, par: Par) {
+fn to_band<T: Real>(mut a: MatMut<'_, T>, b: usize, par: Par) {
     let n = a.nrows();
     let mut k = 0;
     let mut panel = Vec::new();
@@ -66,7 +77,7 @@ fn to_band(mut a: MatMut<'_, f64>, b: usize, par: Par) {
         let r = w.min(m);
         // Panel P = A[k+b.., k..k+w] copied out, factored in place (R above, V below).
         panel.clear();
-        panel.resize(m * w, 0.0);
+        panel.resize(m * w, T::zero());
         for c in 0..w {
             let col = a.rb().col(k + c).subrows(k + b, m);
             for (i, x) in col.iter().enumerate() {
@@ -79,57 +90,58 @@ fn to_band(mut a: MatMut<'_, f64>, b: usize, par: Par) {
         for c in 0..w {
             let mut col = a.rb_mut().col_mut(k + c).subrows_mut(k + b, m);
             for i in 0..m {
-                col[i] = if i <= c { panel[c * m + i] } else { 0.0 };
+                col[i] = if i <= c { panel[c * m + i] } else { T::zero() };
             }
         }
         // V: m × r, unit lower trapezoidal.
-        let v = Mat::<f64>::from_fn(m, r, |i, j| {
+        let v = Mat::<T>::from_fn(m, r, |i, j| {
             if i < j {
-                0.0
+                T::zero()
             } else if i == j {
-                1.0
+                T::one()
             } else {
                 panel[j * m + i]
             }
         });
-        if taus.iter().all(|&t| t == 0.0) {
+        if taus.iter().all(|&t| t == T::zero()) {
             k += b;
             continue;
         }
         let t = compact_wy_factor(v.as_ref(), &taus, par);
         let mut a22 = a.rb_mut().submatrix_mut(k + b, k + b, m, m);
         // X0 = A₂₂ V from A₂₂'s lower triangle.
-        let x0 = if r <= THIN {
+        // (The one-pass kernel pays in f64 only; in f32 faer's products were faster.)
+        let x0 = if r <= THIN && std::mem::size_of::<T>() == 8 {
             symm_thin(a22.rb(), v.as_ref(), par)
         } else {
             symm_faer(a22.rb(), v.as_ref(), par)
         };
         // X = X0 T; Y = Tᵀ (Vᵀ X); W = X − ½ V Y, stored as the left half of L = [W V].
-        let mut lw = Mat::<f64>::zeros(m, 2 * r);
+        let mut lw = Mat::<T>::zeros(m, 2 * r);
         matmul::matmul(
             lw.as_mut().subcols_mut(0, r),
             Accum::Replace,
             x0.as_ref(),
             t.as_ref(),
-            1.0,
+            T::one(),
             par,
         );
-        let mut vtx = Mat::<f64>::zeros(r, r);
+        let mut vtx = Mat::<T>::zeros(r, r);
         matmul::matmul(
             vtx.as_mut(),
             Accum::Replace,
             v.as_ref().transpose(),
             lw.as_ref().subcols(0, r),
-            1.0,
+            T::one(),
             par,
         );
-        let mut y = Mat::<f64>::zeros(r, r);
+        let mut y = Mat::<T>::zeros(r, r);
         matmul::matmul(
             y.as_mut(),
             Accum::Replace,
             t.as_ref().transpose(),
             vtx.as_ref(),
-            1.0,
+            T::one(),
             par,
         );
         matmul::matmul(
@@ -137,11 +149,11 @@ fn to_band(mut a: MatMut<'_, f64>, b: usize, par: Par) {
             Accum::Add,
             v.as_ref(),
             y.as_ref(),
-            -0.5,
+            T::from_f64(-0.5),
             par,
         );
         lw.as_mut().subcols_mut(r, r).copy_from(v.as_ref());
-        let mut rv = Mat::<f64>::zeros(m, 2 * r);
+        let mut rv = Mat::<T>::zeros(m, 2 * r);
         rv.as_mut().subcols_mut(0, r).copy_from(v.as_ref());
         rv.as_mut()
             .subcols_mut(r, r)
@@ -155,7 +167,7 @@ fn to_band(mut a: MatMut<'_, f64>, b: usize, par: Par) {
             BlockStructure::Rectangular,
             rv.as_ref().transpose(),
             BlockStructure::Rectangular,
-            -1.0,
+            -T::one(),
             par,
         );
         k += b;
@@ -167,8 +179,8 @@ const THIN: usize = 16;
 
 /// A V for the symmetric A (m × m) whose lower triangle is `a`, by faer's triangular products
 /// (A = L + Lₛᵀ, L lower with diagonal, Lₛ strictly lower).
-fn symm_faer(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
-    let mut x = Mat::<f64>::zeros(a.nrows(), v.ncols());
+fn symm_faer<T: Real>(a: MatRef<'_, T>, v: MatRef<'_, T>, par: Par) -> Mat<T> {
+    let mut x = Mat::<T>::zeros(a.nrows(), v.ncols());
     matmul::triangular::matmul(
         x.as_mut(),
         BlockStructure::Rectangular,
@@ -177,7 +189,7 @@ fn symm_faer(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
         BlockStructure::TriangularLower,
         v,
         BlockStructure::Rectangular,
-        1.0,
+        T::one(),
         par,
     );
     matmul::triangular::matmul(
@@ -188,7 +200,7 @@ fn symm_faer(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
         BlockStructure::StrictTriangularUpper,
         v,
         BlockStructure::Rectangular,
-        1.0,
+        T::one(),
         par,
     );
     x
@@ -200,27 +212,27 @@ fn symm_faer(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
 /// row-major, so the inner loop is a few register-wide FMAs. On 2048 × 16 (one core) it takes
 /// 3.8 ms against 5.2 ms for faer's two triangular products, which split across threads.
 #[inline(always)]
-fn symm_thin(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
+fn symm_thin<T: Real>(a: MatRef<'_, T>, v: MatRef<'_, T>, par: Par) -> Mat<T> {
     let m = a.nrows();
     let r = v.ncols();
     let Some(cols) = (0..m)
         .map(|c| a.col(c).try_as_col_major().map(|col| col.as_slice()))
-        .collect::<Option<Vec<&[f64]>>>()
+        .collect::<Option<Vec<&[T]>>>()
     else {
         return symm_faer(a, v, par);
     };
-    let mut vr = vec![[0.0f64; THIN]; m];
+    let mut vr = vec![[T::zero(); THIN]; m];
     for (i, row) in vr.iter_mut().enumerate() {
         for (k, x) in row.iter_mut().take(r).enumerate() {
             *x = v[(i, k)];
         }
     }
-    let mut xr = vec![[0.0f64; THIN]; m];
+    let mut xr = vec![[T::zero(); THIN]; m];
     if par.degree() > 1 && m >= 256 {
         // Two halves of the triangle's area: columns 0..split and split..m, each into its own
         // X, summed at the end.
         let split = ((m as f64 * (1.0 - std::f64::consts::FRAC_1_SQRT_2)) as usize) & !3;
-        let mut xr2 = vec![[0.0f64; THIN]; m];
+        let mut xr2 = vec![[T::zero(); THIN]; m];
         rayon::join(
             || crate::simd::run(SymmCols(&cols, &vr, 0..split, &mut xr)),
             || crate::simd::run(SymmCols(&cols, &vr, split..m, &mut xr2)),
@@ -237,14 +249,14 @@ fn symm_thin(a: MatRef<'_, f64>, v: MatRef<'_, f64>, par: Par) -> Mat<f64> {
 }
 
 /// [`symm_cols`] as a SIMD-dispatched kernel.
-struct SymmCols<'a>(
-    &'a [&'a [f64]],
-    &'a [[f64; THIN]],
+struct SymmCols<'a, T>(
+    &'a [&'a [T]],
+    &'a [[T; THIN]],
     std::ops::Range<usize>,
-    &'a mut [[f64; THIN]],
+    &'a mut [[T; THIN]],
 );
 
-impl crate::simd::Kernel for SymmCols<'_> {
+impl<T: Real> crate::simd::Kernel for SymmCols<'_, T> {
     type Output = ();
     #[inline(always)]
     fn run(self) {
@@ -255,17 +267,17 @@ impl crate::simd::Kernel for SymmCols<'_> {
 /// Adds to `xr` the part of A V (rows of V in `vr`) that the lower-triangle columns `range` of
 /// A (in `cols`) contribute.
 #[inline(always)]
-fn symm_cols(
-    cols: &[&[f64]],
-    vr: &[[f64; THIN]],
+fn symm_cols<T: Real>(
+    cols: &[&[T]],
+    vr: &[[T; THIN]],
     range: std::ops::Range<usize>,
-    xr: &mut [[f64; THIN]],
+    xr: &mut [[T; THIN]],
 ) {
     let m = cols.len();
     let mut c = range.start;
     while c + 4 <= range.end {
         let vc = [vr[c], vr[c + 1], vr[c + 2], vr[c + 3]];
-        let mut acc = [[0.0f64; THIN]; 4];
+        let mut acc = [[T::zero(); THIN]; 4];
         // The 4 × 4 diagonal block.
         for j in 0..4 {
             for i in c + j..c + 4 {
@@ -302,7 +314,7 @@ fn symm_cols(
     }
     for c in c..range.end {
         let vc = vr[c];
-        let mut acc = [0.0f64; THIN];
+        let mut acc = [T::zero(); THIN];
         for i in c..m {
             let aic = cols[c][i];
             for k in 0..THIN {
@@ -323,13 +335,13 @@ fn symm_cols(
 /// Householder QR of the column-major m × w `p` in place (LAPACK `geqr2`): R on and above the
 /// diagonal, the reflectors' essential parts below, τ of each in `taus` (min(m, w) of them).
 #[inline(always)]
-fn householder_qr(p: &mut [f64], m: usize, w: usize, taus: &mut Vec<f64>) {
+fn householder_qr<T: Real>(p: &mut [T], m: usize, w: usize, taus: &mut Vec<T>) {
     for j in 0..w.min(m) {
         let (left, right) = p.split_at_mut((j + 1) * m);
         let x = &mut left[j * m + j..(j + 1) * m];
         let tau = make_reflector(x);
         taus.push(tau);
-        if tau == 0.0 {
+        if tau == T::zero() {
             continue;
         }
         // Apply H = I − τ v vᵀ (v₀ = 1, v₁.. = x[1..]) to the remaining columns.
@@ -348,17 +360,17 @@ fn householder_qr(p: &mut [f64], m: usize, w: usize, taus: &mut Vec<f64>) {
 /// Turns `x` into β e₀ by H = I − τ v vᵀ (LAPACK `larfg`): on return x[0] = β and x[1..] holds
 /// v's essential part (v₀ = 1). Returns τ (0 when x[1..] is already zero).
 #[inline(always)]
-fn make_reflector(x: &mut [f64]) -> f64 {
+fn make_reflector<T: Real>(x: &mut [T]) -> T {
     let Some((alpha, tail)) = x.split_first_mut() else {
-        return 0.0;
+        return T::zero();
     };
     let xnorm = dot(tail, tail).sqrt();
-    if xnorm == 0.0 {
-        return 0.0;
+    if xnorm == T::zero() {
+        return T::zero();
     }
     let beta = -alpha.hypot(xnorm).copysign(*alpha);
     let tau = (beta - *alpha) / beta;
-    let scale = 1.0 / (*alpha - beta);
+    let scale = T::one() / (*alpha - beta);
     for t in tail.iter_mut() {
         *t *= scale;
     }
@@ -367,20 +379,20 @@ fn make_reflector(x: &mut [f64]) -> f64 {
 }
 
 /// The upper triangular T of H₀H₁⋯H_{r−1} = I − V T Vᵀ (LAPACK `larft`, forward, columnwise).
-fn compact_wy_factor(v: MatRef<'_, f64>, taus: &[f64], par: Par) -> Mat<f64> {
+fn compact_wy_factor<T: Real>(v: MatRef<'_, T>, taus: &[T], par: Par) -> Mat<T> {
     let r = taus.len();
-    let mut s = Mat::<f64>::zeros(r, r);
-    matmul::matmul(s.as_mut(), Accum::Replace, v.transpose(), v, 1.0, par);
-    let mut t = Mat::<f64>::zeros(r, r);
+    let mut s = Mat::<T>::zeros(r, r);
+    matmul::matmul(s.as_mut(), Accum::Replace, v.transpose(), v, T::one(), par);
+    let mut t = Mat::<T>::zeros(r, r);
     for i in 0..r {
         let tau = taus[i];
         t[(i, i)] = tau;
-        if tau == 0.0 {
+        if tau == T::zero() {
             continue;
         }
         // T[0..i, i] = −τ_i T[0..i, 0..i] (Vᵀ v_i)[0..i].
         for a in 0..i {
-            let mut sum = 0.0;
+            let mut sum = T::zero();
             for c in a..i {
                 sum += t[(a, c)] * s[(c, i)];
             }
@@ -391,16 +403,16 @@ fn compact_wy_factor(v: MatRef<'_, f64>, taus: &[f64], par: Par) -> Mat<f64> {
 }
 
 #[inline(always)]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     // Four independent sums so the loop vectorizes.
-    let mut acc = [0.0f64; 8];
+    let mut acc = [T::zero(); 8];
     let chunks = a.len() / 8;
     for k in 0..chunks {
         for l in 0..8 {
             acc[l] += a[8 * k + l] * b[8 * k + l];
         }
     }
-    let mut sum: f64 = acc.iter().sum();
+    let mut sum: T = acc.iter().copied().sum();
     for k in chunks * 8..a.len() {
         sum += a[k] * b[k];
     }
@@ -408,22 +420,22 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 #[inline(always)]
-fn axpy(f: f64, x: &[f64], y: &mut [f64]) {
+fn axpy<T: Real>(f: T, x: &[T], y: &mut [T]) {
     for (y, x) in y.iter_mut().zip(x) {
-        *y += f * x;
+        *y += f * *x;
     }
 }
 
 /// Band storage of a symmetric matrix's lower triangle: entry (i, c), 0 ≤ i − c < `ld`, at
 /// `ab[c·ld + i − c]`.
-struct Band {
-    ab: Vec<f64>,
+struct Band<T> {
+    ab: Vec<T>,
     ld: usize,
 }
 
-impl Band {
+impl<T> Band<T> {
     /// Column c from row c + d0, `len` entries.
-    fn col(&mut self, c: usize, d0: usize, len: usize) -> &mut [f64] {
+    fn col(&mut self, c: usize, d0: usize, len: usize) -> &mut [T] {
         let at = c * self.ld + d0;
         &mut self.ab[at..at + len]
     }
@@ -431,10 +443,10 @@ impl Band {
 
 /// Reduces the lower band (half-bandwidth b) of `a` to tridiagonal by bulge chasing; returns
 /// (diagonal, subdiagonal).
-fn band_to_tridiagonal(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
-    struct Chase<'a>(MatRef<'a, f64>, usize);
-    impl crate::simd::Kernel for Chase<'_> {
-        type Output = (Vec<f64>, Vec<f64>);
+fn band_to_tridiagonal<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
+    struct Chase<'a, T>(MatRef<'a, T>, usize);
+    impl<T: Real> crate::simd::Kernel for Chase<'_, T> {
+        type Output = (Vec<T>, Vec<T>);
         #[inline(always)]
         fn run(self) -> Self::Output {
             chase(self.0, self.1)
@@ -445,11 +457,11 @@ fn band_to_tridiagonal(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
 
 /// Bulge chasing (inlined into [`band_to_tridiagonal`]'s SIMD dispatch).
 #[inline(always)]
-fn chase(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
+fn chase<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
     let n = a.nrows();
     let ld = 2 * b + 1;
     let mut band = Band {
-        ab: vec![0.0; ld * n],
+        ab: vec![T::zero(); ld * n],
         ld,
     };
     for c in 0..n {
@@ -460,9 +472,9 @@ fn chase(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
             *d = *s;
         }
     }
-    let mut v = vec![0.0; b];
-    let mut v2 = vec![0.0; b];
-    let mut work = vec![0.0; 2 * b];
+    let mut v = vec![T::zero(); b];
+    let mut v2 = vec![T::zero(); b];
+    let mut work = vec![T::zero(); 2 * b];
     for j in 0..n.saturating_sub(2) {
         // Annihilate column j below its subdiagonal: reflector on rows s..s+len.
         let mut s = j + 1;
@@ -470,16 +482,16 @@ fn chase(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
         let mut tau = {
             let x = band.col(j, 1, len);
             let tau = make_reflector(x);
-            v[0] = 1.0;
+            v[0] = T::one();
             v[1..len].copy_from_slice(&x[1..]);
-            x[1..].fill(0.0);
+            x[1..].fill(T::zero());
             tau
         };
         loop {
             // Step: D ← H D H on the diagonal block at s, then the block O below it:
             // O ← O H, and a reflector H₂ that annihilates O's first column, applied to the rest.
             let t = s + len;
-            if tau != 0.0 {
+            if tau != T::zero() {
                 apply_two_sided(&mut band, s, len, &v[..len], tau, &mut work);
             }
             if t >= n {
@@ -487,10 +499,10 @@ fn chase(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
             }
             let len2 = b.min(n - t);
             // Column c' of O = A[t..t+len2, s..s+len] is band.col(s + c', len − c', len2).
-            if tau != 0.0 {
+            if tau != T::zero() {
                 // O ← O H: w = O v, O −= τ w vᵀ.
                 let w = &mut work[..len2];
-                w.fill(0.0);
+                w.fill(T::zero());
                 for (c, &vc) in v[..len].iter().enumerate() {
                     let col = band.col(s + c, len - c, len2);
                     axpy(vc, col, w);
@@ -504,12 +516,12 @@ fn chase(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
             let tau2 = {
                 let x = band.col(s, len, len2);
                 let tau2 = make_reflector(x);
-                v2[0] = 1.0;
+                v2[0] = T::one();
                 v2[1..len2].copy_from_slice(&x[1..]);
-                x[1..].fill(0.0);
+                x[1..].fill(T::zero());
                 tau2
             };
-            if tau2 != 0.0 {
+            if tau2 != T::zero() {
                 // O[:, 1..] ← H₂ O[:, 1..].
                 for c in 1..len {
                     let col = band.col(s + c, len - c, len2);
@@ -525,16 +537,29 @@ fn chase(a: MatRef<'_, f64>, b: usize) -> (Vec<f64>, Vec<f64>) {
     }
     let d = (0..n).map(|c| band.ab[c * ld]).collect();
     let e = (0..n)
-        .map(|c| if c + 1 < n { band.ab[c * ld + 1] } else { 0.0 })
+        .map(|c| {
+            if c + 1 < n {
+                band.ab[c * ld + 1]
+            } else {
+                T::zero()
+            }
+        })
         .collect();
     (d, e)
 }
 
 /// D ← H D H for the diagonal block D = A[s..s+len]² (lower triangle), H = I − τ v vᵀ.
 #[inline(always)]
-fn apply_two_sided(band: &mut Band, s: usize, len: usize, v: &[f64], tau: f64, work: &mut [f64]) {
+fn apply_two_sided<T: Real>(
+    band: &mut Band<T>,
+    s: usize,
+    len: usize,
+    v: &[T],
+    tau: T,
+    work: &mut [T],
+) {
     let y = &mut work[..len];
-    y.fill(0.0);
+    y.fill(T::zero());
     // y = D v from the lower triangle.
     for c in 0..len {
         let col = band.col(s + c, 0, len - c);
@@ -543,16 +568,16 @@ fn apply_two_sided(band: &mut Band, s: usize, len: usize, v: &[f64], tau: f64, w
         axpy(v[c], below, &mut y[c + 1..]);
     }
     // w = τ y − ½ τ² (yᵀv) v.
-    let alpha = -0.5 * tau * tau * dot(y, v);
+    let alpha = T::from_f64(-0.5) * tau * tau * dot(y, v);
     for (yi, vi) in y.iter_mut().zip(v) {
-        *yi = tau * *yi + alpha * vi;
+        *yi = tau * *yi + alpha * *vi;
     }
     // D −= v wᵀ + w vᵀ.
     for c in 0..len {
         let col = band.col(s + c, 0, len - c);
         let (wc, vc) = (y[c], v[c]);
         for ((d, vi), wi) in col.iter_mut().zip(&v[c..]).zip(&y[c..]) {
-            *d -= vi * wc + wi * vc;
+            *d -= *vi * wc + *wi * vc;
         }
     }
 }
