@@ -252,7 +252,7 @@ pub fn singular_values_with<S: Element>(
         Method::GramMixed => {
             let g = gram::<S, f64>(a, par);
             let p = g.nrows();
-            let lambdas = if p >= TWO_STAGE_MIN {
+            let lambdas = if p >= MIXED_MIN {
                 let mut g32 = Mat::<f32>::from_fn(p, p, |i, j| g[(i, j)] as f32);
                 drop(g);
                 symeig::eigenvalues_two_stage(g32.as_mut(), BAND_F32, par)
@@ -341,6 +341,9 @@ pub fn values_and_right_vectors<S: Element>(
 
 /// Smallest Gram size for which the two-stage eigensolver is used (measured).
 const TWO_STAGE_MIN: usize = 1024;
+
+/// Smallest Gram size reduced in f32 by `GramMixed` (measured).
+const MIXED_MIN: usize = 512;
 
 /// Half-bandwidth of the two-stage reduction in f64 (measured on 2048²: band 16 beat 32 and
 /// 64, the chase growing faster than the band stage shrinks).
