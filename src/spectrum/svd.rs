@@ -10,23 +10,25 @@
 //!
 //! | method            | 2048² rel | 512×2048 rel | 64×2048 rel | 2048² time (1 core) |
 //! |-------------------|-----------|--------------|-------------|---------------------|
-//! | gram-f32          | 1.2e-5    | 2.0e-6       | 7.8e-7      | 0.47 s              |
+//! | gram-f64/band-f32 | 2.0e-6    | 5.2e-7       | 8.5e-15     | 0.50 s              |
+//! | gram-f32          | 1.2e-5    | 2.0e-6       | 7.8e-7      | 0.43 s              |
 //! | gram-f32/evd-f64  | 1.2e-5    | 1.9e-6       | 7.1e-7      | 0.53 s              |
-//! | gram-f64/evd-f32  | 1.8e-6    | 2.2e-7       | 2.0e-7      | 0.58 s              |
-//! | svd-f32           | 1.1e-5    | 1.2e-5       | 4.9e-6      | 0.99 s              |
+//! | gram-f64/evd-f32  | 1.8e-6    | 2.2e-7       | 2.0e-7      | 0.57 s              |
+//! | svd-f32           | 1.1e-5    | 1.2e-5       | 4.9e-6      | 1.01 s              |
 //! | gram-f64          | 1.6e-14   | 1.3e-14      | 8.5e-15     | 0.61 s              |
 //! | svd-f64           | (ref.)    |              |             | 2.65 s              |
 //!
-//! Accumulating the Gram matrix in f32 already misses the `Fast` target (1e-5 relative for
-//! ν ≥ 0.1·ν₁) on 2048², and its error grows with size, so `Fast` is the f64 Gram with f64
-//! eigenvalues, which meets it with nine orders of magnitude to spare at a cost of 15–30%.
-//! On a square block its time is ~30% Gram (triangular f64 gemm), ~55% reduction to band,
-//! ~10% bulge chasing and ~7% tridiagonal eigenvalues. From p = 1024 on, G is reduced to
-//! tridiagonal in two stages (dense → band of half-width 16 by Householder panels and gemm
-//! updates, then bulge chasing; see `symeig`), which beat faer's one-stage reduction (bound by
-//! memory bandwidth) 0.84 s to 0.96 s before the chase was vectorized; for p = 512 the Gram
-//! product dominates and faer's one-stage path is kept. Tridiagonal eigenvalues come from a
-//! root-free QL (`tridiag`), 2× faster than faer's implicit QR, which also tracks rotations.
+//! The error that matters comes from the Gram matrix: accumulated in f32 it already misses the
+//! `Fast` target (1e-5 relative for ν ≥ 0.1·ν₁) on 2048², and it grows with size. Rounding an
+//! f64 Gram matrix to f32 for the reduction instead costs ε₃₂·‖G‖ in the eigenvalues, which is
+//! at most 50·ε₃₂·c relative for any ν ≥ 0.1·ν₁ whatever the spectrum (measured 2e-6 on
+//! 2048², 5× inside the target), and halves the reduction's time. So `Fast` is
+//! `gram-f64/band-f32`: the Gram matrix in f64; from p = 512 on, the two-stage reduction to
+//! tridiagonal (dense → band by Householder panels and gemm updates, then bulge chasing; see
+//! `symeig`) in f32; the tridiagonal eigenvalues always in f64, by root-free QL (`tridiag`,
+//! 2× faster than faer's implicit QR). Below p = 512, faer's one-stage f64 reduction. On a
+//! square 2048² block this takes one core ~0.17 s for the Gram matrix, ~0.16 s for the band
+//! reduction, ~0.08 s for the chase and ~0.04 s for the QL.
 //! `Precise` uses the f64 bidiagonal SVD, which is backward stable on W itself rather than on
 //! WWᵀ.
 
