@@ -211,6 +211,9 @@ pub struct ComputeOptions {
     pub initializer_range: Option<f64>,
 }
 
+/// Largest block (in entries: 128 MiB as f64) decoded to f64 rather than f32.
+const F64_DECODE_MAX: usize = 1 << 24;
+
 /// Decodes one block from the checkpoint and computes its spectrum.
 pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spectrum, String> {
     let analyze = AnalyzeOptions {
@@ -222,19 +225,20 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
         fan_in: Some(job.fan_in),
     };
     let name = &job.block.tensor;
-    let spectrum = match opts.precision {
-        Precision::Fast => {
-            let m = ck
-                .decode_f32(&job.block.selection)
-                .map_err(|e| e.to_string())?;
-            Spectrum::compute(m.as_ref(), &analyze)
-        }
-        Precision::Precise => {
-            let m = ck
-                .decode_f64(&job.block.selection)
-                .map_err(|e| e.to_string())?;
-            Spectrum::compute(m.as_ref(), &analyze)
-        }
+    // Blocks up to F64_DECODE_MAX entries are decoded straight to f64, which the Gram matrix
+    // (Fast) and the SVD (Precise) then read with no converted copy; larger ones (embeddings,
+    // big MLPs) to f32, half the memory, which Fast converts in chunks.
+    let entries = job.block.rows * job.block.cols;
+    let spectrum = if opts.precision == Precision::Precise || entries <= F64_DECODE_MAX {
+        let m = ck
+            .decode_f64(&job.block.selection)
+            .map_err(|e| e.to_string())?;
+        Spectrum::compute(m.as_ref(), &analyze)
+    } else {
+        let m = ck
+            .decode_f32(&job.block.selection)
+            .map_err(|e| e.to_string())?;
+        Spectrum::compute(m.as_ref(), &analyze)
     };
     spectrum.map_err(|e| format!("{name} ({}): {e}", job.block.name))
 }

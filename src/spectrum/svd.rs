@@ -128,6 +128,8 @@ pub trait Element: sealed::Sealed + faer::traits::RealField + Copy + Send + Sync
     fn from_f64(x: f64) -> Self;
     /// Whether the value is neither NaN nor infinite.
     fn finite(self) -> bool;
+    /// `m` itself when the element type is already f64 (so it needs no converted copy).
+    fn f64_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f64>>;
 }
 
 impl Element for f32 {
@@ -140,6 +142,9 @@ impl Element for f32 {
     fn finite(self) -> bool {
         self.is_finite()
     }
+    fn f64_view(_: MatRef<'_, Self>) -> Option<MatRef<'_, f64>> {
+        None
+    }
 }
 
 impl Element for f64 {
@@ -151,6 +156,9 @@ impl Element for f64 {
     }
     fn finite(self) -> bool {
         self.is_finite()
+    }
+    fn f64_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f64>> {
+        Some(m)
     }
 }
 
@@ -218,7 +226,7 @@ pub fn singular_values_with<S: Element>(
             )
         }
         Method::GramF64 => {
-            let mut g = gram::<S, f64>(a, par);
+            let mut g = gram_f64(a, par);
             let p = g.nrows();
             let lambdas = if p >= TWO_STAGE_MIN {
                 symeig::eigenvalues_two_stage(g.as_mut(), band_width(p), par)
@@ -239,20 +247,20 @@ pub fn singular_values_with<S: Element>(
             lambdas_to_values(lambdas.ok_or(no_convergence("symmetric eigensolver"))?)
         }
         Method::GramF64OneStage => {
-            let g = gram::<S, f64>(a, par);
+            let g = gram_f64(a, par);
             lambdas_to_values(
                 eigenvalues(g.as_ref(), par).ok_or(no_convergence("symmetric eigensolver"))?,
             )
         }
         Method::GramF64EvdF32 => {
-            let g = gram::<S, f64>(a, par);
+            let g = gram_f64(a, par);
             let g32 = Mat::<f32>::from_fn(g.nrows(), g.ncols(), |i, j| g[(i, j)] as f32);
             lambdas_to_values(
                 eigenvalues(g32.as_ref(), par).ok_or(no_convergence("symmetric eigensolver"))?,
             )
         }
         Method::GramMixed => {
-            let g = gram::<S, f64>(a, par);
+            let g = gram_f64(a, par);
             let p = g.nrows();
             let lambdas = if p >= MIXED_MIN {
                 let mut g32 = Mat::<f32>::from_fn(p, p, |i, j| g[(i, j)] as f32);
@@ -284,7 +292,7 @@ pub fn values_and_right_vectors<S: Element>(
     let (rows, cols) = m.shape();
     let a = short_side(m);
     let p = a.nrows();
-    let g = gram::<S, f64>(a, par);
+    let g = gram_f64(a, par);
     let mut vecs = Mat::<f64>::zeros(p, p);
     let lambdas = eigen(g.as_ref(), vecs.as_mut(), par).ok_or(SpectrumError::NoConvergence {
         method: "symmetric eigensolver",
@@ -314,16 +322,26 @@ pub fn values_and_right_vectors<S: Element>(
                 vecs[(k, chunk[c])] / values[chunk[c]]
             });
             let mut v = Mat::<f64>::zeros(q, chunk.len());
-            for_each_column_chunk::<S, f64>(a, |j0, block| {
-                matmul::matmul(
-                    v.as_mut().subrows_mut(j0, block.ncols()),
+            match S::f64_view(a) {
+                Some(a) => matmul::matmul(
+                    v.as_mut(),
                     Accum::Replace,
-                    block.transpose(),
+                    a.transpose(),
                     u.as_ref(),
                     1.0,
                     par,
-                );
-            });
+                ),
+                None => for_each_column_chunk::<S, f64>(a, |j0, block| {
+                    matmul::matmul(
+                        v.as_mut().subrows_mut(j0, block.ncols()),
+                        Accum::Replace,
+                        block.transpose(),
+                        u.as_ref(),
+                        1.0,
+                        par,
+                    );
+                }),
+            }
             crate::simd::clear_upper();
             for (c, &i) in chunk.iter().enumerate() {
                 match v.col(c).try_as_col_major() {
@@ -368,7 +386,7 @@ pub fn gram_values_two_stage<S: Element>(
 ) -> Result<Vec<f64>, SpectrumError> {
     check_block(m)?;
     let (rows, cols) = m.shape();
-    let mut g = gram::<S, f64>(short_side(m), par);
+    let mut g = gram_f64(short_side(m), par);
     let lambdas = if reduce_in_f32 {
         let mut g32 = Mat::<f32>::from_fn(g.nrows(), g.ncols(), |i, j| g[(i, j)] as f32);
         symeig::eigenvalues_two_stage(g32.as_mut(), band, par)
@@ -470,6 +488,27 @@ fn copy_convert<S: Element, T: Element>(src: MatRef<'_, S>, mut dst: MatMut<'_, 
             }
         }
     }
+}
+
+/// Lower triangle of G = A Aᵀ in f64, straight from `a` when it already is f64.
+fn gram_f64<S: Element>(a: MatRef<'_, S>, par: Par) -> Mat<f64> {
+    let Some(a) = S::f64_view(a) else {
+        return gram::<S, f64>(a, par);
+    };
+    let p = a.nrows();
+    let mut g = Mat::<f64>::zeros(p, p);
+    matmul::triangular::matmul(
+        g.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        a,
+        BlockStructure::Rectangular,
+        a.transpose(),
+        BlockStructure::Rectangular,
+        1.0,
+        par,
+    );
+    g
 }
 
 /// Lower triangle of G = A Aᵀ accumulated in `T` (the upper triangle is left zero).
