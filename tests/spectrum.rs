@@ -312,3 +312,26 @@ fn fast_meets_its_bound_where_the_band_reduction_runs_in_f32() {
     // otherwise (measured ~1e-6 here; f64 gives ~1e-14).
     assert!(worst_rel > 1e-12, "rel {worst_rel:e}");
 }
+
+#[test]
+fn extreme_scales_survive_the_f32_band_reduction() {
+    // Fast rounds the Gram matrix to f32 from p = 512 on. Entries of 1e25 would overflow f32
+    // there (Gram entries ~1e53) and entries of 1e-25 would underflow; both must come out as
+    // accurate as at scale 1.
+    let base = kaiming(520, 600, 9);
+    let reference = singular_values(base.as_ref(), Precision::Precise, Par::Seq).unwrap();
+    for scale in [1e-25f64, 1.0, 1e25] {
+        let m = Mat::<f64>::from_fn(520, 600, |i, j| base[(i, j)] as f64 * scale);
+        let fast = singular_values(m.as_ref(), Precision::Fast, Par::Seq).unwrap();
+        assert_eq!(fast.len(), 520);
+        let top = reference[0];
+        for (f, r) in fast.iter().zip(&reference) {
+            let f = f / scale;
+            assert!(f.is_finite(), "scale {scale}: {f}");
+            assert!((f - r).abs() <= 1e-3 * top, "scale {scale}: {f} vs {r}");
+            if *r >= 0.1 * top {
+                assert!((f - r).abs() <= 1e-5 * r, "scale {scale}: {f} vs {r}");
+            }
+        }
+    }
+}

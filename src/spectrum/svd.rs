@@ -263,9 +263,7 @@ pub fn singular_values_with<S: Element>(
             let g = gram_f64(a, par);
             let p = g.nrows();
             let lambdas = if p >= MIXED_MIN {
-                let mut g32 = Mat::<f32>::from_fn(p, p, |i, j| g[(i, j)] as f32);
-                drop(g);
-                symeig::eigenvalues_two_stage(g32.as_mut(), BAND_F32, par)
+                eigenvalues_f32_reduction(g, BAND_F32, par)
             } else {
                 eigenvalues(g.as_ref(), par)
             };
@@ -365,6 +363,30 @@ const TWO_STAGE_MIN: usize = 1024;
 /// Smallest Gram size reduced in f32 by `GramMixed` (measured).
 const MIXED_MIN: usize = 512;
 
+/// Eigenvalues (ascending) of the f64 Gram matrix `g` (lower triangle) by the two-stage
+/// reduction in f32 with half-bandwidth `band`. G is scaled by its largest diagonal entry
+/// first, which no entry of a Gram matrix exceeds, so that f32 neither overflows nor
+/// underflows whatever the weights' scale; the scale is undone on the eigenvalues.
+fn eigenvalues_f32_reduction(g: Mat<f64>, band: usize, par: Par) -> Option<Vec<f64>> {
+    let p = g.nrows();
+    let s = (0..p).map(|i| g[(i, i)]).fold(0.0f64, f64::max);
+    if s == 0.0 {
+        return Some(vec![0.0; p]);
+    }
+    let inv = 1.0 / s;
+    let mut g32 = if inv.is_finite() {
+        Mat::<f32>::from_fn(p, p, |i, j| (g[(i, j)] * inv) as f32)
+    } else {
+        Mat::<f32>::from_fn(p, p, |i, j| (g[(i, j)] / s) as f32)
+    };
+    drop(g);
+    let mut lambdas = symeig::eigenvalues_two_stage(g32.as_mut(), band, par)?;
+    for l in &mut lambdas {
+        *l *= s;
+    }
+    Some(lambdas)
+}
+
 /// Half-bandwidth of the two-stage reduction in f64 (measured on 2048²: band 16 beat 32 and
 /// 64, the chase growing faster than the band stage shrinks).
 fn band_width(_n: usize) -> usize {
@@ -388,8 +410,7 @@ pub fn gram_values_two_stage<S: Element>(
     let (rows, cols) = m.shape();
     let mut g = gram_f64(short_side(m), par);
     let lambdas = if reduce_in_f32 {
-        let mut g32 = Mat::<f32>::from_fn(g.nrows(), g.ncols(), |i, j| g[(i, j)] as f32);
-        symeig::eigenvalues_two_stage(g32.as_mut(), band, par)
+        eigenvalues_f32_reduction(g, band, par)
     } else {
         symeig::eigenvalues_two_stage(g.as_mut(), band, par)
     }
