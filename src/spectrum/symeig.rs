@@ -1,4 +1,4 @@
-//! Eigenvalues of a dense symmetric f64 matrix by two-stage tridiagonalization.
+//! Eigenvalues of a dense symmetric matrix (f32 or f64) by two-stage tridiagonalization.
 //!
 //! faer's one-stage tridiagonalization reads the whole trailing matrix once per column
 //! (level-2 BLAS), so for n ≳ 256 it is bound by memory bandwidth, and two blocks reduced at
@@ -16,7 +16,8 @@
 //! 3. **tridiagonal eigenvalues** by root-free QL (`tridiag`).
 //!
 //! Every step is an orthogonal similarity, so the eigenvalues are backward stable as in the
-//! one-stage path (errors of order ε·‖A‖).
+//! one-stage path (errors of order ε·‖A‖, with ε that of the type the reduction runs in; the
+//! tridiagonal eigenvalues are always found in f64).
 
 use faer::linalg::matmul;
 use faer::linalg::matmul::triangular::BlockStructure;
