@@ -214,66 +214,60 @@ pub fn singular_values_with<S: Element>(
     let (rows, cols) = m.shape();
     let a = short_side(m);
     let no_convergence = |method| SpectrumError::NoConvergence { method, rows, cols };
-    let lambdas_to_values = |lambdas: Vec<f64>| -> Vec<f64> {
-        // Eigenvalues come ascending; ν = √max(λ, 0) descending.
-        lambdas.iter().rev().map(|&l| l.max(0.0).sqrt()).collect()
-    };
     let values = match method {
-        Method::GramF32 => {
-            let g = gram::<S, f32>(a, par);
-            lambdas_to_values(
-                eigenvalues(g.as_ref(), par).ok_or(no_convergence("symmetric eigensolver"))?,
-            )
-        }
-        Method::GramF64 => {
-            let mut g = gram_f64(a, par);
-            let p = g.nrows();
-            let lambdas = if p >= TWO_STAGE_MIN {
-                symeig::eigenvalues_two_stage(g.as_mut(), band_width(p), par)
-            } else {
-                eigenvalues(g.as_ref(), par)
-            };
-            lambdas_to_values(lambdas.ok_or(no_convergence("symmetric eigensolver"))?)
-        }
-        Method::GramF32EvdF64 => {
-            let g32 = gram::<S, f32>(a, par);
-            let mut g = Mat::<f64>::from_fn(g32.nrows(), g32.ncols(), |i, j| g32[(i, j)] as f64);
-            let p = g.nrows();
-            let lambdas = if p >= TWO_STAGE_MIN {
-                symeig::eigenvalues_two_stage(g.as_mut(), band_width(p), par)
-            } else {
-                eigenvalues(g.as_ref(), par)
-            };
-            lambdas_to_values(lambdas.ok_or(no_convergence("symmetric eigensolver"))?)
-        }
-        Method::GramF64OneStage => {
-            let g = gram_f64(a, par);
-            lambdas_to_values(
-                eigenvalues(g.as_ref(), par).ok_or(no_convergence("symmetric eigensolver"))?,
-            )
-        }
-        Method::GramF64EvdF32 => {
-            let g = gram_f64(a, par);
-            let g32 = Mat::<f32>::from_fn(g.nrows(), g.ncols(), |i, j| g[(i, j)] as f32);
-            lambdas_to_values(
-                eigenvalues(g32.as_ref(), par).ok_or(no_convergence("symmetric eigensolver"))?,
-            )
-        }
-        Method::GramMixed => {
-            let g = gram_f64(a, par);
-            let p = g.nrows();
-            let lambdas = if p >= MIXED_MIN {
-                eigenvalues_f32_reduction(g, BAND_F32, par)
-            } else {
-                eigenvalues(g.as_ref(), par)
-            };
-            lambdas_to_values(lambdas.ok_or(no_convergence("symmetric eigensolver"))?)
-        }
         Method::SvdF32 => bidiag_svd::<S, f32>(a, par).ok_or(no_convergence("bidiagonal SVD"))?,
         Method::SvdF64 => bidiag_svd::<S, f64>(a, par).ok_or(no_convergence("bidiagonal SVD"))?,
+        gram_method => values_from_lambdas(
+            &gram_lambdas(a, gram_method, par).ok_or(no_convergence("symmetric eigensolver"))?,
+        ),
     };
     crate::simd::clear_upper();
     Ok(sorted_descending(values))
+}
+
+/// Eigenvalues (ascending) of the short side's Gram matrix by one of the Gram methods (`None`
+/// when the eigensolver does not converge; the SVD methods are the caller's).
+fn gram_lambdas<S: Element>(a: MatRef<'_, S>, method: Method, par: Par) -> Option<Vec<f64>> {
+    match method {
+        Method::GramF32 => eigenvalues(gram::<S, f32>(a, par).as_ref(), par),
+        Method::GramF64 => gram_eigenvalues_f64(gram_f64(a, par), par),
+        Method::GramF32EvdF64 => {
+            let g32 = gram::<S, f32>(a, par);
+            let g = Mat::<f64>::from_fn(g32.nrows(), g32.ncols(), |i, j| g32[(i, j)] as f64);
+            gram_eigenvalues_f64(g, par)
+        }
+        Method::GramF64OneStage => eigenvalues(gram_f64(a, par).as_ref(), par),
+        Method::GramF64EvdF32 => {
+            let g = gram_f64(a, par);
+            let g32 = Mat::<f32>::from_fn(g.nrows(), g.ncols(), |i, j| g[(i, j)] as f32);
+            eigenvalues(g32.as_ref(), par)
+        }
+        Method::GramMixed => {
+            let g = gram_f64(a, par);
+            if g.nrows() >= MIXED_MIN {
+                eigenvalues_f32_reduction(g, BAND_F32, par)
+            } else {
+                eigenvalues(g.as_ref(), par)
+            }
+        }
+        Method::SvdF32 | Method::SvdF64 => None,
+    }
+}
+
+/// Eigenvalues (ascending) of an f64 Gram matrix in f64: two-stage from [`TWO_STAGE_MIN`] on,
+/// faer's one-stage reduction below.
+fn gram_eigenvalues_f64(mut g: Mat<f64>, par: Par) -> Option<Vec<f64>> {
+    let p = g.nrows();
+    if p >= TWO_STAGE_MIN {
+        symeig::eigenvalues_two_stage(g.as_mut(), band_width(p), par)
+    } else {
+        eigenvalues(g.as_ref(), par)
+    }
+}
+
+/// Singular values ν = √max(λ, 0), descending, from Gram eigenvalues in ascending order.
+fn values_from_lambdas(lambdas: &[f64]) -> Vec<f64> {
+    lambdas.iter().rev().map(|&l| l.max(0.0).sqrt()).collect()
 }
 
 /// Singular values (descending) and right singular vectors of `m` from the f64 Gram matrix.
@@ -419,9 +413,7 @@ pub fn gram_values_two_stage<S: Element>(
         rows,
         cols,
     })?;
-    Ok(sorted_descending(
-        lambdas.iter().map(|&l| l.max(0.0).sqrt()).collect(),
-    ))
+    Ok(sorted_descending(values_from_lambdas(&lambdas)))
 }
 
 fn sorted_descending(mut values: Vec<f64>) -> Vec<f64> {
