@@ -94,9 +94,51 @@ pub(crate) static E5M2_TABLE: [f32; 256] = table!(e5m2_to_f32);
 
 /// An output element type: f32 or f64.
 pub(crate) trait Elem: ComplexField + Copy + Default + 'static {
+    /// The nearest value of this type to an f32 (exact for f64).
+    fn from_f32(x: f32) -> Self;
+    /// The nearest value of this type to an f64 (exact for f64).
+    fn from_f64(x: f64) -> Self;
+    /// Converts a run of f16 values in bulk (`half`'s SIMD conversions).
+    fn from_f16_slice(src: &[f16], dst: &mut [Self]);
+
     /// Decodes `dst.len()` elements of `kind` from `src` (exactly `dst.len() * kind.size()`
     /// bytes); `scratch` is reusable working space.
-    fn decode_row(kind: Kind, src: &[u8], dst: &mut [Self], scratch: &mut Vec<u16>);
+    fn decode_row(kind: Kind, src: &[u8], dst: &mut [Self], scratch: &mut Vec<u16>) {
+        match kind {
+            Kind::F32 => {
+                let (c, _) = src.as_chunks::<4>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = Self::from_f32(f32::from_le_bytes(c));
+                }
+            }
+            Kind::F64 => {
+                let (c, _) = src.as_chunks::<8>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = Self::from_f64(f64::from_le_bytes(c));
+                }
+            }
+            Kind::BF16 => {
+                let (c, _) = src.as_chunks::<2>();
+                for (d, &c) in dst.iter_mut().zip(c) {
+                    *d = Self::from_f32(f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16));
+                }
+            }
+            Kind::F16 => {
+                load_u16(src, dst.len(), scratch);
+                Self::from_f16_slice(scratch.reinterpret_cast(), dst);
+            }
+            Kind::E4M3 => {
+                for (d, &b) in dst.iter_mut().zip(src) {
+                    *d = Self::from_f32(E4M3_TABLE[usize::from(b)]);
+                }
+            }
+            Kind::E5M2 => {
+                for (d, &b) in dst.iter_mut().zip(src) {
+                    *d = Self::from_f32(E5M2_TABLE[usize::from(b)]);
+                }
+            }
+        }
+    }
 }
 
 /// Copies little-endian u16 halves into `scratch` so `half` can convert them in bulk.
@@ -107,82 +149,26 @@ fn load_u16(src: &[u8], n: usize, scratch: &mut Vec<u16>) {
 }
 
 impl Elem for f32 {
-    fn decode_row(kind: Kind, src: &[u8], dst: &mut [f32], scratch: &mut Vec<u16>) {
-        match kind {
-            Kind::F32 => {
-                let (c, _) = src.as_chunks::<4>();
-                for (d, &c) in dst.iter_mut().zip(c) {
-                    *d = f32::from_le_bytes(c);
-                }
-            }
-            Kind::F64 => {
-                let (c, _) = src.as_chunks::<8>();
-                for (d, &c) in dst.iter_mut().zip(c) {
-                    *d = f64::from_le_bytes(c) as f32;
-                }
-            }
-            Kind::BF16 => {
-                let (c, _) = src.as_chunks::<2>();
-                for (d, &c) in dst.iter_mut().zip(c) {
-                    *d = f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16);
-                }
-            }
-            Kind::F16 => {
-                load_u16(src, dst.len(), scratch);
-                let h: &[f16] = scratch.reinterpret_cast();
-                h.convert_to_f32_slice(dst);
-            }
-            Kind::E4M3 => {
-                for (d, &b) in dst.iter_mut().zip(src) {
-                    *d = E4M3_TABLE[usize::from(b)];
-                }
-            }
-            Kind::E5M2 => {
-                for (d, &b) in dst.iter_mut().zip(src) {
-                    *d = E5M2_TABLE[usize::from(b)];
-                }
-            }
-        }
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+    fn from_f64(x: f64) -> Self {
+        x as f32
+    }
+    fn from_f16_slice(src: &[f16], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
     }
 }
 
 impl Elem for f64 {
-    fn decode_row(kind: Kind, src: &[u8], dst: &mut [f64], scratch: &mut Vec<u16>) {
-        match kind {
-            Kind::F64 => {
-                let (c, _) = src.as_chunks::<8>();
-                for (d, &c) in dst.iter_mut().zip(c) {
-                    *d = f64::from_le_bytes(c);
-                }
-            }
-            Kind::F32 => {
-                let (c, _) = src.as_chunks::<4>();
-                for (d, &c) in dst.iter_mut().zip(c) {
-                    *d = f64::from(f32::from_le_bytes(c));
-                }
-            }
-            Kind::BF16 => {
-                let (c, _) = src.as_chunks::<2>();
-                for (d, &c) in dst.iter_mut().zip(c) {
-                    *d = f64::from(f32::from_bits(u32::from(u16::from_le_bytes(c)) << 16));
-                }
-            }
-            Kind::F16 => {
-                load_u16(src, dst.len(), scratch);
-                let h: &[f16] = scratch.reinterpret_cast();
-                h.convert_to_f64_slice(dst);
-            }
-            Kind::E4M3 => {
-                for (d, &b) in dst.iter_mut().zip(src) {
-                    *d = f64::from(E4M3_TABLE[usize::from(b)]);
-                }
-            }
-            Kind::E5M2 => {
-                for (d, &b) in dst.iter_mut().zip(src) {
-                    *d = f64::from(E5M2_TABLE[usize::from(b)]);
-                }
-            }
-        }
+    fn from_f32(x: f32) -> Self {
+        f64::from(x)
+    }
+    fn from_f64(x: f64) -> Self {
+        x
+    }
+    fn from_f16_slice(src: &[f16], dst: &mut [f64]) {
+        src.convert_to_f64_slice(dst);
     }
 }
 
