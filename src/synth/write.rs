@@ -171,60 +171,46 @@ pub(crate) fn config_json(spec: &SynthSpec) -> Value {
     );
     let (i, v, p) = (spec.intermediate(), spec.vocab, spec.positions);
     let dtype = spec.dtype.torch_name();
-    match spec.family {
+    // Keys every family writes under the same name; the rest are the family's own.
+    let mut config = json!({
+        "num_key_value_heads": kv,
+        "head_dim": d,
+        "vocab_size": v,
+        "initializer_range": 0.02,
+        "torch_dtype": dtype,
+    });
+    // The Hugging Face names that every family but GPT-2 uses for its shape.
+    let hf_shape = json!({
+        "hidden_size": h,
+        "intermediate_size": i,
+        "num_hidden_layers": l,
+        "num_attention_heads": a,
+        "max_position_embeddings": p,
+    });
+    let own = match spec.family {
         SynthFamily::Llama => json!({
             "architectures": ["LlamaForCausalLM"],
             "model_type": "llama",
-            "hidden_size": h,
-            "intermediate_size": i,
-            "num_hidden_layers": l,
-            "num_attention_heads": a,
-            "num_key_value_heads": kv,
-            "head_dim": d,
-            "vocab_size": v,
-            "max_position_embeddings": p,
             "hidden_act": "silu",
             "rms_norm_eps": 1e-5,
             "rope_theta": 500000.0,
             "attention_bias": false,
             "tie_word_embeddings": false,
-            "initializer_range": 0.02,
-            "torch_dtype": dtype,
         }),
         SynthFamily::Phi3 => json!({
             "architectures": ["Phi3ForCausalLM"],
             "model_type": "phi3",
-            "hidden_size": h,
-            "intermediate_size": i,
-            "num_hidden_layers": l,
-            "num_attention_heads": a,
-            "num_key_value_heads": kv,
-            "head_dim": d,
-            "vocab_size": v,
-            "max_position_embeddings": p,
             "hidden_act": "silu",
             "rms_norm_eps": 1e-5,
             "rope_theta": 10000.0,
             "tie_word_embeddings": false,
-            "initializer_range": 0.02,
-            "torch_dtype": dtype,
         }),
         SynthFamily::Bert => json!({
             "architectures": ["BertModel"],
             "model_type": "bert",
-            "hidden_size": h,
-            "intermediate_size": i,
-            "num_hidden_layers": l,
-            "num_attention_heads": a,
-            "num_key_value_heads": kv,
-            "head_dim": d,
-            "vocab_size": v,
-            "max_position_embeddings": p,
             "type_vocab_size": 2,
             "hidden_act": "gelu",
             "layer_norm_eps": 1e-12,
-            "initializer_range": 0.02,
-            "torch_dtype": dtype,
         }),
         SynthFamily::Gpt2 => json!({
             "architectures": ["GPT2LMHeadModel"],
@@ -235,34 +221,32 @@ pub(crate) fn config_json(spec: &SynthSpec) -> Value {
             "n_inner": if i == 4 * h { Value::Null } else { json!(i) },
             "n_positions": p,
             "n_ctx": p,
-            "num_key_value_heads": kv,
-            "head_dim": d,
-            "vocab_size": v,
             "activation_function": "gelu_new",
             "layer_norm_epsilon": 1e-5,
-            "initializer_range": 0.02,
-            "torch_dtype": dtype,
         }),
         SynthFamily::Neox => json!({
             "architectures": ["GPTNeoXForCausalLM"],
             "model_type": "gpt_neox",
-            "hidden_size": h,
-            "intermediate_size": i,
-            "num_hidden_layers": l,
-            "num_attention_heads": a,
-            "num_key_value_heads": kv,
-            "head_dim": d,
-            "vocab_size": v,
-            "max_position_embeddings": p,
             "hidden_act": "gelu",
             "rotary_pct": 0.25,
             "layer_norm_eps": 1e-5,
             "use_parallel_residual": true,
             "tie_word_embeddings": false,
-            "initializer_range": 0.02,
-            "torch_dtype": dtype,
         }),
+    };
+    let parts = if spec.family == SynthFamily::Gpt2 {
+        vec![own]
+    } else {
+        vec![hf_shape, own]
+    };
+    if let Value::Object(map) = &mut config {
+        for part in parts {
+            if let Value::Object(extra) = part {
+                map.extend(extra);
+            }
+        }
     }
+    config
 }
 
 #[cfg(test)]
