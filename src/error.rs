@@ -25,8 +25,8 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The background worker could not run (e.g. its threads could not start).
-    #[error("{0}")]
-    Worker(String),
+    #[error(transparent)]
+    Worker(#[from] crate::worker::StartError),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),

@@ -60,7 +60,7 @@ pub fn run(
     mode: SigmaMode,
     threads: usize,
     mut progress: impl FnMut(&Progress),
-) -> Result<Results, String> {
+) -> Result<Results, crate::worker::StartError> {
     let (tx, rx) = mpsc::channel();
     let n = jobs.len();
     let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();

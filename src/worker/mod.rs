@@ -81,6 +81,11 @@ impl Shared {
     }
 }
 
+/// The worker's threads could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start worker threads: {0}")]
+pub struct StartError(#[from] rayon::ThreadPoolBuildError);
+
 /// Runs jobs in the background, most relevant first, and reports each as it finishes.
 pub struct Worker {
     shared: Arc<Shared>,
@@ -97,7 +102,7 @@ impl Worker {
         threads: usize,
         compute: F,
         sink: S,
-    ) -> Result<Self, String>
+    ) -> Result<Self, StartError>
     where
         J: Send + Sync + 'static,
         R: Send + 'static,
@@ -134,8 +139,7 @@ impl Worker {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("{THREAD_NAME}-{i}"))
-            .build()
-            .map_err(|e| format!("cannot start worker threads: {e}"))?;
+            .build()?;
         let jobs = Arc::new(jobs);
         let compute = Arc::new(compute);
         let sink = Arc::new(sink);
