@@ -244,8 +244,9 @@ fn gram_lambdas<S: Element>(a: MatRef<'_, S>, method: Method, par: Par) -> Optio
         }
         Method::GramMixed => {
             let g = gram_f64(a, par);
-            if g.nrows() >= MIXED_MIN {
-                eigenvalues_f32_reduction(g, BAND_F32, par)
+            let p = g.nrows();
+            if p >= MIXED_MIN {
+                eigenvalues_f32_reduction(g, band_width_f32(p), par)
             } else {
                 eigenvalues(g.as_ref(), par)
             }
@@ -387,9 +388,12 @@ fn band_width(_n: usize) -> usize {
     16
 }
 
-/// Half-bandwidth of the two-stage reduction in f32 (measured on 2048², one core: 16 → 0.25 s,
-/// 24 and 32 → 0.24 s, 48 → 0.26 s for band stage plus chase).
-const BAND_F32: usize = 32;
+/// Half-bandwidth of the two-stage reduction in f32 (measured, band stage + chase + QL, one
+/// core for the band stage: on 512² band 16 takes 10.6 ms against 11.6 ms for 32; on 1024²
+/// 52 ms against 54 ms; on 2048² 32 is best, 16 → 0.25 s, 24 and 32 → 0.24 s).
+fn band_width_f32(p: usize) -> usize {
+    if p < 1536 { 16 } else { 32 }
+}
 
 /// Singular values of `m` (descending) from its f64 Gram matrix and the two-stage eigensolver
 /// with an explicit half-bandwidth, reducing in f32 or f64 (for tests and tuning benchmarks).

@@ -145,18 +145,31 @@ fn ql_block(
                 if i != m - 1 {
                     e[i + 1] = s * r;
                 }
-                let oldc = c;
-                c = p / r;
-                s = bb / r;
                 let oldgam = gamma;
                 let alpha = d[i];
-                gamma = c * (alpha - sigma) - s * oldgam;
-                d[i + 1] = oldgam + (alpha - gamma);
-                p = if c != 0.0 {
-                    gamma * gamma / c
+                // With c = p/r and s = bb/r: γ' = (p(α − σ) − bb·γ)/r and p' = γ'²/c =
+                // num²/(r·p), one division on the dependency chain instead of two.
+                let num = p * (alpha - sigma) - bb * oldgam;
+                let rp = r * p;
+                if rp >= f64::MIN_POSITIVE && rp <= f64::MAX {
+                    let inv = 1.0 / rp;
+                    let p_inv = p * inv;
+                    c = p * p_inv;
+                    s = bb * p_inv;
+                    gamma = num * p_inv;
+                    p = num * num * inv;
                 } else {
-                    oldc * bb
-                };
+                    let oldc = c;
+                    c = p / r;
+                    s = bb / r;
+                    gamma = c * (alpha - sigma) - s * oldgam;
+                    p = if c != 0.0 {
+                        gamma * gamma / c
+                    } else {
+                        oldc * bb
+                    };
+                }
+                d[i + 1] = oldgam + (alpha - gamma);
             }
             e[l] = s * p;
             d[l] = sigma + gamma;
