@@ -157,7 +157,7 @@ fn ql_block(
                 // num²/(r·p), one division on the dependency chain instead of two.
                 let num = p * (alpha - sigma) - bb * oldgam;
                 let rp = r * p;
-                if rp >= f64::MIN_POSITIVE && rp <= f64::MAX {
+                if rp.is_normal() {
                     let inv = 1.0 / rp;
                     let p_inv = p * inv;
                     c = p * p_inv;
