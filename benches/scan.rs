@@ -9,6 +9,10 @@
 //! - how soon the focused block's spectrum arrives after the worker starts;
 //! - one Llama-3.1-8B-shaped layer, to show how cost grows with size.
 
+/// The allocator the `mpscope` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;

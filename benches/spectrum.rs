@@ -5,6 +5,10 @@
 //! import, the baseline is skipped. `MPSCOPE_BENCH_QUICK=1` runs one repetition of everything;
 //! `MPSCOPE_BENCH_PARTS=1` adds the Gram / eigensolver split for 2048×2048.
 
+/// The allocator the `mpscope` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -270,12 +274,12 @@ fn main() {
         Row {
             shape: "512x2048",
             what: "fast, Par::Seq".into(),
-            seconds: best(reps(10), || fast(kv32.as_ref(), Par::Seq)).as_secs_f64(),
+            seconds: best(reps(30), || fast(kv32.as_ref(), Par::Seq)).as_secs_f64(),
         },
         Row {
             shape: "512x2048",
             what: format!("fast, Par::rayon({threads})"),
-            seconds: best(reps(10), || fast(kv32.as_ref(), Par::rayon(0))).as_secs_f64(),
+            seconds: best(reps(30), || fast(kv32.as_ref(), Par::rayon(0))).as_secs_f64(),
         },
         Row {
             shape: "48x64x2048",

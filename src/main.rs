@@ -1,5 +1,10 @@
 //! The `mpscope` command line: parses arguments and dispatches to the library.
 
+/// mimalloc keeps freed pages for reuse; the system allocator unmaps every block-sized buffer
+/// and faults it in again (measured: 512×2048 spectra 20 → 16 ms, 2048² 0.34 → 0.30 s).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
