@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use faer::{MatRef, Par};
 use serde::{Deserialize, Serialize};
 
+mod chase;
 mod error;
 mod histogram;
 mod mp;

@@ -8,11 +8,8 @@
 //!    part below the band (Q = I − V T Vᵀ, LAPACK's compact WY form), then the two-sided update
 //!    A₂₂ ← QᵀA₂₂Q = A₂₂ − W Vᵀ − V Wᵀ with X = A₂₂ V T, W = X − ½ V (Tᵀ Vᵀ X), all by faer
 //!    (triangular) matrix products on the lower triangle: level 3, compute bound.
-//! 2. **band → tridiagonal** by Householder bulge chasing (the sweeps of LAPACK's `sytrd_sb2st`):
-//!    sweep j annihilates column j below its subdiagonal, then chases the bulge down the band
-//!    one b × b block at a time, annihilating only its first column; the rest of the bulge is
-//!    removed by the next sweep, so the band never exceeds 2b diagonals. The work is O(n²b) on
-//!    small blocks that stay in L1.
+//! 2. **band → tridiagonal** by Householder bulge chasing (`chase`), on two threads when `par`
+//!    allows.
 //! 3. **tridiagonal eigenvalues** by root-free QL (`tridiag`).
 //!
 //! Every step is an orthogonal similarity, so the eigenvalues are backward stable as in the
@@ -47,7 +44,7 @@ pub(crate) fn eigenvalues_two_stage<T: Real>(
     }
     dense_to_band(a.rb_mut(), b, par);
     crate::simd::clear_upper();
-    let (d, e) = band_to_tridiagonal(a.rb(), b);
+    let (d, e) = super::chase::band_to_tridiagonal(a.rb(), b, par);
     let mut d: Vec<f64> = d.into_iter().map(Element::to_f64).collect();
     let mut e: Vec<f64> = e.into_iter().map(Element::to_f64).collect();
     super::tridiag::eigenvalues(&mut d, &mut e).then_some(d)
@@ -369,7 +366,7 @@ fn householder_qr<T: Real>(p: &mut [T], m: usize, w: usize, taus: &mut Vec<T>) {
 /// Turns `x` into β e₀ by H = I − τ v vᵀ (LAPACK `larfg`): on return x[0] = β and x[1..] holds
 /// v's essential part (v₀ = 1). Returns τ (0 when x[1..] is already zero).
 #[inline(always)]
-fn make_reflector<T: Real>(x: &mut [T]) -> T {
+pub(super) fn make_reflector<T: Real>(x: &mut [T]) -> T {
     let Some((alpha, tail)) = x.split_first_mut() else {
         return T::zero();
     };
@@ -419,7 +416,7 @@ fn compact_wy_factor<T: Real>(v: MatRef<'_, T>, taus: &[T]) -> Mat<T> {
 }
 
 #[inline(always)]
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+pub(super) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     // Four independent sums so the loop vectorizes.
     let mut acc = [T::zero(); 8];
     let chunks = a.len() / 8;
@@ -436,165 +433,9 @@ fn dot<T: Real>(a: &[T], b: &[T]) -> T {
 }
 
 #[inline(always)]
-fn axpy<T: Real>(f: T, x: &[T], y: &mut [T]) {
+pub(super) fn axpy<T: Real>(f: T, x: &[T], y: &mut [T]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += f * *x;
-    }
-}
-
-/// Band storage of a symmetric matrix's lower triangle: entry (i, c), 0 ≤ i − c < `ld`, at
-/// `ab[c·ld + i − c]`.
-struct Band<T> {
-    ab: Vec<T>,
-    ld: usize,
-}
-
-impl<T> Band<T> {
-    /// Column c from row c + d0, `len` entries.
-    fn col(&mut self, c: usize, d0: usize, len: usize) -> &mut [T] {
-        let at = c * self.ld + d0;
-        &mut self.ab[at..at + len]
-    }
-}
-
-/// Reduces the lower band (half-bandwidth b) of `a` to tridiagonal by bulge chasing; returns
-/// (diagonal, subdiagonal).
-fn band_to_tridiagonal<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
-    struct Chase<'a, T>(MatRef<'a, T>, usize);
-    impl<T: Real> crate::simd::Kernel for Chase<'_, T> {
-        type Output = (Vec<T>, Vec<T>);
-        #[inline(always)]
-        fn run(self) -> Self::Output {
-            chase(self.0, self.1)
-        }
-    }
-    crate::simd::run(Chase(a, b))
-}
-
-/// Bulge chasing (inlined into [`band_to_tridiagonal`]'s SIMD dispatch).
-#[inline(always)]
-fn chase<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
-    let n = a.nrows();
-    let ld = 2 * b + 1;
-    let mut band = Band {
-        ab: vec![T::zero(); ld * n],
-        ld,
-    };
-    for c in 0..n {
-        let len = (b + 1).min(n - c);
-        let src = a.col(c).subrows(c, len);
-        let dst = band.col(c, 0, len);
-        for (d, s) in dst.iter_mut().zip(src.iter()) {
-            *d = *s;
-        }
-    }
-    let mut v = vec![T::zero(); b];
-    let mut v2 = vec![T::zero(); b];
-    let mut work = vec![T::zero(); 2 * b];
-    for j in 0..n.saturating_sub(2) {
-        // Annihilate column j below its subdiagonal: reflector on rows s..s+len.
-        let mut s = j + 1;
-        let mut len = b.min(n - s);
-        let mut tau = {
-            let x = band.col(j, 1, len);
-            let tau = make_reflector(x);
-            v[0] = T::one();
-            v[1..len].copy_from_slice(&x[1..]);
-            x[1..].fill(T::zero());
-            tau
-        };
-        loop {
-            // Step: D ← H D H on the diagonal block at s, then the block O below it:
-            // O ← O H, and a reflector H₂ that annihilates O's first column, applied to the rest.
-            let t = s + len;
-            if tau != T::zero() {
-                apply_two_sided(&mut band, s, len, &v[..len], tau, &mut work);
-            }
-            if t >= n {
-                break;
-            }
-            let len2 = b.min(n - t);
-            // Column c' of O = A[t..t+len2, s..s+len] is band.col(s + c', len − c', len2).
-            if tau != T::zero() {
-                // O ← O H: w = O v, O −= τ w vᵀ.
-                let w = &mut work[..len2];
-                w.fill(T::zero());
-                for (c, &vc) in v[..len].iter().enumerate() {
-                    let col = band.col(s + c, len - c, len2);
-                    axpy(vc, col, w);
-                }
-                for (c, &vc) in v[..len].iter().enumerate() {
-                    let f = -tau * vc;
-                    let col = band.col(s + c, len - c, len2);
-                    axpy(f, &work[..len2], col);
-                }
-            }
-            let tau2 = {
-                let x = band.col(s, len, len2);
-                let tau2 = make_reflector(x);
-                v2[0] = T::one();
-                v2[1..len2].copy_from_slice(&x[1..]);
-                x[1..].fill(T::zero());
-                tau2
-            };
-            if tau2 != T::zero() {
-                // O[:, 1..] ← H₂ O[:, 1..].
-                for c in 1..len {
-                    let col = band.col(s + c, len - c, len2);
-                    let f = -tau2 * dot(&v2[..len2], col);
-                    axpy(f, &v2[..len2], col);
-                }
-            }
-            std::mem::swap(&mut v, &mut v2);
-            tau = tau2;
-            s = t;
-            len = len2;
-        }
-    }
-    let d = (0..n).map(|c| band.ab[c * ld]).collect();
-    let e = (0..n)
-        .map(|c| {
-            if c + 1 < n {
-                band.ab[c * ld + 1]
-            } else {
-                T::zero()
-            }
-        })
-        .collect();
-    (d, e)
-}
-
-/// D ← H D H for the diagonal block D = A[s..s+len]² (lower triangle), H = I − τ v vᵀ.
-#[inline(always)]
-fn apply_two_sided<T: Real>(
-    band: &mut Band<T>,
-    s: usize,
-    len: usize,
-    v: &[T],
-    tau: T,
-    work: &mut [T],
-) {
-    let y = &mut work[..len];
-    y.fill(T::zero());
-    // y = D v from the lower triangle.
-    for c in 0..len {
-        let col = band.col(s + c, 0, len - c);
-        let below = &col[1..];
-        y[c] += col[0] * v[c] + dot(below, &v[c + 1..]);
-        axpy(v[c], below, &mut y[c + 1..]);
-    }
-    // w = τ y − ½ τ² (yᵀv) v.
-    let alpha = T::from_f64(-0.5) * tau * tau * dot(y, v);
-    for (yi, vi) in y.iter_mut().zip(v) {
-        *yi = tau * *yi + alpha * *vi;
-    }
-    // D −= v wᵀ + w vᵀ.
-    for c in 0..len {
-        let col = band.col(s + c, 0, len - c);
-        let (wc, vc) = (y[c], v[c]);
-        for ((d, vi), wi) in col.iter_mut().zip(&v[c..]).zip(&y[c..]) {
-            *d -= *vi * wc + *wi * vc;
-        }
     }
 }
 
