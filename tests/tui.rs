@@ -10,6 +10,7 @@ use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{self, SynthFamily, SynthSpec};
 use mpscope::tui::app::{App, SearchKey, View};
 use mpscope::tui::draw::draw;
+use mpscope::tui::hits::{Hits, Target};
 use mpscope::tui::keys::{Action, action};
 use mpscope::tui::theme::Theme;
 use ratatui::Terminal;
@@ -45,16 +46,46 @@ fn app_for(dir: &Path) -> App {
 
 fn screen(app: &App, theme: Theme, w: u16, h: u16) -> Vec<String> {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| draw(f, app, &theme)).unwrap();
+    term.draw(|f| {
+        draw(f, app, &theme);
+    })
+    .unwrap();
     let buf = term.backend().buffer().clone();
     (0..h)
         .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
         .collect()
 }
 
+/// The screen's lines and its clickable areas.
+fn frame(app: &App, w: u16, h: u16) -> (Vec<String>, Hits) {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let mut hits = Hits::default();
+    term.draw(|f| hits = draw(f, app, &UNICODE)).unwrap();
+    let buf = term.backend().buffer().clone();
+    let lines = (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+        .collect();
+    (lines, hits)
+}
+
+/// Column and row of the first `needle` on screen (in cells).
+fn find(lines: &[String], needle: &str) -> (u16, u16) {
+    lines
+        .iter()
+        .enumerate()
+        .find_map(|(y, l)| {
+            l.find(needle)
+                .map(|x| (l[..x].chars().count() as u16, y as u16))
+        })
+        .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{}", lines.join("\n")))
+}
+
 fn has_colour(app: &App, theme: Theme, w: u16, h: u16) -> bool {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| draw(f, app, &theme)).unwrap();
+    term.draw(|f| {
+        draw(f, app, &theme);
+    })
+    .unwrap();
     let buf = term.backend().buffer();
     buf.content()
         .iter()
@@ -173,7 +204,10 @@ fn heads_grid_highlights_the_focused_head_and_enter_opens_it() {
     app.handle(key('l'));
     for (w, h) in [(80, 24), (120, 40)] {
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-        term.draw(|f| draw(f, &app, &UNICODE)).unwrap();
+        term.draw(|f| {
+            draw(f, &app, &UNICODE);
+        })
+        .unwrap();
         let buf = term.backend().buffer().clone();
         let lines: Vec<String> = (0..h)
             .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
@@ -342,4 +376,68 @@ fn heads_grid_shape_shows_every_head_when_it_can_and_scrolls_otherwise() {
     // A wide terminal fits 32 heads at once.
     let (cols, w, h) = grid_shape(32, 160, 41);
     assert!(32usize.div_ceil(cols) as u16 * h <= 41 && cols as u16 * w <= 160);
+}
+
+#[test]
+fn mouse_clicks_land_on_what_is_drawn_under_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    let id = |layer, proj, head| MatrixId {
+        layer: Some(layer),
+        proj,
+        head,
+    };
+    for (w, h) in [(80, 24), (132, 40)] {
+        app.click(Target::View(View::Spectrum));
+        app.nav.select(id(0, Proj::Q, None));
+        // A tab switches the view.
+        let (lines, hits) = frame(&app, w, h);
+        let (x, y) = find(&lines, "2 heads");
+        assert_eq!(hits.at(x, y), Some(Target::View(View::Heads)));
+        app.click(Target::View(View::Heads));
+        assert_eq!(app.view, View::Heads);
+        // A layer row moves there; the k glyph in it focuses layer 1's k.
+        let (lines, hits) = frame(&app, w, h);
+        let (_, y) = find(&lines, "│   1 ");
+        let row = match hits.at(3, y) {
+            Some(Target::Row(r)) => r,
+            other => panic!("layer row 1 at {w}x{h}: {other:?}"),
+        };
+        app.click(Target::Row(row));
+        assert_eq!(app.focus(), Some(id(1, Proj::Q, None)));
+        let k = hits.at(1 + 5 + 2, y).expect("the k glyph");
+        assert_eq!(k, Target::RowProj(row, Proj::K));
+        assert!(
+            matches!(app.click(k), mpscope::tui::app::Effect::Refocus(f) if f == id(1, Proj::K, None))
+        );
+        // Back on q, a head's cell focuses the head; clicking it again opens it.
+        app.click(Target::RowProj(row, Proj::Q));
+        let (lines, hits) = frame(&app, w, h);
+        let (x, y) = find(&lines, "h3 ");
+        let head = hits.at(x, y).expect("head 3's cell");
+        assert_eq!(head, Target::Block(id(1, Proj::Q, Some(3))));
+        app.click(head);
+        assert_eq!(
+            (app.view, app.focus()),
+            (View::Heads, Some(id(1, Proj::Q, Some(3))))
+        );
+        app.click(head);
+        assert_eq!(app.view, View::Spectrum);
+        assert!(text(&frame(&app, w, h).0).contains("L1 q h3"));
+        // A heatmap cell focuses that layer and head.
+        app.click(Target::View(View::Heatmap));
+        let (_, hits) = frame(&app, w, h);
+        let cell = Target::Block(id(2, Proj::Q, Some(1)));
+        let area = hits.area_of(cell).expect("heatmap cell L2 h1");
+        assert_eq!(hits.at(area.x, area.y), Some(cell));
+        app.click(cell);
+        assert_eq!(app.focus(), Some(id(2, Proj::Q, Some(1))));
+        let (lines, _) = frame(&app, w, h);
+        assert!(text(&lines).contains("L2 q h1"), "{}", text(&lines));
+    }
+    // Under an overlay nothing takes clicks.
+    app.handle(key('?'));
+    let (lines, hits) = frame(&app, 80, 24);
+    let (x, y) = find(&lines, "2 heads");
+    assert_eq!(hits.at(x, y), None);
 }

@@ -89,6 +89,19 @@ impl Session {
         self.writer.flush().unwrap();
     }
 
+    /// A left click (press and release, SGR encoding) `dx` cells right of the first `needle`
+    /// on screen.
+    fn click_on(&mut self, needle: &str, dx: usize) {
+        let screen = self.contents();
+        let (col, row) = screen
+            .lines()
+            .enumerate()
+            .find_map(|(y, l)| l.find(needle).map(|x| (l[..x].chars().count(), y)))
+            .unwrap_or_else(|| panic!("{needle:?} not on screen:\n{screen}"));
+        let (x, y) = (col + dx + 1, row + 1);
+        self.send(&format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
+    }
+
     fn wait_exit(&mut self) -> u32 {
         let t0 = Instant::now();
         loop {
@@ -121,6 +134,13 @@ fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
     s.wait_for("L1 q · model.layers.1");
     s.send("2");
     s.wait_for("heads of L1 q");
+    // The mouse: a tab, then a row of the layer list.
+    s.click_on("3 depth", 0);
+    s.wait_for("depth profile");
+    s.click_on("│   2 ", 1);
+    s.wait_for("L2 q ·");
+    s.click_on("1 spectrum", 0);
+    s.wait_for("L2 q · model.layers.2");
     s.send("?");
     s.wait_for("keys (Esc closes)");
     s.send("\x1b");

@@ -7,8 +7,9 @@ use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::spectrum::{Analysis, SigmaMode, Unit};
 use crate::worker::Progress;
 
+use super::hits::Target;
 use super::keys::Action;
-use super::nav::Nav;
+use super::nav::{Nav, Row};
 
 /// The four views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -416,6 +417,37 @@ impl App {
                 });
             }
         }
+        self.refocus_since(before)
+    }
+
+    /// Applies a mouse click on `target`: a tab switches view, a list row or glyph moves there,
+    /// a head or heatmap cell focuses that block, and a click on the focused one opens it.
+    pub fn click(&mut self, target: Target) -> Effect {
+        let before = self.focus();
+        self.message = None;
+        match target {
+            Target::View(v) => self.view = v,
+            Target::Row(r) => self.nav.move_row(r as isize - self.nav.row as isize),
+            Target::RowProj(r, proj) => match self.nav.rows.get(r) {
+                Some(Row::Layer { layer, .. }) => {
+                    self.nav.select(MatrixId {
+                        layer: Some(*layer),
+                        proj,
+                        head: None,
+                    });
+                }
+                _ => self.nav.set_row(r),
+            },
+            Target::Block(id) if before == Some(id) => self.view = View::Spectrum,
+            Target::Block(id) => {
+                self.nav.select(id);
+            }
+        }
+        self.refocus_since(before)
+    }
+
+    /// `Refocus` when the focus moved away from `before`.
+    fn refocus_since(&self, before: Option<MatrixId>) -> Effect {
         let after = self.focus();
         match after {
             Some(id) if after != before => Effect::Refocus(id),

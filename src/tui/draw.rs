@@ -12,6 +12,7 @@ use crate::units;
 
 use super::app::{App, Overlay, ScoreKind, View};
 use super::heat::Heatmap;
+use super::hits::{Hits, Target};
 use super::keys::BINDINGS;
 use super::lines::{LinePlot, Series};
 use super::nav::Row;
@@ -23,8 +24,9 @@ pub const MIN_SIZE: (u16, u16) = (60, 16);
 /// Width of the layer list.
 const LIST_W: u16 = 19;
 
-/// Draws the whole screen.
-pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) {
+/// Draws the whole screen; returns where its clickable parts went.
+pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) -> Hits {
+    let mut hits = Hits::default();
     let area = f.area();
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
         let msg = format!(
@@ -32,7 +34,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) {
             area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
         );
         f.render_widget(Paragraph::new(msg).style(t.warn()), area);
-        return;
+        return hits;
     }
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(2),
@@ -40,22 +42,30 @@ pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) {
         Constraint::Length(1),
     ])
     .areas(area);
-    draw_header(f, app, t, header);
+    draw_header(f, app, t, header, &mut hits);
     let [list, main] =
         Layout::horizontal([Constraint::Length(LIST_W), Constraint::Min(0)]).areas(body);
-    draw_layer_list(f, app, t, list);
+    draw_layer_list(f, app, t, list, &mut hits);
     match app.view {
         View::Spectrum => draw_spectrum(f, app, t, main),
-        View::Heads => draw_heads(f, app, t, main),
+        View::Heads => draw_heads(f, app, t, main, &mut hits),
         View::Depth => draw_depth(f, app, t, main),
-        View::Heatmap => draw_heatmap(f, app, t, main),
+        View::Heatmap => draw_heatmap(f, app, t, main, &mut hits),
     }
     draw_footer(f, app, t, footer);
     match &app.overlay {
         Overlay::None => {}
-        Overlay::Help => draw_help(f, t, area),
-        Overlay::Search { query, selected } => draw_search(f, app, t, area, query, *selected),
+        // An overlay covers the screen: nothing under it takes clicks.
+        Overlay::Help => {
+            draw_help(f, t, area);
+            hits = Hits::default();
+        }
+        Overlay::Search { query, selected } => {
+            draw_search(f, app, t, area, query, *selected);
+            hits = Hits::default();
+        }
     }
+    hits
 }
 
 /// Draws a bordered frame titled `title` and returns the area inside it.
@@ -135,7 +145,7 @@ fn focus_name(app: &App) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let right = format!(
         "σ {} · {} axis ",
         app.sigma_mode,
@@ -154,9 +164,17 @@ fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         Span::styled(txt(&right, t), t.dim()),
     ]);
     let mut tabs: Vec<Span> = vec![Span::raw(" ")];
+    let mut x = area.x + 1;
     for v in View::ALL {
         let style = if v == app.view { t.selected() } else { t.dim() };
-        tabs.push(Span::styled(format!(" {} ", v.label()), style));
+        let label = format!(" {} ", v.label());
+        let w = label.chars().count() as u16;
+        hits.add(
+            Rect::new(x, area.y + 1, w, 1).intersection(area),
+            Target::View(v),
+        );
+        x += w + 1;
+        tabs.push(Span::styled(label, style));
         tabs.push(Span::raw(" "));
     }
     tabs.push(Span::styled(
@@ -181,7 +199,7 @@ fn score_glyph(app: &App, t: &Theme, layer: usize, proj: Proj, max: f64) -> (cha
     }
 }
 
-fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let block = bordered(Line::from(txt(" layers q k v ", t)), t);
     let inner = block.inner(area);
     f.render_widget(block, area);
@@ -201,14 +219,22 @@ fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let mut lines = Vec::new();
     for (i, row) in app.nav.rows.iter().enumerate().skip(first).take(h) {
         let selected = i == app.nav.row;
+        let y = inner.y + (i - first) as u16;
+        hits.add(Rect::new(inner.x, y, inner.width, 1), Target::Row(i));
         let mut spans: Vec<Span> = Vec::new();
         match row {
             Row::Layer { layer, projs } => {
-                spans.push(Span::raw(format!("{layer:>4} ")));
+                let label = format!("{layer:>4} ");
+                let glyphs_x = inner.x + label.chars().count() as u16;
+                spans.push(Span::raw(label));
                 for (k, p) in [Proj::Q, Proj::K, Proj::V].iter().enumerate() {
                     if projs.iter().any(|(q, _)| q == p) {
                         let (c, s) = score_glyph(app, t, *layer, *p, max[k]);
                         spans.push(Span::styled(format!("{c} "), s));
+                        hits.add(
+                            Rect::new(glyphs_x + 2 * k as u16, y, 2, 1).intersection(inner),
+                            Target::RowProj(i, *p),
+                        );
                     } else {
                         spans.push(Span::raw("  "));
                     }
@@ -448,7 +474,7 @@ fn stats_lines(
     v
 }
 
-fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let Some(focus) = app.focus() else { return };
     let heads = app.nav.head_count();
     let proj = focus.proj;
@@ -507,6 +533,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
             cell_w.saturating_sub(1),
             cell_h.min(inner.bottom() - y),
         );
+        hits.add(cell, Target::Block(*id));
         let focused = focus.head == Some(h);
         let score = app.score_of(id, app.score);
         let label = format!(
@@ -668,7 +695,7 @@ fn layer_count(app: &App) -> usize {
         .unwrap_or(0)
 }
 
-fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
+fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let Some(focus) = app.focus() else { return };
     let proj = focus.proj;
     let heads = app.nav.head_count();
@@ -715,15 +742,23 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let first_row = layer
         .saturating_sub(rows.saturating_sub(1) / 2)
         .min(n.saturating_sub(rows));
-    f.render_widget(
-        Heatmap {
-            cells: &cells,
-            focus: focus.layer.map(|l| (l, focus.head.unwrap_or(usize::MAX))),
-            first_row,
-            theme: *t,
-        },
-        map,
-    );
+    let heatmap = Heatmap {
+        cells: &cells,
+        focus: focus.layer.map(|l| (l, focus.head.unwrap_or(usize::MAX))),
+        first_row,
+        theme: *t,
+    };
+    for (layer, head, cell) in heatmap.cell_areas(map) {
+        hits.add(
+            cell,
+            Target::Block(MatrixId {
+                layer: Some(layer),
+                proj,
+                head: Some(head),
+            }),
+        );
+    }
+    f.render_widget(heatmap, map);
 }
 
 fn draw_footer(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {

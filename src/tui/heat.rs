@@ -27,30 +27,19 @@ pub fn cell_width(heads: usize, width: u16) -> u16 {
     (width as usize / heads).clamp(1, 4) as u16
 }
 
-impl Widget for Heatmap<'_> {
-    fn render(self, area: Rect, buf: &mut Buffer) {
-        let t = self.theme;
-        let label_w = 4u16;
-        if area.width <= label_w || area.height < 2 {
-            return;
+/// Columns of layer labels left of the cells.
+const LABEL_W: u16 = 4;
+
+impl Heatmap<'_> {
+    /// Where each cell drawn in `area` lies: (layer, head, one-row rect).
+    pub fn cell_areas(&self, area: Rect) -> Vec<(usize, usize, Rect)> {
+        if area.width <= LABEL_W || area.height < 2 {
+            return Vec::new();
         }
-        let heads = self.cells.iter().map(|r| r.len()).max().unwrap_or(0);
-        let cw = cell_width(heads, area.width - label_w);
-        let visible_heads = ((area.width - label_w) / cw) as usize;
-        // Header: head numbers every 4 (or 8) heads.
-        let step = match cw {
-            1 => 8,
-            2 => 4,
-            _ => 2,
-        };
-        for h in (0..heads.min(visible_heads)).step_by(step) {
-            let x = area.x + label_w + h as u16 * cw;
-            let s = h.to_string();
-            if x + s.len() as u16 <= area.x + area.width {
-                buf.set_string(x, area.y, &s, t.dim());
-            }
-        }
+        let cw = cell_width(self.heads(), area.width - LABEL_W);
+        let visible_heads = ((area.width - LABEL_W) / cw) as usize;
         let rows = (area.height - 1) as usize;
+        let mut out = Vec::new();
         for (i, row) in self
             .cells
             .iter()
@@ -59,23 +48,59 @@ impl Widget for Heatmap<'_> {
             .take(rows)
         {
             let y = area.y + 1 + (i - self.first_row) as u16;
-            buf.set_string(area.x, y, format!("{i:>3}"), t.dim());
-            for (h, v) in row.iter().enumerate().take(visible_heads) {
-                let x = area.x + label_w + h as u16 * cw;
-                let (ch, style) = match v {
-                    Some(v) => (t.ramp(*v), t.heat(*v)),
-                    None => (if t.ascii { '?' } else { '·' }, t.dim()),
+            for h in 0..row.len().min(visible_heads) {
+                out.push((i, h, Rect::new(area.x + LABEL_W + h as u16 * cw, y, cw, 1)));
+            }
+        }
+        out
+    }
+
+    fn heads(&self) -> usize {
+        self.cells.iter().map(|r| r.len()).max().unwrap_or(0)
+    }
+}
+
+impl Widget for Heatmap<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let t = self.theme;
+        if area.width <= LABEL_W || area.height < 2 {
+            return;
+        }
+        let heads = self.heads();
+        let cw = cell_width(heads, area.width - LABEL_W);
+        let visible_heads = ((area.width - LABEL_W) / cw) as usize;
+        // Header: head numbers every 4 (or 8) heads.
+        let step = match cw {
+            1 => 8,
+            2 => 4,
+            _ => 2,
+        };
+        for h in (0..heads.min(visible_heads)).step_by(step) {
+            let x = area.x + LABEL_W + h as u16 * cw;
+            let s = h.to_string();
+            if x + s.len() as u16 <= area.x + area.width {
+                buf.set_string(x, area.y, &s, t.dim());
+            }
+        }
+        let mut labelled = None;
+        for (i, h, cell) in self.cell_areas(area) {
+            if labelled != Some(i) {
+                buf.set_string(area.x, cell.y, format!("{i:>3}"), t.dim());
+                labelled = Some(i);
+            }
+            let (ch, style) = match self.cells[i][h] {
+                Some(v) => (t.ramp(v), t.heat(v)),
+                None => (if t.ascii { '?' } else { '·' }, t.dim()),
+            };
+            let focused = self.focus == Some((i, h));
+            let style = if focused { t.selected() } else { style };
+            for k in 0..cell.width {
+                let glyph = if focused && k == 0 && cell.width >= 2 {
+                    if t.ascii { '[' } else { '▶' }
+                } else {
+                    ch
                 };
-                let focused = self.focus == Some((i, h));
-                let style = if focused { t.selected() } else { style };
-                for k in 0..cw {
-                    let glyph = if focused && k == 0 && cw >= 2 {
-                        if t.ascii { '[' } else { '▶' }
-                    } else {
-                        ch
-                    };
-                    buf[(x + k, y)].set_char(glyph).set_style(style);
-                }
+                buf[(cell.x + k, cell.y)].set_char(glyph).set_style(style);
             }
         }
     }

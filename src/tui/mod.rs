@@ -3,6 +3,7 @@
 pub mod app;
 pub mod draw;
 pub mod heat;
+pub mod hits;
 pub mod keys;
 pub mod lines;
 pub mod nav;

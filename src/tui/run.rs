@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::Duration;
 
-use ratatui::crossterm::event::{self, Event as TermEvent, KeyCode, KeyEventKind, MouseEventKind};
+use ratatui::crossterm::event::{
+    self, Event as TermEvent, KeyCode, KeyEventKind, MouseButton, MouseEventKind,
+};
 
 use crate::scan::Job;
 use crate::spectrum::Analysis;
@@ -12,6 +14,7 @@ use crate::worker::{Outcome, Worker};
 
 use super::app::{App, Effect, Overlay, SearchKey};
 use super::draw::draw;
+use super::hits::Hits;
 use super::keys::{Action, action};
 use super::terminal::{Term, TerminalGuard};
 use super::theme::Theme;
@@ -97,10 +100,11 @@ fn event_loop(
     theme: &Theme,
 ) -> std::io::Result<()> {
     let mut dirty = true;
+    let mut hits = Hits::default();
     loop {
         app.progress = worker.progress();
         if dirty {
-            term.draw(|f| draw(f, app, theme))?;
+            term.draw(|f| hits = draw(f, app, theme))?;
             dirty = false;
         }
         let running = !app.progress.finished();
@@ -141,17 +145,19 @@ fn event_loop(
                 }
                 Event::Term(TermEvent::Resize(..)) => dirty = true,
                 Event::Term(TermEvent::Mouse(m)) => {
-                    let act = match m.kind {
-                        MouseEventKind::ScrollDown => Some(Action::LayerDown),
-                        MouseEventKind::ScrollUp => Some(Action::LayerUp),
-                        _ => None,
+                    let effect = match m.kind {
+                        MouseEventKind::ScrollDown => app.handle(Action::LayerDown),
+                        MouseEventKind::ScrollUp => app.handle(Action::LayerUp),
+                        MouseEventKind::Down(MouseButton::Left) => match hits.at(m.column, m.row) {
+                            Some(target) => app.click(target),
+                            None => continue,
+                        },
+                        _ => continue,
                     };
-                    if let Some(a) = act {
-                        if apply(app, worker, a) {
-                            return Ok(());
-                        }
-                        dirty = true;
+                    if follow(worker, effect) {
+                        return Ok(());
                     }
+                    dirty = true;
                 }
                 Event::Term(TermEvent::Key(key)) => {
                     if key.kind == KeyEventKind::Release {
@@ -195,7 +201,12 @@ fn event_loop(
 
 /// Applies an action; true when the user quits.
 fn apply(app: &mut App, worker: &Worker, a: Action) -> bool {
-    match app.handle(a) {
+    follow(worker, app.handle(a))
+}
+
+/// Carries out what an action or click asks of the loop; true when the user quits.
+fn follow(worker: &Worker, effect: Effect) -> bool {
+    match effect {
         Effect::Quit => true,
         Effect::Refocus(id) => {
             worker.refocus(id);
