@@ -436,8 +436,9 @@ fn mouse_clicks_land_on_what_is_drawn_under_them() {
         assert!(text(&lines).contains("L2 q h1"), "{}", text(&lines));
     }
     // Under an overlay nothing takes clicks.
-    app.handle(key('?'));
-    let (lines, hits) = frame(&app, 80, 24);
+    let (lines, _) = frame(&app, 80, 24);
     let (x, y) = find(&lines, "2 heads");
+    app.handle(key('?'));
+    let (_, hits) = frame(&app, 80, 24);
     assert_eq!(hits.at(x, y), None);
 }
