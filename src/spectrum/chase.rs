@@ -14,9 +14,11 @@
 //! band is stored in blocks of b columns, each behind its own lock; the schedule keeps the two
 //! threads' blocks apart, so the locks are never contended and only make the sharing safe. The
 //! result is bit-for-bit that of one thread: every entry sees the same operations in the same
-//! order.
+//! order. The odd sweeps are a rayon job: when no pool thread is free to start it (every one
+//! busy with other blocks), the even sweeps' thread takes it over and runs the rest alone, so
+//! a block given two threads inside a busy pool neither deadlocks nor oversubscribes.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use faer::{MatRef, Par};
@@ -302,7 +304,8 @@ impl Drop for AbortOnUnwind<'_> {
     }
 }
 
-/// The chase with the even sweeps on this thread and the odd ones on a second.
+/// The chase with the even sweeps on this thread and the odd ones on another rayon thread
+/// (or on this one too, when none is free).
 fn two_threads<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
     let n = a.nrows();
     let (ld, w) = (leading_dim(b), b);
@@ -324,10 +327,12 @@ fn two_threads<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
     let sweeps = n.saturating_sub(2);
     let progress: Vec<Progress> = (0..sweeps).map(|_| Progress(AtomicUsize::new(0))).collect();
     let abort = AtomicBool::new(false);
+    let odd = AtomicU8::new(UNCLAIMED);
     struct Half<'a, T> {
         blocks: &'a Blocks<T>,
         progress: &'a [Progress],
         abort: &'a AtomicBool,
+        odd: &'a AtomicU8,
         parity: usize,
         n: usize,
         b: usize,
@@ -340,6 +345,7 @@ fn two_threads<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
                 self.blocks,
                 self.progress,
                 self.abort,
+                self.odd,
                 self.parity,
                 self.n,
                 self.b,
@@ -351,15 +357,13 @@ fn two_threads<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
             blocks: &blocks,
             progress: &progress,
             abort: &abort,
+            odd: &odd,
             parity,
             n,
             b,
         })
     };
-    std::thread::scope(|scope| {
-        scope.spawn(|| run(1));
-        run(0);
-    });
+    rayon::join(|| run(0), || run(1));
     let blocks: Vec<Vec<T>> = blocks
         .blocks
         .into_iter()
@@ -368,42 +372,90 @@ fn two_threads<T: Real>(a: MatRef<'_, T>, b: usize) -> (Vec<T>, Vec<T>) {
     tridiagonal(n, |c, i| blocks[c / w][(c % w) * ld + i])
 }
 
-/// Runs the sweeps j ≡ parity (mod 2), each step once sweep j − 1 is far enough ahead.
+/// What waiting for the previous sweep ended in.
+enum Wait {
+    /// It is far enough ahead.
+    Go,
+    /// The other thread panicked.
+    Abort,
+    /// The odd sweeps' thread never started (every pool thread is busy): run them here.
+    TakeOver,
+}
+
+/// States of the odd sweeps' job.
+const UNCLAIMED: u8 = 0;
+const RUNNING: u8 = 1;
+const TAKEN: u8 = 2;
+
+/// How long the even sweeps wait for the odd sweeps' job to start before doing them too
+/// (a sleeping pool thread wakes within tens of µs).
+const TAKE_OVER_AFTER: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Runs the sweeps j ≡ parity (mod 2), each step once sweep j − 1 is far enough ahead. The
+/// odd job first claims `odd`; when the even job finds it still unclaimed after
+/// [`TAKE_OVER_AFTER`], it takes it and runs every remaining sweep itself, in order.
 #[inline(always)]
 fn half<T: Real>(
     blocks: &Blocks<T>,
     progress: &[Progress],
     abort: &AtomicBool,
+    odd: &AtomicU8,
     parity: usize,
     n: usize,
     b: usize,
 ) {
     let _guard = AbortOnUnwind(abort);
+    if parity == 1
+        && odd
+            .compare_exchange(UNCLAIMED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+    {
+        return;
+    }
     // Sweep j's step at s may run once sweep j − 1 has moved on to s + 2b − 1.
-    let ready = |j: usize, s: usize| {
-        if j == 0 {
-            return true;
-        }
+    let wait = |j: usize, s: usize| {
         let need = s + 2 * b - 1;
+        let start = std::time::Instant::now();
         let mut spins = 0u32;
         while progress[j - 1].0.load(Ordering::Acquire) < need {
             if abort.load(Ordering::Acquire) {
-                return false;
+                return Wait::Abort;
             }
             spins += 1;
+            if spins % 1024 == 0
+                && parity == 0
+                && odd.load(Ordering::Acquire) == UNCLAIMED
+                && start.elapsed() > TAKE_OVER_AFTER
+                && odd
+                    .compare_exchange(UNCLAIMED, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                return Wait::TakeOver;
+            }
             if spins < 1 << 12 {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
         }
-        true
+        Wait::Go
     };
+    let mut alone = false;
     let mut sweep = Sweep::new(b);
-    for j in (parity..progress.len()).step_by(2) {
+    let mut j = parity;
+    while j < progress.len() {
         let s = j + 1;
-        if !ready(j, s) {
-            return;
+        if !alone && j > 0 {
+            match wait(j, s) {
+                Wait::Go => {}
+                Wait::Abort => return,
+                Wait::TakeOver => {
+                    // No odd sweep has started, so j − 1 is the first one not done.
+                    alone = true;
+                    j -= 1;
+                    continue;
+                }
+            }
         }
         let mut more = {
             let mut window = blocks.window(j, s + b.min(n - s));
@@ -417,12 +469,14 @@ fn half<T: Real>(
             if !more {
                 break;
             }
-            if !ready(j, sweep.s) {
+            // Mid-sweep the previous sweep has started, so its thread is running.
+            if !alone && j > 0 && !matches!(wait(j, sweep.s), Wait::Go) {
                 return;
             }
             let mut window = blocks.window(sweep.s, sweep.s + sweep.len);
             more = sweep.step(&mut window, n, b);
         }
+        j += if alone { 1 } else { 2 };
     }
 }
 
@@ -452,6 +506,19 @@ mod tests {
             let two = band_to_tridiagonal(a.as_ref(), b, Par::rayon(2));
             assert_eq!(one, two, "n={n} b={b}");
         }
+    }
+
+    #[test]
+    fn with_no_free_thread_the_even_sweeps_take_the_odd_ones_over() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let (n, b) = (TWO_THREADS_MIN + 20, 16);
+        let a = band_matrix(n, b, 3);
+        let one = band_to_tridiagonal(a.as_ref(), b, Par::Seq);
+        let two = pool.install(|| band_to_tridiagonal(a.as_ref(), b, Par::rayon(2)));
+        assert_eq!(one, two);
     }
 
     #[test]

@@ -116,7 +116,10 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("/", "jump to a tensor by name"),
     ("e", "export the focused spectrum as JSON"),
     ("click", "tab, layer, q/k/v glyph, head or heatmap cell"),
-    ("click it again", "open the clicked head in the spectrum view"),
+    (
+        "click it again",
+        "open the clicked head in the spectrum view",
+    ),
     ("?", "this help"),
     ("Esc  q", "close overlay / quit"),
 ];
