@@ -422,7 +422,7 @@ fn half<T: Real>(
                 return Wait::Abort;
             }
             spins += 1;
-            if spins % 1024 == 0
+            if spins.is_multiple_of(1024)
                 && parity == 0
                 && odd.load(Ordering::Acquire) == UNCLAIMED
                 && start.elapsed() > TAKE_OVER_AFTER
