@@ -525,12 +525,7 @@ mod tests {
     fn the_tridiagonal_keeps_the_eigenvalues() {
         let (n, b) = (TWO_THREADS_MIN + 10, 8);
         let a = band_matrix(n, b, 5);
-        let mut want: Vec<f64> = a
-            .self_adjoint_eigenvalues(faer::Side::Lower)
-            .unwrap()
-            .into_iter()
-            .collect();
-        want.sort_by(f64::total_cmp);
+        let want = super::super::testing::reference_eigenvalues(a.as_ref());
         for par in [Par::Seq, Par::rayon(2)] {
             let (mut d, mut e) = band_to_tridiagonal(a.as_ref(), b, par);
             assert!(super::super::tridiag::eigenvalues(&mut d, &mut e));

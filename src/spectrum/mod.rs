@@ -239,3 +239,19 @@ pub fn analyze<S: Element>(
 ) -> Result<Analysis, SpectrumError> {
     Analysis::new(Spectrum::compute(m, opts)?, opts.sigma_mode)
 }
+
+/// Helpers shared by the eigensolver tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Eigenvalues (ascending) of the symmetric matrix whose lower triangle is `a`, by faer's
+    /// dense solver: the reference the project's own eigensolvers are checked against.
+    pub(crate) fn reference_eigenvalues(a: faer::MatRef<'_, f64>) -> Vec<f64> {
+        let mut v: Vec<f64> = a
+            .self_adjoint_eigenvalues(faer::Side::Lower)
+            .unwrap()
+            .into_iter()
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+}

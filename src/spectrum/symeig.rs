@@ -443,16 +443,6 @@ pub(super) fn axpy<T: Real>(f: T, x: &[T], y: &mut [T]) {
 mod tests {
     use super::*;
 
-    fn reference(a: &Mat<f64>) -> Vec<f64> {
-        let mut v: Vec<f64> = a
-            .self_adjoint_eigenvalues(faer::Side::Lower)
-            .unwrap()
-            .into_iter()
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v
-    }
-
     fn check(n: usize, b: usize, seed: u64) {
         check_par(n, b, seed, Par::Seq);
     }
@@ -461,7 +451,7 @@ mod tests {
         let mut rng = crate::rng::Rng::new(seed);
         let x = Mat::<f64>::from_fn(n, n + 3, |_, _| rng.normal());
         let g = &x * x.transpose();
-        let want = reference(&g);
+        let want = super::super::testing::reference_eigenvalues(g.as_ref());
         let mut lower = g.clone();
         for j in 0..n {
             for i in 0..j {

@@ -231,13 +231,7 @@ mod tests {
                 0.0
             }
         });
-        let mut v: Vec<f64> = t
-            .self_adjoint_eigenvalues(faer::Side::Lower)
-            .unwrap()
-            .into_iter()
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v
+        super::super::testing::reference_eigenvalues(t.as_ref())
     }
 
     fn check(d: Vec<f64>, e: Vec<f64>, what: &str) {
