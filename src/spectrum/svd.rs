@@ -76,8 +76,9 @@ pub enum Method {
     GramF64OneStage,
     /// Gram matrix accumulated in f32, eigenvalues in f64 as `GramF64`.
     GramF32EvdF64,
-    /// Gram matrix accumulated in f64; from p = 1024 on, rounded to f32 for the two-stage
-    /// reduction to tridiagonal, whose eigenvalues are then found in f64; below, as `GramF64`.
+    /// Gram matrix accumulated in f64; from p = 512 on, scaled and rounded to f32 for the
+    /// two-stage reduction to tridiagonal, whose eigenvalues are then found in f64; below,
+    /// faer's one-stage reduction in f64.
     GramMixed,
     /// Gram matrix accumulated in f64, rounded to f32, eigenvalues in f32.
     GramF64EvdF32,
@@ -261,7 +262,7 @@ fn gram_lambdas<S: Element>(a: MatRef<'_, S>, method: Method, par: Par) -> Optio
 fn gram_eigenvalues_f64(mut g: Mat<f64>, par: Par) -> Option<Vec<f64>> {
     let p = g.nrows();
     if p >= TWO_STAGE_MIN {
-        symeig::eigenvalues_two_stage(g.as_mut(), band_width(p), par)
+        symeig::eigenvalues_two_stage(g.as_mut(), BAND_F64, par)
     } else {
         eigenvalues(g.as_ref(), par)
     }
@@ -385,9 +386,7 @@ fn eigenvalues_f32_reduction(g: Mat<f64>, band: usize, par: Par) -> Option<Vec<f
 
 /// Half-bandwidth of the two-stage reduction in f64 (measured on 2048²: band 16 beat 32 and
 /// 64, the chase growing faster than the band stage shrinks).
-fn band_width(_n: usize) -> usize {
-    16
-}
+const BAND_F64: usize = 16;
 
 /// Half-bandwidth of the two-stage reduction in f32 (measured, band stage + chase + QL, one
 /// core for the band stage: on 512² band 16 takes 10.6 ms against 11.6 ms for 32; on 1024²
@@ -513,19 +512,8 @@ fn gram_f64<S: Element>(a: MatRef<'_, S>, par: Par) -> Mat<f64> {
     let Some(a) = S::f64_view(a) else {
         return gram::<S, f64>(a, par);
     };
-    let p = a.nrows();
-    let mut g = Mat::<f64>::zeros(p, p);
-    matmul::triangular::matmul(
-        g.as_mut(),
-        BlockStructure::TriangularLower,
-        Accum::Replace,
-        a,
-        BlockStructure::Rectangular,
-        a.transpose(),
-        BlockStructure::Rectangular,
-        1.0,
-        par,
-    );
+    let mut g = Mat::<f64>::zeros(a.nrows(), a.nrows());
+    add_gram(g.as_mut(), a, Accum::Replace, par);
     g
 }
 
@@ -535,20 +523,30 @@ fn gram<S: Element, T: Element>(a: MatRef<'_, S>, par: Par) -> Mat<T> {
     let mut g = Mat::<T>::zeros(p, p);
     let mut first = true;
     for_each_column_chunk::<S, T>(a, |_, block| {
-        matmul::triangular::matmul(
+        add_gram(
             g.as_mut(),
-            BlockStructure::TriangularLower,
-            if first { Accum::Replace } else { Accum::Add },
             block,
-            BlockStructure::Rectangular,
-            block.transpose(),
-            BlockStructure::Rectangular,
-            T::from_f64(1.0),
+            if first { Accum::Replace } else { Accum::Add },
             par,
         );
         first = false;
     });
     g
+}
+
+/// The lower triangle of `g` set to (`Replace`) or increased by (`Add`) A Aᵀ.
+fn add_gram<T: Element>(g: MatMut<'_, T>, a: MatRef<'_, T>, accum: Accum, par: Par) {
+    matmul::triangular::matmul(
+        g,
+        BlockStructure::TriangularLower,
+        accum,
+        a,
+        BlockStructure::Rectangular,
+        a.transpose(),
+        BlockStructure::Rectangular,
+        T::from_f64(1.0),
+        par,
+    );
 }
 
 /// Eigenvalues (ascending, as f64) of the symmetric matrix whose lower triangle is `g`: faer's
