@@ -102,18 +102,17 @@ pub fn score(
         0
     };
     let energy: f64 = ascending.iter().map(|v| v * v).sum();
-    let outside: f64 = ascending
+    // A fold from +0.0: `sum` of no values is −0.0, which would print as "-0.000".
+    let outside = ascending
         .iter()
         .filter(|&&v| v > hi || (lo > 0.0 && v < lo))
-        .map(|v| v * v)
-        .sum();
+        .fold(0.0f64, |acc, v| acc + v * v);
     Ok(Scores {
         ks: ks_distance(&ascending, &law),
         above,
         below,
         edge_ratio: top / law.upper_edge(),
-        // A sum over no values is −0.0 in Rust; the share is never negative.
-        outlier_mass: (outside / energy).abs(),
+        outlier_mass: outside / energy,
         stable_rank: energy / (top * top),
         vector_p: None,
         empty: false,

@@ -234,7 +234,8 @@ fn symm_thin<T: Real>(a: MatRef<'_, T>, v: MatRef<'_, T>, par: Par) -> Mat<T> {
         }
     }
     let mut xr = vec![[T::zero(); THIN]; m];
-    if par.degree() > 1 && m >= 256 {
+    // The caller passes threads only for m ≥ PAR_MIN.
+    if par.degree() > 1 {
         // Two halves of the triangle's area: columns 0..split and split..m, each into its own
         // X, summed at the end.
         let split = ((m as f64 * (1.0 - std::f64::consts::FRAC_1_SQRT_2)) as usize) & !3;
