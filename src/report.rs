@@ -66,10 +66,9 @@ pub fn run(
     let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();
     // Nothing is on screen, so the biggest blocks go first: the small ones then fill the
     // threads at the end instead of one thread finishing a whole matrix alone.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(scan::cost(&jobs[i])));
-    let mut slots_of: Vec<Option<Job>> = jobs.into_iter().map(Some).collect();
-    let jobs: Vec<Job> = order.iter().filter_map(|&i| slots_of[i].take()).collect();
+    let mut by_cost: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
+    by_cost.sort_by_key(|(_, j)| std::cmp::Reverse(scan::cost(j)));
+    let (order, jobs): (Vec<usize>, Vec<Job>) = by_cost.into_iter().unzip();
     let ck2 = Arc::clone(&ck);
     let worker = Worker::start(
         jobs,

@@ -224,7 +224,6 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
         initializer_range: opts.initializer_range,
         fan_in: Some(job.fan_in),
     };
-    let name = &job.block.tensor;
     // Blocks up to F64_DECODE_MAX entries are decoded straight to f64, which the Gram matrix
     // (Fast) and the SVD (Precise) then read with no converted copy; larger ones (embeddings,
     // big MLPs) to f32, half the memory, which Fast converts in chunks.
@@ -240,7 +239,12 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
             .map_err(|e| e.to_string())?;
         Spectrum::compute(m.as_ref(), &analyze)
     };
-    spectrum.map_err(|e| format!("{name} ({}): {e}", job.block.name))
+    spectrum.map_err(|e| job_error(job, e))
+}
+
+/// An error of `job`'s computation, prefixed with the tensor and block it concerns.
+fn job_error(job: &Job, e: impl std::fmt::Display) -> String {
+    format!("{} ({}): {e}", job.block.tensor, job.block.name)
 }
 
 /// Computes one block's spectrum and scores it under `mode`, estimating every σ once so that a
@@ -252,8 +256,7 @@ pub fn analyze(
     mode: SigmaMode,
 ) -> Result<Analysis, String> {
     let spectrum = compute(ck, job, opts)?;
-    Analysis::new(spectrum, mode)
-        .map_err(|e| format!("{} ({}): {e}", job.block.tensor, job.block.name))
+    Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))
 }
 
 #[cfg(test)]
