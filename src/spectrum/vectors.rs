@@ -88,7 +88,7 @@ fn normal_cdf_fast(table: &PhiTable, z: f64) -> f64 {
 }
 
 /// KS statistic D = sup |F_emp − Φ_n| of the entries of `v` against N(0, 1/n), n = len(v),
-/// whose CDF is Φ_n(x) = ½ + ½·erf(√(n/2)·x).
+/// whose CDF is Φ_n(x) = ½ + ½·erf(√(n/2)·x); NaN when an entry is NaN or infinite.
 pub fn ks_normal_statistic(v: &[f64]) -> f64 {
     struct Statistic<'a>(&'a [f64]);
     impl crate::simd::Kernel for Statistic<'_> {
@@ -121,8 +121,14 @@ fn statistic(v: &[f64]) -> f64 {
     // A plain loop, not `collect`: the collecting function would be compiled outside the
     // SIMD dispatch.
     let mut keys = vec![0u32; n];
+    let mut finite = true;
     for (key, &x) in keys.iter_mut().zip(v) {
+        finite &= x.is_finite();
         *key = (normal_cdf_fast(table, scale * x) * KEY_SCALE).min(KEY_SCALE - 1.0) as u32;
+    }
+    if !finite {
+        // A NaN would otherwise pass as the key 0: say there is no statistic.
+        return f64::NAN;
     }
     radix_sort(&mut keys);
     // (i+1)/n − F and F − i/n with one multiplication each: 1/n rounds by at most half an ulp.
@@ -392,5 +398,7 @@ mod tests {
     fn ks_statistic_of_one_point() {
         // n = 1, x = 0: F = ½, D = ½.
         assert!((ks_normal_statistic(&[0.0]) - 0.5).abs() < 1e-15);
+        assert!(ks_normal_statistic(&[0.1, f64::NAN, -0.2]).is_nan());
+        assert!(vector_ks_p(&[0.1, f64::INFINITY, -0.2]).is_nan());
     }
 }
