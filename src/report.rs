@@ -161,8 +161,10 @@ pub struct MatrixRecord {
     pub cols: usize,
     /// Stored dtype.
     pub dtype: String,
-    /// σ under the chosen mode.
+    /// σ under the chosen mode (the `entry` σ where the `fit` estimator failed).
     pub sigma: Option<f64>,
+    /// The `fit` estimator found no MP bulk (its σ is the `entry` σ).
+    pub sigma_fit_failed: Option<bool>,
     /// ν−.
     pub mp_min: Option<f64>,
     /// ν+.
@@ -203,6 +205,7 @@ impl MatrixRecord {
             cols: b.cols,
             dtype: dtype_label(&b.dtype),
             sigma: ok.map(|a| a.sigma.value),
+            sigma_fit_failed: ok.map(|a| a.sigmas.fit_failed),
             mp_min: ok.and_then(|a| a.law.map(|l| l.lower_edge())),
             mp_max: ok.and_then(|a| a.law.map(|l| l.upper_edge())),
             ks: scores.map(|s| s.ks),
@@ -290,7 +293,7 @@ pub fn to_json(model: ModelRecord, mode: SigmaMode, r: &Results, values: bool) -
 }
 
 /// CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 18] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "tensor",
     "layer",
     "proj",
@@ -299,6 +302,7 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "cols",
     "dtype",
     "sigma",
+    "sigma_fit_failed",
     "mp_min",
     "mp_max",
     "ks",
@@ -338,6 +342,7 @@ pub fn to_csv(r: &Results) -> String {
             m.cols.to_string(),
             m.dtype,
             opt(m.sigma),
+            opt(m.sigma_fit_failed),
             opt(m.mp_min),
             opt(m.mp_max),
             opt(m.ks),

@@ -32,7 +32,9 @@ pub use error::SpectrumError;
 pub use histogram::{Histogram, HistogramRange};
 pub use mp::{MpLaw, Unit};
 pub use scores::{Scores, bulk_range, ks_distance, score};
-pub use sigma::{Sigma, SigmaMode, Sigmas, entry_sigma, fit_sigma, init_sigma};
+pub use sigma::{
+    Sigma, SigmaFit, SigmaMode, Sigmas, entry_sigma, fit_sigma, fit_sigma_checked, init_sigma,
+};
 pub use svd::{
     Element, Method, Precision, count_non_finite, gram_values_two_stage, singular_values,
     singular_values_with, values_and_right_vectors,

@@ -72,15 +72,20 @@ pub struct Sigmas {
     pub fit: f64,
     /// `init` σ.
     pub init: f64,
+    /// The `fit` estimator found no MP bulk: `fit` holds the `entry` σ.
+    #[serde(default)]
+    pub fit_failed: bool,
 }
 
 impl Sigmas {
     /// All three estimates for a block's values; `init` is the already-resolved init σ.
     pub fn estimate(values: &[f64], rows: usize, cols: usize, init: f64) -> Self {
+        let fit = fit_sigma_checked(values, rows, cols);
         Self {
             entry: entry_sigma(values, rows, cols),
-            fit: fit_sigma(values, rows, cols),
+            fit: fit.sigma,
             init,
+            fit_failed: fit.failed,
         }
     }
 
@@ -112,54 +117,212 @@ pub fn init_sigma(fan_in: usize, initializer_range: Option<f64>) -> f64 {
     }
 }
 
-/// `fit` σ: the σ whose MP law best fits the bulk (0 for an all-zero block).
-///
-/// Start from `entry` σ; repeat: keep the values within the bulk [ν− − 3s₋, ν+ + 3s₊] of the
-/// current σ (see [`Scores`](super::Scores)), then take the σ minimising the KS distance between the kept
-/// values and MP(σ) (a grid over ±30% then golden-section refinement); stop when σ moves by less
-/// than 1e-6 relative or after 20 rounds. At least half the values are always kept, and σ
-/// stays within [0.5, 1.25] × `entry` σ, so neither a heavy tail nor a pile-up of small
-/// values (collapsed heads) can make the fit cascade towards zero.
-pub fn fit_sigma(values: &[f64], rows: usize, cols: usize) -> f64 {
-    let entry = entry_sigma(values, rows, cols);
-    if !(entry > 0.0 && entry.is_finite()) {
-        return 0.0;
-    }
-    let mut sigma = entry;
-    let mut sorted: Vec<f64> = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let min_keep = sorted.len().div_ceil(2);
-    for _ in 0..20 {
-        let Ok(law) = MpLaw::new(sigma, rows, cols) else {
-            break;
-        };
-        let (lo, hi) = bulk_range(&law);
-        let kept: Vec<f64> = sorted
-            .iter()
-            .copied()
-            .filter(|&v| v >= lo && v <= hi)
-            .collect();
-        if kept.len() < min_keep {
-            break;
-        }
-        let next = best_ks_sigma(&kept, rows, cols, sigma).clamp(0.5 * entry, 1.25 * entry);
-        let moved = (next - sigma).abs() / sigma;
-        sigma = next;
-        if moved < 1e-6 {
-            break;
-        }
-    }
-    sigma
+/// The outcome of the `fit` estimator: σ, or the admission that no MP bulk fits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SigmaFit {
+    /// The fitted σ; the `entry` σ when the fit failed (0 for an all-zero block).
+    pub sigma: f64,
+    /// Values inside the fitted bulk (0 when the fit failed).
+    pub kept: usize,
+    /// No σ gave an MP bulk holding enough of the values: `sigma` is the `entry` σ.
+    pub failed: bool,
 }
 
-/// The σ in [0.7, 1.3]·`around` minimising the KS distance of `ascending` against MP(σ).
-fn best_ks_sigma(ascending: &[f64], rows: usize, cols: usize, around: f64) -> f64 {
+/// Fewest values a fitted bulk may hold: a quarter of the spectrum, and at least 8.
+fn min_bulk(p: usize) -> usize {
+    p.div_ceil(4).max(8.min(p))
+}
+
+/// Largest KS distance between the bulk's values and MP(σ) that still counts as a fit.
+const FIT_KS_MAX: f64 = 0.25;
+
+/// `fit` σ: the σ whose MP bulk holds the largest share of the values and fits them.
+///
+/// Real trained blocks often pile many small values below ν− and carry spikes above ν+, so
+/// neither the entry σ nor the median places the bulk. The fit therefore starts from several
+/// scales (the entry σ, the median's and quartiles' MP scale, and a grid from 0.1 to 2 × entry)
+/// and from each iterates to a fixed point:
+///
+/// 1. keep the values inside the bulk [ν− − 3s₋, ν+ + 3s₊] of the current σ (see
+///    [`Scores`](super::Scores));
+/// 2. regress the kept values on the MP(1) quantiles at their plotting positions (central 90%,
+///    through the origin: a quantile–quantile fit, since every MP quantile scales with σ).
+///
+/// Among the fixed points whose bulk holds at least a quarter of the values (and 8), the one
+/// with the largest share of values in the bulk less the KS distance of those values wins; its
+/// σ is then polished by minimising that KS distance (within ±10%). When no start reaches such a bulk, or the best bulk's KS
+/// distance exceeds 0.25, the fit fails and says so: σ is then the `entry` σ, flagged.
+pub fn fit_sigma_checked(values: &[f64], rows: usize, cols: usize) -> SigmaFit {
+    let entry = entry_sigma(values, rows, cols);
+    let failed = SigmaFit {
+        sigma: entry,
+        kept: 0,
+        failed: true,
+    };
+    if !(entry > 0.0 && entry.is_finite()) {
+        return SigmaFit {
+            sigma: 0.0,
+            kept: 0,
+            failed: false,
+        };
+    }
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let p = sorted.len();
+    let Ok(unit) = MpLaw::new(1.0, rows, cols) else {
+        return failed;
+    };
+    let quantiles = QuantileTable::new(&unit);
+    let at = |u: f64| sorted[((u * p as f64) as usize).min(p - 1)];
+    let mut starts = vec![entry];
+    for u in [0.25, 0.5, 0.75] {
+        let q = quantiles.quantile(u);
+        if q > 0.0 {
+            starts.push(at(u) / q);
+        }
+    }
+    starts.extend((1..=20).map(|i| entry * 0.1 * i as f64));
+    let mut best: Option<(f64, usize, f64, f64)> = None; // (merit, kept, ks, σ)
+    for start in starts {
+        let Some((sigma, range)) = fixed_point(&sorted, rows, cols, start, &quantiles) else {
+            continue;
+        };
+        let Ok(law) = MpLaw::new(sigma, rows, cols) else {
+            continue;
+        };
+        let kept = range.len();
+        let ks = ks_distance(&sorted[range], &law);
+        // The share of values in the bulk, less how badly they fit it.
+        let merit = kept as f64 / p as f64 - ks;
+        if best.is_none_or(|b| merit > b.0) {
+            best = Some((merit, kept, ks, sigma));
+        }
+    }
+    let Some((_, kept, ks, sigma)) = best else {
+        return failed;
+    };
+    // Polish: the σ near the fixed point minimising the KS distance of the same bulk.
+    let Ok(law) = MpLaw::new(sigma, rows, cols) else {
+        return failed;
+    };
+    let range = bulk_indices(&sorted, &law);
+    let polished = best_ks_sigma(&sorted[range.clone()], rows, cols, sigma, 0.1);
+    let (sigma, ks) = match MpLaw::new(polished, rows, cols) {
+        Ok(l) if ks_distance(&sorted[range.clone()], &l) <= ks => {
+            (polished, ks_distance(&sorted[range], &l))
+        }
+        _ => (sigma, ks),
+    };
+    if ks > FIT_KS_MAX {
+        return failed;
+    }
+    SigmaFit {
+        sigma,
+        kept,
+        failed: false,
+    }
+}
+
+/// `fit` σ (the `entry` σ when the fit fails; see [`fit_sigma_checked`]).
+pub fn fit_sigma(values: &[f64], rows: usize, cols: usize) -> f64 {
+    fit_sigma_checked(values, rows, cols).sigma
+}
+
+/// Indices of the ascending `sorted` values inside the bulk of `law`.
+fn bulk_indices(sorted: &[f64], law: &MpLaw) -> std::ops::Range<usize> {
+    let (lo, hi) = bulk_range(law);
+    let a = sorted.partition_point(|&v| v < lo);
+    let b = sorted.partition_point(|&v| v <= hi);
+    a..b.max(a)
+}
+
+/// Iterates bulk selection and quantile regression from `start` to a fixed point; `None`
+/// when the bulk falls below [`min_bulk`] values on the way.
+fn fixed_point(
+    sorted: &[f64],
+    rows: usize,
+    cols: usize,
+    start: f64,
+    quantiles: &QuantileTable,
+) -> Option<(f64, std::ops::Range<usize>)> {
+    let min = min_bulk(sorted.len());
+    let mut sigma = start;
+    let mut last = 0..0;
+    for _ in 0..50 {
+        let law = MpLaw::new(sigma, rows, cols).ok()?;
+        let range = bulk_indices(sorted, &law);
+        if range.len() < min {
+            return None;
+        }
+        let next = qq_sigma(&sorted[range.clone()], quantiles)?;
+        let settled = range == last && (next - sigma).abs() <= 1e-12 * sigma;
+        sigma = next;
+        if settled {
+            return Some((sigma, range));
+        }
+        last = range;
+    }
+    // No exact fixed point (the bulk flips between two sets): take where it stopped.
+    Some((sigma, last))
+}
+
+/// σ of the least-squares line through the origin of the kept values against the MP(1)
+/// quantiles at their plotting positions (i + ½)/k, over the central 90%.
+fn qq_sigma(kept: &[f64], quantiles: &QuantileTable) -> Option<f64> {
+    let k = kept.len();
+    let (lo, hi) = (k / 20, k - k / 20);
+    let (mut xy, mut yy) = (0.0, 0.0);
+    for (i, &x) in kept.iter().enumerate().take(hi).skip(lo) {
+        let q = quantiles.quantile((i as f64 + 0.5) / k as f64);
+        xy += x * q;
+        yy += q * q;
+    }
+    let s = xy / yy;
+    (s.is_finite() && s > 0.0).then_some(s)
+}
+
+/// The quantile function of an MP law, tabulated on the substitution angle θ.
+struct QuantileTable {
+    cdf: Vec<f64>,
+    nu: Vec<f64>,
+}
+
+impl QuantileTable {
+    const POINTS: usize = 1024;
+
+    fn new(law: &MpLaw) -> Self {
+        let (a, b) = (law.lower_edge().powi(2), law.upper_edge().powi(2));
+        let (c, d) = ((a + b) / 2.0, (b - a) / 2.0);
+        let (mut cdf, mut nu) = (Vec::new(), Vec::new());
+        for i in 0..=Self::POINTS {
+            let theta = std::f64::consts::PI * i as f64 / Self::POINTS as f64;
+            let v = (c - d * theta.cos()).max(0.0).sqrt();
+            cdf.push(law.cdf(v));
+            nu.push(v);
+        }
+        Self { cdf, nu }
+    }
+
+    /// ν at which the CDF reaches `u` (linear between table points).
+    fn quantile(&self, u: f64) -> f64 {
+        let i = self
+            .cdf
+            .partition_point(|&f| f < u)
+            .clamp(1, self.cdf.len() - 1);
+        let (f0, f1) = (self.cdf[i - 1], self.cdf[i]);
+        let t = if f1 > f0 { (u - f0) / (f1 - f0) } else { 0.0 };
+        self.nu[i - 1] + t.clamp(0.0, 1.0) * (self.nu[i] - self.nu[i - 1])
+    }
+}
+
+/// The σ in [1 − w, 1 + w]·`around` minimising the KS distance of `ascending` against MP(σ).
+fn best_ks_sigma(ascending: &[f64], rows: usize, cols: usize, around: f64, w: f64) -> f64 {
     let ks = |s: f64| match MpLaw::new(s, rows, cols) {
         Ok(law) => ks_distance(ascending, &law),
         Err(_) => f64::INFINITY,
     };
     const GRID: usize = 24;
-    let (lo, hi) = (0.7 * around, 1.3 * around);
+    let (lo, hi) = ((1.0 - w) * around, (1.0 + w) * around);
     let step = (hi - lo) / GRID as f64;
     let best = (0..=GRID)
         .map(|i| lo + step * i as f64)
