@@ -13,7 +13,7 @@ use crate::anatomy::{Anatomy, Block, Proj};
 use crate::checkpoint::Checkpoint;
 use crate::inspect::dtype_label;
 use crate::scan::{self, ComputeOptions, Job};
-use crate::spectrum::{Analysis, SigmaMode};
+use crate::spectrum::{Analysis, HeavyTail, SigmaMode, Warning};
 use crate::worker::{Progress, Worker};
 
 /// Output format of the report.
@@ -183,6 +183,30 @@ pub struct MatrixRecord {
     pub stable_rank: Option<f64>,
     /// Mean KS p-value of the right singular vectors.
     pub vector_p: Option<f64>,
+    /// Power-law exponent α of the ESD's tail (WeightWatcher's fit).
+    pub alpha: Option<f64>,
+    /// Why `alpha` is null (too few eigenvalues, no power-law tail).
+    pub alpha_reason: Option<String>,
+    /// α · log10 λmax.
+    pub alpha_weighted: Option<f64>,
+    /// Start of the power-law tail, in λ = ν² units.
+    pub xmin: Option<f64>,
+    /// KS distance D of the tail from the fitted power law.
+    pub pl_ks: Option<f64>,
+    /// Eigenvalues in the power-law tail.
+    pub pl_n: Option<usize>,
+    /// log10 Σλ.
+    pub log_norm: Option<f64>,
+    /// log10 λmax.
+    pub log_spectral_norm: Option<f64>,
+    /// log10 Σλ^α.
+    pub log_alpha_norm: Option<f64>,
+    /// Matrix entropy, in [0, 1].
+    pub entropy: Option<f64>,
+    /// λ+ / λmax: the MP bulk edge over the largest eigenvalue, under the chosen σ.
+    pub mp_softrank: Option<f64>,
+    /// "over-trained" (α < 2), "under-trained" (α > 6) or null.
+    pub warning: Option<Warning>,
     /// Singular values, descending (only with `--values`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub singular_values: Option<Vec<f64>>,
@@ -196,6 +220,8 @@ impl MatrixRecord {
         let b = &e.block;
         let ok = e.result.as_ref().ok();
         let scores = ok.filter(|a| !a.scores.empty).map(|a| a.scores);
+        let tail = ok.filter(|a| !a.scores.empty).map(|a| &a.heavy_tail);
+        let fit = tail.and_then(|t| t.fit.as_ref().ok());
         Self {
             tensor: b.tensor.clone(),
             layer: b.id.layer,
@@ -215,6 +241,20 @@ impl MatrixRecord {
             outlier_mass: scores.map(|s| s.outlier_mass),
             stable_rank: scores.map(|s| s.stable_rank),
             vector_p: scores.and_then(|s| s.vector_p),
+            alpha: fit.map(|f| f.alpha),
+            alpha_reason: tail.and_then(|t| t.fit.as_ref().err().cloned()),
+            alpha_weighted: tail.and_then(HeavyTail::alpha_weighted),
+            xmin: fit.map(|f| f.xmin),
+            pl_ks: fit.map(|f| f.d),
+            pl_n: fit.map(|f| f.n_tail),
+            log_norm: tail.map(|t| t.log_norm),
+            log_spectral_norm: tail.map(|t| t.log_spectral_norm),
+            log_alpha_norm: ok
+                .zip(tail)
+                .and_then(|(a, t)| t.log_alpha_norm(&a.spectrum.values)),
+            entropy: tail.map(|t| t.entropy),
+            mp_softrank: scores.map(|s| s.mp_softrank),
+            warning: tail.and_then(HeavyTail::warning),
             singular_values: if values {
                 ok.map(|a| a.spectrum.values.clone())
             } else {
@@ -293,7 +333,7 @@ pub fn to_json(model: ModelRecord, mode: SigmaMode, r: &Results, values: bool) -
 }
 
 /// CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 19] = [
+pub const CSV_COLUMNS: [&str; 31] = [
     "tensor",
     "layer",
     "proj",
@@ -312,6 +352,18 @@ pub const CSV_COLUMNS: [&str; 19] = [
     "outlier_mass",
     "stable_rank",
     "vector_p",
+    "alpha",
+    "alpha_reason",
+    "alpha_weighted",
+    "xmin",
+    "pl_ks",
+    "pl_n",
+    "log_norm",
+    "log_spectral_norm",
+    "log_alpha_norm",
+    "entropy",
+    "mp_softrank",
+    "warning",
     "error",
 ];
 
@@ -352,6 +404,18 @@ pub fn to_csv(r: &Results) -> String {
             opt(m.outlier_mass),
             opt(m.stable_rank),
             opt(m.vector_p),
+            opt(m.alpha),
+            csv_field(&m.alpha_reason.unwrap_or_default()),
+            opt(m.alpha_weighted),
+            opt(m.xmin),
+            opt(m.pl_ks),
+            opt(m.pl_n),
+            opt(m.log_norm),
+            opt(m.log_spectral_norm),
+            opt(m.log_alpha_norm),
+            opt(m.entropy),
+            opt(m.mp_softrank),
+            opt(m.warning.map(Warning::label)),
             csv_field(&m.error.unwrap_or_default()),
         ];
         out.push_str(&fields.join(","));

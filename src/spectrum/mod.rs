@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 mod chase;
 mod error;
+mod heavy_tail;
 mod histogram;
 mod mp;
 mod scores;
@@ -29,6 +30,7 @@ mod tridiag;
 mod vectors;
 
 pub use error::SpectrumError;
+pub use heavy_tail::{HeavyTail, PowerLawFit, Warning, fit_power_law, matrix_entropy};
 pub use histogram::{Histogram, HistogramRange};
 pub use mp::{MpLaw, Unit};
 pub use scores::{Scores, bulk_range, ks_distance, score};
@@ -198,18 +200,22 @@ pub struct Analysis {
     pub law: Option<MpLaw>,
     /// Scores at that σ.
     pub scores: Scores,
+    /// Heavy-tail metrics (α and the norms; σ-free).
+    pub heavy_tail: HeavyTail,
 }
 
 impl Analysis {
     /// Scores and law of `spectrum` under `mode` (σ estimates computed once).
     pub fn new(spectrum: Spectrum, mode: SigmaMode) -> Result<Self, SpectrumError> {
         let sigmas = spectrum.sigmas();
-        Self::with_sigmas(spectrum, sigmas, mode)
+        let heavy_tail = HeavyTail::new(&spectrum.values, spectrum.q());
+        Self::with_sigmas(spectrum, sigmas, heavy_tail, mode)
     }
 
     fn with_sigmas(
         spectrum: Spectrum,
         sigmas: Sigmas,
+        heavy_tail: HeavyTail,
         mode: SigmaMode,
     ) -> Result<Self, SpectrumError> {
         let sigma = sigmas.get(mode);
@@ -225,12 +231,18 @@ impl Analysis {
             sigma,
             law,
             scores,
+            heavy_tail,
         })
     }
 
     /// The same analysis under another σ mode (no spectrum recomputed).
     pub fn rescored(&self, mode: SigmaMode) -> Result<Self, SpectrumError> {
-        Self::with_sigmas(self.spectrum.clone(), self.sigmas, mode)
+        Self::with_sigmas(
+            self.spectrum.clone(),
+            self.sigmas,
+            self.heavy_tail.clone(),
+            mode,
+        )
     }
 }
 

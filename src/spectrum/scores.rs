@@ -29,6 +29,9 @@ pub struct Scores {
     pub outlier_mass: f64,
     /// `stable_rank = Σ_i ν_i² / ν₁²`, in [1, p].
     pub stable_rank: f64,
+    /// `mp_softrank = λ+ / λmax = (ν+ / ν₁)²`: the MP bulk edge over the largest eigenvalue
+    /// (1 or more for a random block, → 0 for a dominant spike).
+    pub mp_softrank: f64,
     /// `vector_p = mean_i P(D ≥ D_i)`: the mean over the right singular vectors v_i (length n)
     /// of the Kolmogorov p-value of the KS statistic D_i of v_i's entries against N(0, 1/n)
     /// (CDF ½ + ½·erf(√(n/2)·x)). ≈ 0.5 for a random block, → 0 for learned structure.
@@ -48,6 +51,7 @@ impl Scores {
             edge_ratio: 0.0,
             outlier_mass: 0.0,
             stable_rank: 0.0,
+            mp_softrank: 0.0,
             vector_p: None,
             empty: true,
         }
@@ -114,6 +118,7 @@ pub fn score(
         edge_ratio: top / law.upper_edge(),
         outlier_mass: outside / energy,
         stable_rank: energy / (top * top),
+        mp_softrank: (law.upper_edge() / top).powi(2),
         vector_p: None,
         empty: false,
     })

@@ -425,11 +425,13 @@ fn stats_lines(
         .map(|b| crate::inspect::dtype_label(&b.dtype))
         .unwrap_or_default();
     v.push(("shape", format!("{shape} {dtype}"), false));
-    v.push((
-        "σ",
-        format!("{:.4} ({})", a.sigma.value, app.sigma_mode),
-        false,
-    ));
+    let fit_failed = app.sigma_mode == crate::spectrum::SigmaMode::Fit && a.sigmas.fit_failed;
+    let mode = if fit_failed {
+        "fit failed: entry".to_string()
+    } else {
+        app.sigma_mode.to_string()
+    };
+    v.push(("σ", format!("{:.4} ({mode})", a.sigma.value), fit_failed));
     if let Some(l) = a.law {
         let (lo, hi) = l.edges_in(app.unit);
         v.push(("ν− ν+", format!("{} {}", fmt_tick(lo), fmt_tick(hi)), false));
