@@ -185,7 +185,7 @@ pub fn fit_power_law(evals: &[f64]) -> Result<PowerLawFit, String> {
             }
             1.0 + (n - 1.0) / s
         } else {
-            if !(s > 0.0) {
+            if s.is_nan() || s <= 0.0 {
                 // A tail of equal values: α would be infinite (WeightWatcher's D is then
                 // (n − 1)/n, never the least unless every tail is degenerate).
                 continue;
@@ -193,7 +193,7 @@ pub fn fit_power_law(evals: &[f64]) -> Result<PowerLawFit, String> {
             1.0 + n / s
         };
         alphas[i] = alpha;
-        if !(alpha > 1.0) {
+        if alpha.is_nan() || alpha <= 1.0 {
             continue;
         }
         any = true;
