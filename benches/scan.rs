@@ -56,6 +56,7 @@ fn child_scan(dir: &Path) {
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
+        randomize: false,
     };
     let t0 = Instant::now();
     let r = report::run(ck, jobs, opts, SigmaMode::Entry, 0, |_| {}).expect("scan");
@@ -132,6 +133,7 @@ fn first_spectrum(ck: &Arc<Checkpoint>, an: &Anatomy, focus: MatrixId) -> Durati
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
+        randomize: false,
     };
     let (tx, rx) = mpsc::channel();
 

@@ -55,6 +55,10 @@ struct ComputeArgs {
     /// Worker threads (0 = one per core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
+    /// Also compute the shuffled control of every block (entries permuted, seeded): rand_ks,
+    /// rand_distance, traps. Doubles the work.
+    #[arg(long)]
+    randomize: bool,
 }
 
 impl ComputeArgs {
@@ -66,6 +70,7 @@ impl ComputeArgs {
                 Precision::Fast
             },
             initializer_range: ck.config().and_then(|c| c.initializer_range),
+            randomize: self.randomize,
         }
     }
 }

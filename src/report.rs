@@ -207,6 +207,12 @@ pub struct MatrixRecord {
     pub mp_softrank: Option<f64>,
     /// "over-trained" (α < 2), "under-trained" (α > 6) or null.
     pub warning: Option<Warning>,
+    /// KS distance of the shuffled block from MP (`--randomize`): the noise floor of `ks`.
+    pub rand_ks: Option<f64>,
+    /// Jensen–Shannon distance between the ESDs of the block and its shuffle (`--randomize`).
+    pub rand_distance: Option<f64>,
+    /// Shuffled values above the MP edge: correlation traps (`--randomize`).
+    pub traps: Option<usize>,
     /// Singular values, descending (only with `--values`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub singular_values: Option<Vec<f64>>,
@@ -222,6 +228,7 @@ impl MatrixRecord {
         let scores = ok.filter(|a| !a.scores.empty).map(|a| a.scores);
         let tail = ok.filter(|a| !a.scores.empty).map(|a| &a.heavy_tail);
         let fit = tail.and_then(|t| t.fit.as_ref().ok());
+        let control = ok.and_then(|a| a.control);
         Self {
             tensor: b.tensor.clone(),
             layer: b.id.layer,
@@ -255,6 +262,9 @@ impl MatrixRecord {
             entropy: tail.map(|t| t.entropy),
             mp_softrank: scores.map(|s| s.mp_softrank),
             warning: tail.and_then(HeavyTail::warning),
+            rand_ks: control.map(|c| c.rand_ks),
+            rand_distance: control.map(|c| c.rand_distance),
+            traps: control.map(|c| c.traps),
             singular_values: if values {
                 ok.map(|a| a.spectrum.values.clone())
             } else {
@@ -333,7 +343,7 @@ pub fn to_json(model: ModelRecord, mode: SigmaMode, r: &Results, values: bool) -
 }
 
 /// CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 31] = [
+pub const CSV_COLUMNS: [&str; 34] = [
     "tensor",
     "layer",
     "proj",
@@ -364,6 +374,9 @@ pub const CSV_COLUMNS: [&str; 31] = [
     "entropy",
     "mp_softrank",
     "warning",
+    "rand_ks",
+    "rand_distance",
+    "traps",
     "error",
 ];
 
@@ -416,6 +429,9 @@ pub fn to_csv(r: &Results) -> String {
             opt(m.entropy),
             opt(m.mp_softrank),
             opt(m.warning.map(Warning::label)),
+            opt(m.rand_ks),
+            opt(m.rand_distance),
+            opt(m.traps),
             csv_field(&m.error.unwrap_or_default()),
         ];
         out.push_str(&fields.join(","));

@@ -82,6 +82,13 @@ impl Rng {
     }
 }
 
+/// Stable 64-bit FNV-1a hash of a key (seeds per-matrix streams and shuffles).
+pub fn fnv1a(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

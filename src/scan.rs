@@ -209,6 +209,14 @@ pub struct ComputeOptions {
     pub precision: Precision,
     /// `initializer_range` from config.json, for the `init` σ.
     pub initializer_range: Option<f64>,
+    /// Also compute the shuffled control of every block.
+    pub randomize: bool,
+}
+
+/// The seed of a block's shuffled control: a hash of its tensor and block names, so the
+/// control is the same on every run and differs between blocks.
+pub fn shuffle_seed(block: &Block) -> u64 {
+    crate::rng::fnv1a(&format!("{}#{}", block.tensor, block.name))
 }
 
 /// Largest block (in entries: 128 MiB as f64) decoded to f64 rather than f32.
@@ -223,6 +231,7 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
         sigma_mode: SigmaMode::Entry,
         initializer_range: opts.initializer_range,
         fan_in: Some(job.fan_in),
+        shuffle_seed: opts.randomize.then(|| shuffle_seed(&job.block)),
     };
     // Blocks up to F64_DECODE_MAX entries are decoded straight to f64, which the Gram matrix
     // (Fast) and the SVD (Precise) then read with no converted copy; larger ones (embeddings,

@@ -30,6 +30,7 @@ fn scan_demo() -> Vec<Scored> {
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
+        randomize: false,
     };
     jobs.par_iter()
         .map(|job| {
@@ -152,6 +153,7 @@ fn fit_sigma_stays_near_the_entry_scale_on_a_collapsed_matrix() {
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
+        randomize: false,
     };
     let a = mpscope::scan::analyze(&ck, &job, &opts, SigmaMode::Fit).unwrap();
     let (entry, fit) = (a.sigmas.entry, a.sigmas.fit);

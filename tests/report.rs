@@ -223,6 +223,7 @@ fn report_results_equal_direct_engine_calls() {
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
+        randomize: false,
     };
     let ck = Arc::new(ck);
     let r = report::run(

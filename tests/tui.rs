@@ -30,6 +30,7 @@ fn app_for(dir: &Path) -> App {
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
+        randomize: false,
     };
     let mut app = App::new(
         "tiny".into(),

@@ -18,6 +18,7 @@ use faer::{MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 mod chase;
+mod control;
 mod error;
 mod heavy_tail;
 mod histogram;
@@ -29,6 +30,7 @@ mod symeig;
 mod tridiag;
 mod vectors;
 
+pub use control::{Control, esd_distance, shuffled};
 pub use error::SpectrumError;
 pub use heavy_tail::{HeavyTail, PowerLawFit, Warning, fit_power_law, matrix_entropy};
 pub use histogram::{Histogram, HistogramRange};
@@ -58,6 +60,9 @@ pub struct AnalyzeOptions {
     pub initializer_range: Option<f64>,
     /// Fan-in of the whole matrix the block was cut from, for the `init` σ (default: cols).
     pub fan_in: Option<usize>,
+    /// Also compute the spectrum of the block with its entries shuffled by this seed (the
+    /// shuffled control, see [`Control`]).
+    pub shuffle_seed: Option<u64>,
 }
 
 impl Default for AnalyzeOptions {
@@ -69,6 +74,7 @@ impl Default for AnalyzeOptions {
             sigma_mode: SigmaMode::Entry,
             initializer_range: None,
             fan_in: None,
+            shuffle_seed: None,
         }
     }
 }
@@ -88,6 +94,10 @@ pub struct Spectrum {
     pub vector_p: Option<f64>,
     /// The `init` σ resolved from the config and fan-in when the spectrum was computed.
     pub init_sigma: f64,
+    /// Singular values of the block with its entries shuffled (the shuffled control), when
+    /// asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffled: Option<Vec<f64>>,
     /// Wall time spent computing values (and vectors).
     pub compute_time: Duration,
 }
@@ -115,6 +125,14 @@ impl Spectrum {
         } else {
             (singular_values(m, opts.precision, opts.par)?, None)
         };
+        let shuffled = match opts.shuffle_seed {
+            Some(seed) => Some(singular_values(
+                shuffled(m, seed).as_ref(),
+                opts.precision,
+                opts.par,
+            )?),
+            None => None,
+        };
         Ok(Self {
             values,
             rows,
@@ -122,6 +140,7 @@ impl Spectrum {
             precision: opts.precision,
             vector_p,
             init_sigma: init_sigma(opts.fan_in.unwrap_or(cols), opts.initializer_range),
+            shuffled,
             compute_time: start.elapsed(),
         })
     }
@@ -202,29 +221,22 @@ pub struct Analysis {
     pub scores: Scores,
     /// Heavy-tail metrics (α and the norms; σ-free).
     pub heavy_tail: HeavyTail,
+    /// The shuffled control, when the shuffled spectrum was computed (σ-free).
+    pub control: Option<Control>,
 }
 
 impl Analysis {
-    /// Scores and law of `spectrum` under `mode` (σ estimates computed once).
+    /// Scores and law of `spectrum` under `mode` (σ estimates, heavy-tail metrics and the
+    /// shuffled control computed once).
     pub fn new(spectrum: Spectrum, mode: SigmaMode) -> Result<Self, SpectrumError> {
         let sigmas = spectrum.sigmas();
         let heavy_tail = HeavyTail::new(&spectrum.values, spectrum.q());
-        Self::with_sigmas(spectrum, sigmas, heavy_tail, mode)
-    }
-
-    fn with_sigmas(
-        spectrum: Spectrum,
-        sigmas: Sigmas,
-        heavy_tail: HeavyTail,
-        mode: SigmaMode,
-    ) -> Result<Self, SpectrumError> {
+        let control = spectrum
+            .shuffled
+            .as_deref()
+            .and_then(|sh| Control::new(&spectrum.values, sh, spectrum.rows, spectrum.cols));
         let sigma = sigmas.get(mode);
-        let scores = spectrum.scores(sigma.value)?;
-        let law = if scores.empty {
-            None
-        } else {
-            Some(spectrum.law(sigma.value)?)
-        };
+        let (scores, law) = Self::score(&spectrum, sigma.value)?;
         Ok(Self {
             spectrum,
             sigmas,
@@ -232,17 +244,31 @@ impl Analysis {
             law,
             scores,
             heavy_tail,
+            control,
         })
+    }
+
+    /// Scores and law (`None` for an all-zero block) of `spectrum` at scale `sigma`.
+    fn score(spectrum: &Spectrum, sigma: f64) -> Result<(Scores, Option<MpLaw>), SpectrumError> {
+        let scores = spectrum.scores(sigma)?;
+        let law = if scores.empty {
+            None
+        } else {
+            Some(spectrum.law(sigma)?)
+        };
+        Ok((scores, law))
     }
 
     /// The same analysis under another σ mode (no spectrum recomputed).
     pub fn rescored(&self, mode: SigmaMode) -> Result<Self, SpectrumError> {
-        Self::with_sigmas(
-            self.spectrum.clone(),
-            self.sigmas,
-            self.heavy_tail.clone(),
-            mode,
-        )
+        let sigma = self.sigmas.get(mode);
+        let (scores, law) = Self::score(&self.spectrum, sigma.value)?;
+        Ok(Self {
+            sigma,
+            scores,
+            law,
+            ..self.clone()
+        })
     }
 }
 

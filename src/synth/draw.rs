@@ -2,7 +2,7 @@
 //! rank-one spikes. Every row has its own random stream, so the values do not depend on
 //! how rows are spread over threads.
 
-use crate::rng::Rng;
+use crate::rng::{Rng, fnv1a};
 
 use super::recipe::Bulk;
 
@@ -236,13 +236,6 @@ pub(crate) fn orthonormal_shaped(
         }
     }
     out
-}
-
-/// Stable 64-bit FNV-1a hash of a key (seeds per-matrix streams).
-pub(crate) fn fnv1a(key: &str) -> u64 {
-    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 /// The seed of the stream named `key` under the model seed.
