@@ -259,6 +259,8 @@ fn depth_profile_and_heatmap_draw_at_both_sizes() {
         assert!(all.contains('q') && all.contains('k') && all.contains('v'));
     }
     app.handle(key('s'));
+    assert!(text(&screen(&app, UNICODE, 80, 24)).contains("mean head alpha"));
+    app.handle(key('s'));
     assert!(text(&screen(&app, UNICODE, 80, 24)).contains("mean head vector_p"));
     app.handle(key('4'));
     for (w, h) in [(80, 24), (120, 40)] {

@@ -131,11 +131,17 @@ impl HeavyTail {
 }
 
 /// WeightWatcher's matrix entropy of singular values `sv` of a block whose long side is `q`:
-/// pᵢ = νᵢ²/Σν² + ε, r = #{νᵢ > ν₁·q·ε_f64} + ε, entropy = −Σ pᵢ ln pᵢ / ln r (ε = 10⁻¹⁰).
+/// pᵢ = νᵢ²/Σν² + ε, r = #{νᵢ > tol} + ε, entropy = −Σ pᵢ ln pᵢ / ln r (ε = 10⁻¹⁰).
+///
+/// WeightWatcher's rank tolerance is ν₁·q·ε_f64, made for LAPACK's SVD; it counts values at the
+/// rounding-noise level (10⁻⁸·ν₁ for f32 weights) as rank. The Gram-based values resolve
+/// nothing below ~√ε·ν₁ (they come out near it, or 0), so the tolerance here is
+/// ν₁·max(q·ε_f64, 10⁻⁶): the same rank as WeightWatcher's for every block that is not
+/// rank-deficient, and the true rank for one that is.
 pub fn matrix_entropy(sv: &[f64], q: usize) -> f64 {
     const EPSILON: f64 = 1e-10;
     let top = sv.iter().copied().fold(0.0, f64::max);
-    let tol = top * q as f64 * f64::EPSILON;
+    let tol = top * (q as f64 * f64::EPSILON).max(1e-6);
     let rank = sv.iter().filter(|&&s| s > tol).count() as f64 + EPSILON;
     let total: f64 = sv.iter().map(|s| s * s).sum();
     let h: f64 = sv

@@ -44,6 +44,8 @@ impl View {
 pub enum ScoreKind {
     /// KS distance to MP.
     Ks,
+    /// Power-law exponent α of the ESD's tail (low = heavy-tailed, learned).
+    Alpha,
     /// Mean KS p-value of the singular vectors (low = far from random).
     VectorP,
     /// ν₁ / ν+.
@@ -58,8 +60,9 @@ pub enum ScoreKind {
 
 impl ScoreKind {
     /// All kinds in cycling order.
-    pub const ALL: [ScoreKind; 6] = [
+    pub const ALL: [ScoreKind; 7] = [
         ScoreKind::Ks,
+        ScoreKind::Alpha,
         ScoreKind::VectorP,
         ScoreKind::EdgeRatio,
         ScoreKind::Above,
@@ -71,6 +74,7 @@ impl ScoreKind {
     pub fn name(self) -> &'static str {
         match self {
             ScoreKind::Ks => "ks",
+            ScoreKind::Alpha => "alpha",
             ScoreKind::VectorP => "vector_p",
             ScoreKind::EdgeRatio => "edge_ratio",
             ScoreKind::Above => "above",
@@ -93,6 +97,7 @@ impl ScoreKind {
         }
         Some(match self {
             ScoreKind::Ks => s.ks,
+            ScoreKind::Alpha => a.heavy_tail.alpha()?,
             ScoreKind::VectorP => s.vector_p?,
             ScoreKind::EdgeRatio => s.edge_ratio,
             ScoreKind::Above => s.above as f64,
@@ -105,6 +110,8 @@ impl ScoreKind {
     pub fn farness(self, v: f64, max_seen: f64) -> f64 {
         let t = match self {
             ScoreKind::VectorP => 1.0 - v / 0.5,
+            // α ≥ 8: random-like; α ≤ 2: as heavy-tailed as trained layers get.
+            ScoreKind::Alpha => (8.0 - v) / 6.0,
             ScoreKind::EdgeRatio => (v - 1.0) / (max_seen - 1.0).max(0.5),
             _ => v / max_seen.max(f64::MIN_POSITIVE),
         };

@@ -14,7 +14,7 @@ use super::app::{App, Overlay, ScoreKind, View};
 use super::heat::Heatmap;
 use super::hits::{Hits, Target};
 use super::keys::BINDINGS;
-use super::lines::{LinePlot, Series};
+use super::lines::{Curve, LineChart, ticks};
 use super::nav::Row;
 use super::plot::{HistPlot, fmt_tick};
 use super::theme::Theme;
@@ -453,6 +453,33 @@ fn stats_lines(
         s.outlier_mass > 0.01,
     ));
     v.push(("st.rank", format!("{:.1}", s.stable_rank), false));
+    match &a.heavy_tail.fit {
+        Ok(fit) => {
+            let warning = a.heavy_tail.warning();
+            v.push((
+                "α",
+                format!(
+                    "{:.2} {}",
+                    fit.alpha,
+                    warning.map(|w| w.label()).unwrap_or("")
+                ),
+                warning.is_some(),
+            ));
+            v.push((
+                "tail",
+                format!("{} from λ {}", fit.n_tail, fmt_tick(fit.xmin)),
+                false,
+            ));
+        }
+        Err(_) => v.push(("α", "- (no fit)".into(), false)),
+    }
+    if let Some(c) = a.control {
+        v.push((
+            "shuffled",
+            format!("ks {:.3} traps {}", c.rand_ks, c.traps),
+            c.traps > 0,
+        ));
+    }
     v.push((
         "vector_p",
         s.vector_p
@@ -636,48 +663,76 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let inner = framed(f, &title, t, area);
     let n = layer_count(app);
     let colors = [Color::Cyan, Color::Yellow, Color::Magenta];
-    let series: Vec<Series> = [(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')]
+    let curves: Vec<Curve> = [(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')]
         .iter()
         .zip(colors)
-        .map(|((p, m), color)| Series {
+        .map(|((p, m), color)| Curve {
             marker: *m,
             color,
-            values: (0..n)
-                .map(|l| {
+            points: (0..n)
+                .filter_map(|l| {
                     app.mean_head_score(l, *p, kind)
                         .or_else(|| app.layer_score(l, *p, kind))
+                        .filter(|v| v.is_finite())
+                        .map(|v| (l as f64, v))
                 })
                 .collect(),
+            line: true,
         })
         .collect();
     let [legend, plot] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     let mut spans = vec![Span::raw(" ")];
-    for s in &series {
+    for c in &curves {
         let style = if t.color {
-            Style::default().fg(s.color)
+            Style::default().fg(c.color)
         } else {
             t.text()
         };
-        spans.push(Span::styled(format!("{} ", s.marker), style));
+        let sample = if t.ascii || !t.color {
+            c.marker.to_string()
+        } else {
+            "⣀⣀".to_string()
+        };
+        spans.push(Span::styled(format!("{sample} {}  ", c.marker), style));
     }
     spans.push(Span::styled(
         match kind {
-            ScoreKind::VectorP => "  random ~ 0.5, learned -> 0",
-            ScoreKind::Ks => "  random ~ 0, learned -> 1",
+            ScoreKind::VectorP => "random ~ 0.5, learned -> 0",
+            ScoreKind::Ks => "random ~ 0, learned -> 1",
+            ScoreKind::Alpha => "random > 6, learned 2-6",
             _ => "",
         },
         t.dim(),
     ));
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
-    let focus_layer = app.focus().and_then(|id| id.layer);
+    let values = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
+    let (lo, hi) = match kind {
+        ScoreKind::VectorP => (0.0, 1.0),
+        _ => values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        }),
+    };
+    let (lo, hi) = if lo.is_finite() && hi > lo {
+        let pad = (hi - lo) * 0.05;
+        (
+            (lo - pad).max(if lo >= 0.0 { 0.0 } else { f64::MIN }),
+            hi + pad,
+        )
+    } else if lo.is_finite() {
+        (lo - 0.5 * lo.abs().max(1e-3), hi + 0.5 * hi.abs().max(1e-3))
+    } else {
+        (0.0, 1.0)
+    };
+    let last = n.saturating_sub(1).max(1) as f64;
+    let x_ticks = (plot.width as usize / 12).clamp(2, n.max(2)).min(6);
     f.render_widget(
-        LinePlot {
-            series: &series,
-            focus: focus_layer,
-            y_range: match kind {
-                ScoreKind::VectorP => Some((0.0, 1.0)),
-                _ => None,
-            },
+        LineChart {
+            curves: &curves,
+            x_bounds: [0.0, last],
+            y_bounds: [lo, hi],
+            x_labels: ticks(0.0, last, x_ticks, |v| format!("L{}", v.round())),
+            y_labels: ticks(lo, hi, 3, fmt_tick),
+            guide: app.focus().and_then(|id| id.layer).map(|l| l as f64),
             theme: *t,
         },
         plot,
