@@ -688,12 +688,12 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         } else {
             t.text()
         };
-        let sample = if t.ascii || !t.color {
-            c.marker.to_string()
+        let label = if t.ascii || !t.color {
+            format!("{}  ", c.marker)
         } else {
-            "⣀⣀".to_string()
+            format!("⣀⣀ {}  ", c.marker)
         };
-        spans.push(Span::styled(format!("{sample} {}  ", c.marker), style));
+        spans.push(Span::styled(label, style));
     }
     spans.push(Span::styled(
         match kind {
@@ -723,14 +723,20 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     } else {
         (0.0, 1.0)
     };
-    let last = n.saturating_sub(1).max(1) as f64;
-    let x_ticks = (plot.width as usize / 12).clamp(2, n.max(2)).min(6);
+    // Ticks on whole layers: k intervals of `step` layers, the axis ending at k·step.
+    let last = n.saturating_sub(1).max(1);
+    let k_max = (plot.width as usize / 10).clamp(1, 6).min(last);
+    let (k, step) = (k_max.min(3)..=k_max)
+        .map(|k| (k, last.div_ceil(k)))
+        .min_by_key(|&(k, step)| (step * k - last, std::cmp::Reverse(k)))
+        .unwrap_or((1, last));
+    let end = (step * k) as f64;
     f.render_widget(
         LineChart {
             curves: &curves,
-            x_bounds: [0.0, last],
+            x_bounds: [0.0, end],
             y_bounds: [lo, hi],
-            x_labels: ticks(0.0, last, x_ticks, |v| format!("L{}", v.round())),
+            x_labels: ticks(0.0, end, k + 1, |v| format!("L{}", v.round())),
             y_labels: ticks(lo, hi, 3, fmt_tick),
             guide: app.focus().and_then(|id| id.layer).map(|l| l as f64),
             theme: *t,
