@@ -19,6 +19,11 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 /// A 3-layer llama with spikes planted in layer 0 q, every spectrum computed.
 fn app_for(dir: &Path) -> App {
+    app_with(dir, false)
+}
+
+/// [`app_for`], with the shuffled control computed when `randomize` is set.
+fn app_with(dir: &Path, randomize: bool) -> App {
     let mut spec = SynthSpec::new(SynthFamily::Llama, 3, 128, 4);
     spec.kv_heads = 2;
     spec.seed = 7;
@@ -30,7 +35,7 @@ fn app_for(dir: &Path) -> App {
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
-        randomize: false,
+        randomize,
     };
     let mut app = App::new(
         "tiny".into(),
@@ -444,4 +449,47 @@ fn mouse_clicks_land_on_what_is_drawn_under_them() {
     app.handle(key('?'));
     let (_, hits) = frame(&app, 80, 24);
     assert_eq!(hits.at(x, y), None);
+}
+
+/// α in the stats, the log-log tail view (`t`) and the shuffled control's overlay (`R`).
+#[test]
+fn tail_view_and_shuffled_overlay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_with(dir.path(), true);
+    let all = text(&screen(&app, UNICODE, 100, 30));
+    assert!(
+        all.contains("α ") && all.contains("tail ") && all.contains("rand ks"),
+        "{all}"
+    );
+    app.handle(key('t'));
+    let lines = screen(&app, UNICODE, 100, 30);
+    let all = text(&lines);
+    assert!(
+        all.contains("CCDF of λ = ν², log-log · power law α"),
+        "{all}"
+    );
+    assert!(
+        all.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)),
+        "braille curves: {all}"
+    );
+    let ascii = text(&screen(&app, ASCII, 80, 24));
+    assert!(ascii.is_ascii() && ascii.contains("alpha"), "{ascii}");
+    app.handle(key('t'));
+    assert!(!text(&screen(&app, UNICODE, 100, 30)).contains("CCDF"));
+    assert!(!text(&screen(&app, UNICODE, 100, 30)).contains('◦'));
+    app.handle(key('R'));
+    assert!(
+        text(&screen(&app, UNICODE, 100, 30)).contains('◦'),
+        "shuffled overlay"
+    );
+}
+
+/// Without `--randomize` there is nothing to overlay, and `R` says how to get it.
+#[test]
+fn shuffled_overlay_without_randomize_explains_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('R'));
+    let all = text(&screen(&app, UNICODE, 100, 30));
+    assert!(all.contains("--randomize"), "{all}");
 }

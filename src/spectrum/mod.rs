@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 mod chase;
 mod control;
 mod error;
-mod heavy_tail;
+pub mod heavy_tail;
 mod histogram;
 mod mp;
 mod scores;

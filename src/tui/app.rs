@@ -177,6 +177,10 @@ pub struct App {
     pub bins: Option<usize>,
     /// Draw every value (true) or zoom on the MP bulk and count outliers at the edge.
     pub full_range: bool,
+    /// The spectrum view shows the ESD's tail on log-log axes with its power-law fit.
+    pub tail_view: bool,
+    /// Overlay the shuffled control's histogram on the spectrum view.
+    pub show_shuffled: bool,
     /// Overlay on top of the view.
     pub overlay: Overlay,
     /// Worker progress.
@@ -218,6 +222,8 @@ impl App {
             unit: Unit::Singular,
             bins: None,
             full_range: false,
+            tail_view: false,
+            show_shuffled: false,
             overlay: Overlay::None,
             progress: Progress {
                 done: 0,
@@ -403,6 +409,24 @@ impl App {
                 };
             }
             Action::ToggleRange => self.full_range = !self.full_range,
+            Action::ToggleTail => {
+                self.tail_view = !self.tail_view;
+                self.view = View::Spectrum;
+            }
+            Action::ToggleShuffled => {
+                self.show_shuffled = !self.show_shuffled;
+                let computed = self
+                    .focus()
+                    .and_then(|id| self.analysis(&id))
+                    .is_some_and(|a| a.spectrum.shuffled.is_some());
+                self.message = Some(match (self.show_shuffled, computed) {
+                    (false, _) => "shuffled control hidden".into(),
+                    (true, true) => "shuffled control shown".into(),
+                    (true, false) => {
+                        "no shuffled spectra: start mpscope with --randomize to compute them".into()
+                    }
+                });
+            }
             Action::MoreBins => {
                 let b = self.bins.unwrap_or(40);
                 self.bins = Some((b + b / 4).clamp(4, 400));

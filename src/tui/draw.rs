@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block as Frame_, Borders, Clear, Paragraph};
 
 use crate::anatomy::{MatrixId, Proj};
-use crate::spectrum::{Analysis, HistogramRange, MpLaw, Unit};
+use crate::spectrum::{Analysis, HistogramRange, MpLaw, Unit, Warning};
 use crate::units;
 
 use super::app::{App, Overlay, ScoreKind, View};
@@ -103,6 +103,8 @@ fn txt(s: &str, t: &Theme) -> String {
         return s.to_string();
     }
     s.replace('±', "+-")
+        .replace('α', "alpha")
+        .replace('≥', ">=")
         .chars()
         .map(|c| match c {
             '×' => 'x',
@@ -323,6 +325,23 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let stats_w = 26u16.min(inner.width / 2);
     let [plot_area, stats_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(stats_w)]).areas(inner);
+    let lines: Vec<Line> = stats_lines(app, a, block_info, t)
+        .into_iter()
+        .map(|(k, v, warn)| {
+            Line::from(vec![
+                Span::styled(txt(&format!("{k:<9}"), t), t.dim()),
+                Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
+            ])
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(lines),
+        stats_area.inner(ratatui::layout::Margin::new(1, 0)),
+    );
+    if app.tail_view {
+        draw_tail(f, a, t, plot_area);
+        return;
+    }
     // Auto: one bin per column, but never so many that a small block's values scatter into
     // gaps (about three values per bin at least).
     let auto = (a.spectrum.p() / 3).clamp(12, plot_area.width.max(1) as usize);
@@ -361,10 +380,26 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         Span::raw(txt(" edges ν±", t)),
     ]);
     f.render_widget(Paragraph::new(legend_line), legend);
+    let shuffled: Vec<f64> = match (&a.spectrum.shuffled, app.show_shuffled) {
+        (Some(sh), true) => {
+            let h = crate::spectrum::Histogram::with_limits(
+                sh,
+                a.law.as_ref(),
+                a.spectrum.q(),
+                app.unit,
+                hist.counts.len(),
+                hist.lo,
+                hist.hi,
+            );
+            h.counts.iter().map(|&c| c as f64).collect()
+        }
+        _ => Vec::new(),
+    };
     f.render_widget(
         HistPlot {
             counts: &counts,
             curve: &hist.expected,
+            overlay: &shuffled,
             x_range: (hist.lo, hist.hi),
             marks: &marks,
             overflow: hist.beyond(),
@@ -373,18 +408,79 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         },
         plot_rect,
     );
-    let lines: Vec<Line> = stats_lines(app, a, block_info, t)
-        .into_iter()
-        .map(|(k, v, warn)| {
-            Line::from(vec![
-                Span::styled(txt(&format!("{k:<9}"), t), t.dim()),
-                Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
-            ])
-        })
+}
+
+/// The ESD's tail on log-log axes: the empirical CCDF of λ = ν² (the share of eigenvalues at
+/// or above each one), the fitted power law from xmin, and xmin marked — WeightWatcher's plot.
+fn draw_tail(f: &mut Frame<'_>, a: &Analysis, t: &Theme, area: Rect) {
+    use crate::spectrum::heavy_tail::EVALS_THRESH;
+    let [legend, plot] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    let mut evals: Vec<f64> = a
+        .spectrum
+        .values
+        .iter()
+        .map(|v| v * v)
+        .filter(|&l| l > EVALS_THRESH)
         .collect();
+    evals.sort_by(|x, y| y.total_cmp(x));
+    let n = evals.len();
+    let fit = a.heavy_tail.fit.as_ref();
+    let text = match fit {
+        Ok(fit) => format!(
+            "CCDF of λ = ν², log-log · power law α {:.2} from λ {}",
+            fit.alpha,
+            fmt_tick(fit.xmin),
+        ),
+        Err(why) => format!("CCDF of λ = ν², log-log · no power-law fit: {why}"),
+    };
+    f.render_widget(Paragraph::new(Span::styled(txt(&text, t), t.dim())), legend);
+    if n < 2 {
+        return;
+    }
+    let empirical: Vec<(f64, f64)> = evals
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.log10(), ((i + 1) as f64 / n as f64).log10()))
+        .collect();
+    let (x_lo, x_hi) = (evals[n - 1].log10(), evals[0].log10());
+    let y_lo = (1.0 / n as f64).log10();
+    let mut curves = vec![Curve {
+        marker: 'o',
+        color: Color::Cyan,
+        points: empirical,
+        line: false,
+    }];
+    if let Ok(fit) = fit {
+        let share = fit.n_tail as f64 / n as f64;
+        let (a0, a1) = (fit.xmin.log10(), x_hi);
+        let points = (0..=48)
+            .map(|i| {
+                let x = a0 + (a1 - a0) * i as f64 / 48.0;
+                let y = share.log10() + (1.0 - fit.alpha) * (x - a0);
+                (x, y)
+            })
+            .filter(|p| p.1 >= y_lo)
+            .collect();
+        curves.push(Curve {
+            marker: '*',
+            color: Color::Red,
+            points,
+            line: true,
+        });
+    }
+    let pad = ((x_hi - x_lo) * 0.03).max(1e-3);
+    let (x0, x1) = (x_lo - pad, x_hi + pad);
     f.render_widget(
-        Paragraph::new(lines),
-        stats_area.inner(ratatui::layout::Margin::new(1, 0)),
+        LineChart {
+            curves: &curves,
+            x_bounds: [x0, x1],
+            y_bounds: [y_lo - 0.05, 0.05],
+            x_labels: ticks(x0, x1, 4, |v| fmt_tick(10f64.powf(v))),
+            y_labels: ticks(y_lo, 0.0, 3, |v| fmt_tick(10f64.powf(v))),
+            guide: fit.ok().map(|fit| fit.xmin.log10()),
+            theme: *t,
+        },
+        plot,
     );
 }
 
@@ -456,29 +552,23 @@ fn stats_lines(
     match &a.heavy_tail.fit {
         Ok(fit) => {
             let warning = a.heavy_tail.warning();
-            v.push((
-                "α",
-                format!(
-                    "{:.2} {}",
-                    fit.alpha,
-                    warning.map(|w| w.label()).unwrap_or("")
-                ),
-                warning.is_some(),
-            ));
+            let verdict = match warning {
+                Some(Warning::OverTrained) => " over",
+                Some(Warning::UnderTrained) => " under",
+                None => "",
+            };
+            v.push(("α", format!("{:.2}{verdict}", fit.alpha), warning.is_some()));
             v.push((
                 "tail",
-                format!("{} from λ {}", fit.n_tail, fmt_tick(fit.xmin)),
+                format!("{} ≥ λ {}", fit.n_tail, fmt_tick(fit.xmin)),
                 false,
             ));
         }
         Err(_) => v.push(("α", "- (no fit)".into(), false)),
     }
     if let Some(c) = a.control {
-        v.push((
-            "shuffled",
-            format!("ks {:.3} traps {}", c.rand_ks, c.traps),
-            c.traps > 0,
-        ));
+        v.push(("rand ks", format!("{:.4}", c.rand_ks), false));
+        v.push(("traps", c.traps.to_string(), c.traps > 0));
     }
     v.push((
         "vector_p",
@@ -606,6 +696,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
                     HistPlot {
                         counts: &counts,
                         curve: &hist.expected,
+                        overlay: &[],
                         x_range: (hist.lo, hist.hi),
                         marks: &[],
                         overflow: hist.beyond(),

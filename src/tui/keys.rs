@@ -39,6 +39,10 @@ pub enum Action {
     ToggleAxis,
     /// Toggle the histogram range: the MP bulk (outliers counted) or every value.
     ToggleRange,
+    /// Toggle the log-log view of the ESD's tail with its power-law fit.
+    ToggleTail,
+    /// Toggle the shuffled control's histogram over the spectrum.
+    ToggleShuffled,
     /// More histogram bins.
     MoreBins,
     /// Fewer histogram bins.
@@ -82,6 +86,8 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('m') => Action::CycleSigma,
         KeyCode::Char('x') => Action::ToggleAxis,
         KeyCode::Char('r') => Action::ToggleRange,
+        KeyCode::Char('t') => Action::ToggleTail,
+        KeyCode::Char('R') => Action::ToggleShuffled,
         KeyCode::Char('+') | KeyCode::Char('=') => Action::MoreBins,
         KeyCode::Char('-') | KeyCode::Char('_') => Action::FewerBins,
         KeyCode::Char('/') => Action::Search,
@@ -112,6 +118,11 @@ pub const BINDINGS: &[(&str, &str)] = &[
     ("m", "cycle sigma mode: entry, fit, init"),
     ("x", "toggle axis: nu or lambda = nu^2/q"),
     ("r", "histogram range: the MP bulk, or every value"),
+    (
+        "t",
+        "ESD tail on log-log axes with its power-law fit (alpha)",
+    ),
+    ("R", "overlay the shuffled control (needs --randomize)"),
     ("+ -", "more / fewer histogram bins"),
     ("/", "jump to a tensor by name"),
     ("e", "export the focused spectrum as JSON"),

@@ -13,6 +13,8 @@ pub struct HistPlot<'a> {
     pub counts: &'a [f64],
     /// Expected count per bin under the law (any length; sampled per column).
     pub curve: &'a [f64],
+    /// A second histogram drawn as markers over the bars (the shuffled control), or empty.
+    pub overlay: &'a [f64],
     /// The x value at the left and right edge of the drawn range.
     pub x_range: (f64, f64),
     /// X positions to mark under the axis (the MP edges).
@@ -94,6 +96,15 @@ impl Widget for HistPlot<'_> {
                 // A bar taller than the scale: mark it as clipped.
                 buf[(x, area.y)]
                     .set_char(if t.ascii { '^' } else { '↑' })
+                    .set_style(t.warn());
+            }
+            let other = sample(self.overlay, c, plot_w);
+            if !self.overlay.is_empty() && finite(&other) && other > 0.0 {
+                let level = (other / ymax * plot_h as f64).round() as u16;
+                let r = level.clamp(1, plot_h) - 1;
+                let y = area.y + plot_h - 1 - r;
+                buf[(x, y)]
+                    .set_char(if t.ascii { 'o' } else { '◦' })
                     .set_style(t.warn());
             }
             let expected = sample(self.curve, c, plot_w);
@@ -194,6 +205,7 @@ mod tests {
             HistPlot {
                 counts: &counts,
                 curve: &curve,
+                overlay: &[],
                 x_range: (0.0, 8.0),
                 marks: &[1.0, 7.5],
                 overflow: 2,
@@ -227,6 +239,7 @@ mod tests {
         let plot = HistPlot {
             counts: &[],
             curve: &[f64::NAN],
+            overlay: &[f64::NAN],
             x_range: (0.0, 0.0),
             marks: &[f64::INFINITY],
             overflow: 0,
