@@ -180,33 +180,51 @@ pub fn fit_power_law(evals: &[f64]) -> Result<PowerLawFit, String> {
     let small_n = n_all < SMALL_N_CUTOFF;
     let candidates = n_all - 1;
     let mut alphas = vec![0.0; candidates];
-    let mut best: Option<(usize, f64)> = None;
-    let mut any = false;
-    for i in 0..candidates {
+    let alpha_at = |i: usize| -> Option<f64> {
         let n = (n_all - i) as f64;
         let s = suffix[i] - n * logs[i];
         let alpha = if small_n {
             if n_all - i < SMALL_N_MIN_TAIL || s <= 1e-12 {
-                continue;
+                return None;
             }
             1.0 + (n - 1.0) / s
         } else {
             if s.is_nan() || s <= 0.0 {
                 // A tail of equal values: α would be infinite (WeightWatcher's D is then
                 // (n − 1)/n, never the least unless every tail is degenerate).
-                continue;
+                return None;
             }
             1.0 + n / s
         };
-        alphas[i] = alpha;
-        if alpha.is_nan() || alpha <= 1.0 {
-            continue;
+        Some(alpha)
+    };
+    for (i, a) in alphas.iter_mut().enumerate() {
+        *a = alpha_at(i).unwrap_or(0.0);
+    }
+    let valid = |i: usize| alphas[i] > 1.0;
+    let any = (0..candidates).any(valid);
+    // WeightWatcher keeps the first candidate of least D. A candidate before the best so far
+    // wins a tie, one after it does not, so each is rejected as soon as its D is known to
+    // reach (or, before the best, exceed) the best D.
+    let mut best: Option<(usize, f64)> = None;
+    let consider = |i: usize, best: &mut Option<(usize, f64)>| {
+        let (bound, strict) = match *best {
+            None => (f64::INFINITY, false),
+            Some((j, _)) if j == i => return,
+            Some((j, d)) => (d, i < j),
+        };
+        if let Some(d) = tail_ks(&logs[i..], alphas[i], bound, strict) {
+            *best = Some((i, d));
         }
-        any = true;
-        let bound = best.map_or(f64::INFINITY, |b| b.1);
-        if let Some(d) = tail_ks(&logs[i..], alpha, bound) {
-            best = Some((i, d));
-        }
+    };
+    // A sparse first pass finds a good bound early, so the full pass rejects most candidates
+    // after a few points of their tail.
+    let stride = (candidates / 64).max(1);
+    for i in (0..candidates).step_by(stride).filter(|&i| valid(i)) {
+        consider(i, &mut best);
+    }
+    for i in (0..candidates).filter(|&i| valid(i)) {
+        consider(i, &mut best);
     }
     if small_n && !any {
         // WeightWatcher's fallback: the whole ESD as the tail.
@@ -216,7 +234,7 @@ pub fn fit_power_law(evals: &[f64]) -> Result<PowerLawFit, String> {
             let alpha = 1.0 + (n - 1.0) / s;
             alphas[0] = alpha;
             if alpha > 1.0 {
-                best = tail_ks(&logs, alpha, f64::INFINITY).map(|d| (0, d));
+                best = tail_ks(&logs, alpha, f64::INFINITY, false).map(|d| (0, d));
             }
         }
     }
@@ -235,28 +253,31 @@ pub fn fit_power_law(evals: &[f64]) -> Result<PowerLawFit, String> {
 }
 
 /// D = max_k |1 − (x_k/x₀)^{1−α} − k/n| over the tail whose logs are `logs` (ascending), or
-/// `None` as soon as D is known to reach `bound` (a later candidate only wins when strictly
-/// better). Points are tried coarse to fine so that a poor fit is rejected after a few.
-fn tail_ks(logs: &[f64], alpha: f64, bound: f64) -> Option<f64> {
+/// `None` as soon as D is known to reach `bound` (exceed it, when `strict`). Points are tried
+/// coarse to fine so that a poor fit is rejected after a few.
+fn tail_ks(logs: &[f64], alpha: f64, bound: f64, strict: bool) -> Option<f64> {
     let n = logs.len();
     let nf = n as f64;
     let l0 = logs[0];
     let e = 1.0 - alpha;
     let dev = |k: usize| (1.0 - (e * (logs[k] - l0)).exp() - k as f64 / nf).abs();
+    let out = |d: f64| if strict { d > bound } else { d >= bound };
     let mut d: f64 = 0.0;
-    // Coarse pass: 32 evenly spaced points.
-    let stride = (n / 32).max(1);
-    if stride > 1 {
-        for k in (stride / 2..n).step_by(stride) {
-            d = d.max(dev(k));
-            if d >= bound {
-                return None;
+    // Coarse passes: 8, then 64 evenly spaced points.
+    for parts in [8, 64] {
+        let stride = n / parts;
+        if stride > 1 {
+            for k in (stride / 2..n).step_by(stride) {
+                d = d.max(dev(k));
+                if out(d) {
+                    return None;
+                }
             }
         }
     }
     for k in 0..n {
         d = d.max(dev(k));
-        if d >= bound {
+        if out(d) {
             return None;
         }
     }
