@@ -206,6 +206,38 @@ fn main() {
         println!("  {label:<24} {:8.1} ms", best.as_secs_f64() * 1e3);
     }
 
+    // Reading and decoding alone: the positioned reads' copy through a 1 MiB buffer, then
+    // bf16 to f64, for every block the explorer computes by default in attention.
+    let jobs = scan::plan(
+        &an,
+        &ScanOptions {
+            projs: "q,k,v,o".parse().expect("projection list"),
+            ..ScanOptions::default()
+        },
+    );
+    let bytes: usize = jobs.iter().map(|j| j.block.rows * j.block.cols * 2).sum();
+    let best = (0..3)
+        .map(|_| {
+            let t0 = Instant::now();
+            let mut m = faer::Mat::<f64>::new();
+            for j in &jobs {
+                ck.decode_f64_into(&j.block.selection, &mut m)
+                    .expect("decode");
+            }
+            t0.elapsed()
+        })
+        .min()
+        .unwrap_or_default();
+    println!("\nread + decode to f64 alone, one thread (q/k/v/o, whole + every head)");
+    println!(
+        "  {} blocks, {:.2} GB of bf16: {:.0} ms ({:.1} GB/s), {:.1}% of the scan's wall time",
+        jobs.len(),
+        bytes as f64 / 1e9,
+        best.as_secs_f64() * 1e3,
+        bytes as f64 / 1e9 / best.as_secs_f64(),
+        100.0 * best.as_secs_f64() / secs
+    );
+
     let l8b = base.join("mpscope-bench-llama-3.1-8b-1layer");
     ensure(
         &l8b,

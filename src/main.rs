@@ -20,7 +20,7 @@ use mpscope::synth::{
     self, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily,
     SynthSpec,
 };
-use mpscope::tui::{self, app::App, theme::Theme};
+use mpscope::tui::{self, theme::Theme};
 use mpscope::{Error, demo, inspect};
 
 /// Explore where a transformer's weights have left random initialization.
@@ -354,8 +354,9 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let jobs = scan::plan(&an, &scan);
     let compute = args.compute.options(&ck);
     let model = report::ModelRecord::new(&args.path, &ck, &an);
+    let ck = Arc::new(ck);
     let results = report::run(
-        Arc::new(ck),
+        Arc::clone(&ck),
         jobs,
         compute,
         mode,
@@ -380,7 +381,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
         }
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|source| Error::Io {
+        Some(path) => report::write_beside(path, text.as_bytes()).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?,
@@ -396,7 +397,18 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
             }
         }
     }
-    Ok(if results.failed() > 0 {
+    let failed = results.failed();
+    if let Some(change) = ck.changed() {
+        eprintln!("mpscope: {change}");
+    }
+    if failed > 0 {
+        eprintln!(
+            "mpscope: {failed} of {} blocks failed (their `error` says why); the others are \
+             reported",
+            results.entries.len()
+        );
+    }
+    Ok(if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -415,36 +427,49 @@ fn explore(
             (dir.to_string_lossy().into_owned(), "demo".to_string())
         }
     };
-    let (ck, an) = open(&spec, model)?;
+    let first = explorer_model(&spec, model, compute)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::Usage(
             "the explorer needs a terminal; for scripts use `mpscope report PATH`".into(),
         ));
     }
+    let theme = Theme::from_env(model.ascii);
+    let reopen = || explorer_model(&spec, model, compute).map_err(|e| e.to_string());
+    tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
+        path: PathBuf::from("<terminal>"),
+        source,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the checkpoint at `spec` for the explorer: its blocks, how to compute them, and how
+/// to notice that its files changed on disk.
+fn explorer_model(
+    spec: &str,
+    model: &ModelArgs,
+    compute: &ComputeArgs,
+) -> Result<tui::run::Model, Error> {
+    let (ck, anatomy) = open(spec, model)?;
     let jobs = scan::plan(
-        &an,
+        &anatomy,
         &ScanOptions {
             embeddings: compute.embeddings,
             ..ScanOptions::default()
         },
     );
     let options = compute.options(&ck);
-    let blocks = jobs.iter().map(|j| j.block.clone()).collect();
-    let app = App::new(title, &an, blocks);
-    let theme = Theme::from_env(model.ascii);
     let ck = Arc::new(ck);
-    tui::run::run(
-        app,
+    let watched = Arc::clone(&ck);
+    Ok(tui::run::Model {
+        anatomy,
         jobs,
-        compute.threads,
-        move |j| scan::analyze(&ck, j, &options, SigmaMode::Entry),
-        theme,
-    )
-    .map_err(|source| Error::Io {
-        path: PathBuf::from("<terminal>"),
-        source,
-    })?;
-    Ok(ExitCode::SUCCESS)
+        compute: Box::new(move |j| scan::analyze(&ck, j, &options, SigmaMode::Entry)),
+        changed: Box::new(move || {
+            watched
+                .changed()
+                .map(|c| format!("{} changed on disk ({})", c.file_name(), c.what()))
+        }),
+    })
 }
 
 fn main() -> ExitCode {

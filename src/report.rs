@@ -106,6 +106,23 @@ pub fn run(
     Ok(Results { entries, elapsed })
 }
 
+/// Writes `bytes` to `path` through a temporary file beside it, renamed over `path` once
+/// complete: an interrupted run never leaves a half-written report where the last one was.
+pub fn write_beside(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
+    })?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
 /// A progress line for stderr: "[#####.....] 120/480  12.3s  ETA 30s".
 pub fn progress_line(p: &Progress) -> String {
     let w = 30;

@@ -200,3 +200,51 @@ fn an_unopenable_model_prints_an_error_after_restoring_with_status_2() {
     );
     assert!(!s.screen.lock().unwrap().screen().alternate_screen());
 }
+
+#[test]
+fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::mpscope(&[
+        "synth",
+        dir.path().to_str().unwrap(),
+        "--layers",
+        "3",
+        "--hidden",
+        "128",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+        "--shards",
+        "2",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let shard = dir.path().join("model-00002-of-00002.safetensors");
+    let saved = std::fs::read(&shard).unwrap();
+    let mut s = Session::start(&[dir.path().to_str().unwrap()], &[]);
+    s.wait_for("L0 q · model.layers.0");
+    // Truncated in place, as a trainer opening its checkpoint to save over it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shard)
+        .unwrap()
+        .set_len(1024)
+        .unwrap();
+    let screen = s.wait_for("o reopen · model-00002-of-00002.safetensors changed");
+    assert!(s.screen.lock().unwrap().screen().alternate_screen(), "{screen}");
+    // The save completes; one key opens the new checkpoint, keeping the focus.
+    s.send("j");
+    s.wait_for("L1 q · model.layers.1");
+    std::fs::write(&shard, &saved).unwrap();
+    s.send("o");
+    s.wait_for("reopened");
+    let screen = s.wait_for("blocks in");
+    assert!(screen.contains("L1 q · model.layers.1"), "{screen}");
+    assert!(!screen.contains("failed"), "{screen}");
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+    std::thread::sleep(Duration::from_millis(200));
+    let parser = s.screen.lock().unwrap();
+    assert!(!parser.screen().alternate_screen(), "left the alternate screen");
+    assert!(!parser.screen().hide_cursor(), "cursor shown again");
+}

@@ -146,6 +146,8 @@ pub enum Effect {
     None,
     /// Tell the worker the focus moved.
     Refocus(MatrixId),
+    /// Open the checkpoint again from disk, keeping the focus.
+    Reopen,
     /// Leave the program.
     Quit,
 }
@@ -185,6 +187,9 @@ pub struct App {
     pub message: Option<String>,
     /// Where exports are written.
     pub export_dir: PathBuf,
+    /// Set when a file of the checkpoint changed on disk since it was opened: what changed,
+    /// for the footer (the numbers shown are from the version opened).
+    pub stale: Option<String>,
 }
 
 impl App {
@@ -229,7 +234,24 @@ impl App {
             // The anatomy's first caveat (e.g. head count unknown) greets the user.
             message: anatomy.notes().first().cloned(),
             export_dir: PathBuf::from("."),
+            stale: None,
         }
+    }
+
+    /// This fresh app (of a reopened checkpoint) with `old`'s view, score, σ mode, axis,
+    /// bins, range and focus, where the focused block still exists.
+    pub fn carrying(mut self, old: &App) -> Self {
+        self.view = old.view;
+        self.score = old.score;
+        self.sigma_mode = old.sigma_mode;
+        self.unit = old.unit;
+        self.bins = old.bins;
+        self.full_range = old.full_range;
+        self.export_dir = old.export_dir.clone();
+        if let Some(id) = old.focus() {
+            self.nav.select(id);
+        }
+        self
     }
 
     /// Stores a finished analysis (rescored if the σ mode changed while it ran) or its error.
@@ -417,6 +439,7 @@ impl App {
                     selected: 0,
                 };
             }
+            Action::Reopen => return Effect::Reopen,
             Action::Export => {
                 self.message = Some(match self.export() {
                     Ok(path) => format!("exported to {}", path.display()),
