@@ -467,7 +467,7 @@ fn explorer_model(
         changed: Box::new(move || {
             watched
                 .changed()
-                .map(|c| format!("{} changed on disk ({})", c.file_name(), c.what()))
+                .map(|c| format!("{} ({})", c.file_name(), c.what()))
         }),
     })
 }

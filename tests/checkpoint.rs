@@ -94,7 +94,10 @@ fn single_file() {
             &file[info.bytes.clone()],
             st.tensor(&info.name).unwrap().data()
         );
-        assert_eq!(c.tensor_bytes(info).unwrap(), st.tensor(&info.name).unwrap().data());
+        assert_eq!(
+            c.tensor_bytes(info).unwrap(),
+            st.tensor(&info.name).unwrap().data()
+        );
     }
     let b = &c.tensors()[1];
     assert_eq!(

@@ -1,5 +1,6 @@
 //! A checkpoint that changes on disk while mpscope reads it: the blocks of the changed file
 //! fail with a clear error, the others are computed and reported, and nothing crashes.
+#![allow(clippy::single_range_in_vec_init)] // one row range is the whole matrix
 
 mod common;
 use common::mpscope;
@@ -50,7 +51,7 @@ fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
     // One worker thread, whole q matrices only: the report computes them biggest first, all
     // of one size, so in layer order: the first shard's three layers (~0.3 s of CPU) come
     // before any block of the second.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mpscope"))
+    let child = Command::new(env!("CARGO_BIN_EXE_mpscope"))
         .args(["report", dir.path().to_str().unwrap()])
         .args(["--proj", "q", "--no-heads", "--threads", "1", "-o"])
         .arg(&out)
@@ -60,7 +61,10 @@ fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
     // The worker thread starts once the checkpoint is open (headers read): truncate then.
     let t0 = Instant::now();
     while threads(child.id()) < 2 {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the worker never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the worker never started"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let shard = std::fs::OpenOptions::new()
@@ -70,7 +74,11 @@ fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
     shard.set_len(1 << 20).unwrap();
     let result = child.wait_with_output().unwrap();
 
-    assert_eq!(result.status.signal(), None, "killed by a signal: {result:?}");
+    assert_eq!(
+        result.status.signal(),
+        None,
+        "killed by a signal: {result:?}"
+    );
     assert_eq!(result.status.code(), Some(1), "{result:?}");
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(
@@ -97,7 +105,10 @@ fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
             failed += 1;
         }
     }
-    assert!(failed > 0, "no block of the truncated shard failed: {report}");
+    assert!(
+        failed > 0,
+        "no block of the truncated shard failed: {report}"
+    );
 }
 
 /// The shard file holding tensor `name`, from the index.
@@ -165,12 +176,22 @@ fn a_same_size_rewrite_is_noticed_and_never_mixed_in() {
     assert_eq!(change.what(), "rewritten with the same size");
     let err = ck.decode_f32(&sel).unwrap_err().to_string();
     assert!(
-        err.ends_with("changed on disk since it was opened (rewritten with the same size); reopen it"),
+        err.ends_with(
+            "changed on disk since it was opened (rewritten with the same size); reopen it"
+        ),
         "{err}"
     );
     // Blocks of the other shard go on, from the version that was opened.
-    let other = ck.tensor_index("model.layers.0.self_attn.q_proj.weight").unwrap();
-    assert!(ck.decode_f32(&Selection { tensor: other, ..sel.clone() }).is_ok());
+    let other = ck
+        .tensor_index("model.layers.0.self_attn.q_proj.weight")
+        .unwrap();
+    assert!(
+        ck.decode_f32(&Selection {
+            tensor: other,
+            ..sel.clone()
+        })
+        .is_ok()
+    );
 
     // Reopened, every number comes from the new contents.
     let fresh = Checkpoint::open(a.path().to_str().unwrap()).unwrap();

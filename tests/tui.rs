@@ -445,3 +445,22 @@ fn mouse_clicks_land_on_what_is_drawn_under_them() {
     let (_, hits) = frame(&app, 80, 24);
     assert_eq!(hits.at(x, y), None);
 }
+
+#[test]
+fn a_changed_checkpoint_is_named_in_the_footer_with_the_reopen_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('j'));
+    app.stale = Some("model.safetensors (size 1.40 GiB → 1.00 MiB)".into());
+    let lines = screen(&app, UNICODE, 100, 24);
+    assert_eq!(
+        lines[23],
+        "o reopen · changed on disk: model.safetensors (size 1.40 GiB → 1.00 MiB)          57 blocks in 0.0s "
+    );
+    // A fresh opening keeps the view and the focus; the notice goes with the old one.
+    app.handle(key('2'));
+    let fresh = app_for(dir.path()).carrying(&app);
+    assert_eq!((fresh.view, fresh.focus()), (View::Heads, app.focus()));
+    assert_eq!(fresh.stale, None);
+    assert_eq!(app.handle(key('o')), mpscope::tui::app::Effect::Reopen);
+}

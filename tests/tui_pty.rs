@@ -201,12 +201,11 @@ fn an_unopenable_model_prints_an_error_after_restoring_with_status_2() {
     assert!(!s.screen.lock().unwrap().screen().alternate_screen());
 }
 
-#[test]
-fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = common::mpscope(&[
+/// A small Llama in two shards (layers 0–1 in the first, 2 in the second), `extra` flags added.
+fn two_shards(dir: &std::path::Path, extra: &[&str]) {
+    let mut args = vec![
         "synth",
-        dir.path().to_str().unwrap(),
+        dir.to_str().unwrap(),
         "--layers",
         "3",
         "--hidden",
@@ -217,8 +216,71 @@ fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
         "2",
         "--shards",
         "2",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = common::mpscope(&args);
     assert!(out.status.success(), "{out:?}");
+}
+
+/// The screen without its footer and without compute times (which vary run to run).
+fn numbers(screen: &str) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l.split("time").next().unwrap_or(l).trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_same_size_rewrite_is_offered_for_reopening_and_never_mixed_in() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    two_shards(a.path(), &["--spikes", "L2.q:3x4"]);
+    two_shards(b.path(), &["--spikes", "L2.q:1x8", "--seed", "7"]);
+    let shard = "model-00002-of-00002.safetensors";
+    let new = std::fs::read(b.path().join(shard)).unwrap();
+    let path = a.path().join(shard);
+    assert_eq!(new.len() as u64, std::fs::metadata(&path).unwrap().len());
+
+    let mut s = Session::start(&[a.path().to_str().unwrap()], &[]);
+    s.wait_for("blocks in");
+    s.send("gjj");
+    let old = s.wait_for("L2 q · model.layers.2");
+    // Saved over in place with new weights of the same size (same inode). The kernel's mtime
+    // clock is coarse; a real save comes long after the open.
+    std::fs::write(&path, &new).unwrap();
+    let later = std::fs::metadata(&path).unwrap().modified().unwrap() + Duration::from_secs(2);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let offered = s.wait_for("o reopen · changed on disk: model-00002");
+    // Until reopened, the numbers on screen are those of the version opened.
+    assert_eq!(numbers(&offered), numbers(&old));
+    s.send("o");
+    s.wait_for("reopened");
+    let reopened = s.wait_for("blocks in");
+    assert!(reopened.contains("L2 q · model.layers.2"), "{reopened}");
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+
+    // Every number after reopening is the new checkpoint's: the same as a fresh explorer's.
+    let mut fresh = Session::start(&[a.path().to_str().unwrap()], &[]);
+    fresh.wait_for("blocks in");
+    fresh.send("gjj");
+    let want = fresh.wait_for("L2 q · model.layers.2");
+    fresh.send("q");
+    assert_eq!(fresh.wait_exit(), 0);
+    assert_eq!(numbers(&reopened), numbers(&want));
+    assert_ne!(numbers(&reopened), numbers(&old));
+}
+
+#[test]
+fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path(), &[]);
     let shard = dir.path().join("model-00002-of-00002.safetensors");
     let saved = std::fs::read(&shard).unwrap();
     let mut s = Session::start(&[dir.path().to_str().unwrap()], &[]);
@@ -230,8 +292,11 @@ fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
         .unwrap()
         .set_len(1024)
         .unwrap();
-    let screen = s.wait_for("o reopen · model-00002-of-00002.safetensors changed");
-    assert!(s.screen.lock().unwrap().screen().alternate_screen(), "{screen}");
+    let screen = s.wait_for("o reopen · changed on disk: model-00002");
+    assert!(
+        s.screen.lock().unwrap().screen().alternate_screen(),
+        "{screen}"
+    );
     // The save completes; one key opens the new checkpoint, keeping the focus.
     s.send("j");
     s.wait_for("L1 q · model.layers.1");
@@ -245,6 +310,9 @@ fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
     assert_eq!(s.wait_exit(), 0);
     std::thread::sleep(Duration::from_millis(200));
     let parser = s.screen.lock().unwrap();
-    assert!(!parser.screen().alternate_screen(), "left the alternate screen");
+    assert!(
+        !parser.screen().alternate_screen(),
+        "left the alternate screen"
+    );
     assert!(!parser.screen().hide_cursor(), "cursor shown again");
 }

@@ -223,8 +223,8 @@ mod tests {
             let buf = file(header, data);
             parse(&PathBuf::from("w.safetensors"), buf.len(), &buf)
         }
-            .unwrap_err()
-            .to_string()
+        .unwrap_err()
+        .to_string()
     }
 
     #[test]

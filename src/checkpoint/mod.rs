@@ -23,8 +23,8 @@ mod natural;
 
 use decode::Kind;
 pub use error::CheckpointError;
-pub use file::{Change, Identity};
 use file::OpenFile;
+pub use file::{Change, Identity};
 pub use hf::{hf_cache_from_env, hf_cache_root, looks_like_repo_id};
 pub use natural::natural_cmp;
 

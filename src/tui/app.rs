@@ -187,8 +187,8 @@ pub struct App {
     pub message: Option<String>,
     /// Where exports are written.
     pub export_dir: PathBuf,
-    /// Set when a file of the checkpoint changed on disk since it was opened: what changed,
-    /// for the footer (the numbers shown are from the version opened).
+    /// Set when a file of the checkpoint changed on disk since it was opened: which file and
+    /// how, for the footer (the numbers shown are from the version opened).
     pub stale: Option<String>,
 }
 

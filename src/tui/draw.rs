@@ -846,7 +846,10 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     };
     let gauge_w = if p.finished() { 0 } else { 10usize };
     // The key first: a narrow footer cuts the end of the line.
-    let stale = app.stale.as_ref().map(|what| format!("o reopen · {what}"));
+    let stale = app
+        .stale
+        .as_ref()
+        .map(|what| format!("o reopen · changed on disk: {what}"));
     let left = app.message.clone().or(stale).unwrap_or_else(|| {
         "j/k layer  h/l head  Tab proj  1-4 view  s score  m sigma  ? help  q quit".into()
     });

@@ -38,7 +38,7 @@ const POLL: Duration = Duration::from_secs(1);
 /// A block's computation, run on worker threads.
 pub type Compute = Box<dyn Fn(&Job) -> Result<Analysis, String> + Send + Sync>;
 
-/// What changed on disk since the model was opened, in a few words, if anything.
+/// Which file changed on disk since the model was opened and how, in a few words, if one did.
 pub type Changed = Box<dyn Fn() -> Option<String> + Send>;
 
 /// One opened checkpoint as the explorer runs it; opened again from disk on reopen.
@@ -158,8 +158,15 @@ pub fn run(
     spawn_input(tx.clone());
     let mut reopen = |old: &Session| -> Result<Session, String> {
         let model = reopen()?;
-        Session::start(title, model, Some(&old.app), threads, &tx, old.generation + 1)
-            .map_err(|e| e.to_string())
+        Session::start(
+            title,
+            model,
+            Some(&old.app),
+            threads,
+            &tx,
+            old.generation + 1,
+        )
+        .map_err(|e| e.to_string())
     };
     let result = event_loop(&mut guard.terminal, &mut session, &rx, &mut reopen, &theme);
     drop(guard);
