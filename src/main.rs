@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 use mpscope::anatomy::{Anatomy, Overrides};
@@ -342,6 +343,16 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    // Ctrl-C, SIGTERM and SIGQUIT stop the run and write what finished (`"complete": false`).
+    let signal = Arc::new(AtomicUsize::new(0));
+    for &sig in signal_hook::consts::TERM_SIGNALS {
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize).map_err(
+            |source| Error::Io {
+                path: PathBuf::from("<signal handler>"),
+                source,
+            },
+        )?;
+    }
     let (ck, an) = open(&args.path, &args.model)?;
     let mode: SigmaMode = args.sigma.into();
     let scan = ScanOptions {
@@ -355,13 +366,14 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let compute = args.compute.options(&ck);
     let model = report::ModelRecord::new(&args.path, &ck, &an);
     let ck = Arc::new(ck);
-    let results = report::run(
+    let results = report::run_until(
         Arc::clone(&ck),
         jobs,
         compute,
         mode,
         args.compute.threads,
         report::stderr_progress(),
+        &|| signal.load(Ordering::SeqCst) != 0,
     )
     .map_err(Error::Worker)?;
     let format = args.format.unwrap_or(
@@ -400,6 +412,15 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let failed = results.failed();
     if let Some(change) = ck.changed() {
         eprintln!("mpscope: {change}");
+    }
+    let caught = signal.load(Ordering::SeqCst);
+    if caught != 0 {
+        let done = results.entries.iter().filter(|e| e.result.is_ok()).count();
+        eprintln!(
+            "mpscope: interrupted; the report holds the {done} of {} blocks that finished",
+            results.entries.len()
+        );
+        return Ok(ExitCode::from(128 + caught as u8));
     }
     if failed > 0 {
         eprintln!(

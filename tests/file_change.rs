@@ -1,5 +1,6 @@
 //! A checkpoint that changes on disk while mpscope reads it: the blocks of the changed file
-//! fail with a clear error, the others are computed and reported, and nothing crashes.
+//! fail with a clear error, the others are computed and reported, and nothing crashes. And a
+//! report stopped by a signal still writes the blocks it finished.
 #![allow(clippy::single_range_in_vec_init)] // one row range is the whole matrix
 
 mod common;
@@ -109,6 +110,59 @@ fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
         failed > 0,
         "no block of the truncated shard failed: {report}"
     );
+}
+
+#[test]
+fn an_interrupted_report_writes_what_finished_marked_incomplete() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path());
+    let out = dir.path().join("out.json");
+    // Every projection and head on one thread: many seconds of work.
+    let child = Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .args([
+            "report",
+            dir.path().to_str().unwrap(),
+            "--threads",
+            "1",
+            "-o",
+        ])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while threads(child.id()) < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the worker never started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let result = child.wait_with_output().unwrap();
+    assert_eq!(result.status.code(), Some(130), "{result:?}");
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        stderr.contains("mpscope: interrupted; the report holds the"),
+        "{stderr}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report["complete"], false);
+    let rows = report["matrices"].as_array().unwrap();
+    let missing = rows
+        .iter()
+        .filter(|m| m["error"] == "not computed: interrupted")
+        .count();
+    let done = rows.iter().filter(|m| m["ks"].is_f64()).count();
+    assert!(missing > 0, "{report}");
+    assert_eq!(done + missing, rows.len(), "{report}");
 }
 
 /// The shard file holding tensor `name`, from the index.

@@ -457,6 +457,14 @@ fn a_changed_checkpoint_is_named_in_the_footer_with_the_reopen_key() {
         lines[23],
         "o reopen · changed on disk: model.safetensors (size 1.40 GiB → 1.00 MiB)          57 blocks in 0.0s "
     );
+    let ascii = screen(&app, ASCII, 100, 24);
+    assert!(
+        ascii[23].starts_with(
+            "o reopen | changed on disk: model.safetensors (size 1.40 GiB -> 1.00 MiB)  "
+        ),
+        "{}",
+        ascii[23]
+    );
     // A fresh opening keeps the view and the focus; the notice goes with the old one.
     app.handle(key('2'));
     let fresh = app_for(dir.path()).carrying(&app);

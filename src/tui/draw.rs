@@ -103,6 +103,7 @@ fn txt(s: &str, t: &Theme) -> String {
         return s.to_string();
     }
     s.replace('±', "+-")
+        .replace('→', "->")
         .chars()
         .map(|c| match c {
             '×' => 'x',
