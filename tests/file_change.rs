@@ -4,7 +4,7 @@
 #![allow(clippy::single_range_in_vec_init)] // one row range is the whole matrix
 
 mod common;
-use common::mpscope;
+use common::{rewrite_in_place, synth};
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -14,11 +14,9 @@ use std::time::{Duration, Instant};
 use mpscope::checkpoint::{Checkpoint, Selection};
 
 /// A 6-layer Llama (hidden 1024, 16 heads / 8 kv) in two shards: layers 0–2 in the first,
-/// 3–5 in the second.
-fn two_shards(dir: &Path) {
-    let out = mpscope(&[
-        "synth",
-        dir.to_str().unwrap(),
+/// 3–5 in the second; `extra` flags added.
+fn two_shards(dir: &Path, extra: &[&str]) {
+    let shape = [
         "--layers",
         "6",
         "--hidden",
@@ -27,14 +25,9 @@ fn two_shards(dir: &Path) {
         "16",
         "--kv-heads",
         "8",
-        "--intermediate",
-        "1024",
-        "--vocab",
-        "1000",
-        "--shards",
-        "2",
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    ];
+    let rest = ["--intermediate", "1024", "--vocab", "1000", "--shards", "2"];
+    synth(dir, &[&shape[..], &rest, extra].concat());
 }
 
 const SHARD2: &str = "model-00002-of-00002.safetensors";
@@ -44,22 +37,17 @@ fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
-#[test]
-fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
-    let dir = tempfile::tempdir().unwrap();
-    two_shards(dir.path());
-    let out = dir.path().join("out.json");
-    // One worker thread, whole q matrices only: the report computes them biggest first, all
-    // of one size, so in layer order: the first shard's three layers (~0.3 s of CPU) come
-    // before any block of the second.
+/// Starts `mpscope report DIR args… -o DIR/out.json` on one worker thread and returns once
+/// that thread runs: the checkpoint is open (headers read) and signal handlers are in place.
+fn start_report(dir: &Path, args: &[&str]) -> std::process::Child {
     let child = Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args(["report", dir.path().to_str().unwrap()])
-        .args(["--proj", "q", "--no-heads", "--threads", "1", "-o"])
-        .arg(&out)
+        .args(["report", dir.to_str().unwrap(), "--threads", "1"])
+        .args(args)
+        .arg("-o")
+        .arg(dir.join("out.json"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The worker thread starts once the checkpoint is open (headers read): truncate then.
     let t0 = Instant::now();
     while threads(child.id()) < 2 {
         assert!(
@@ -68,6 +56,18 @@ fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
+    child
+}
+
+#[test]
+fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path(), &[]);
+    let out = dir.path().join("out.json");
+    // One worker thread, whole q matrices only: the report computes them biggest first, all
+    // of one size, so in layer order: the first shard's three layers (~0.3 s of CPU) come
+    // before any block of the second. Truncated as soon as the worker starts.
+    let child = start_report(dir.path(), &["--proj", "q", "--no-heads"]);
     let shard = std::fs::OpenOptions::new()
         .write(true)
         .open(dir.path().join(SHARD2))
@@ -115,29 +115,10 @@ fn report_keeps_finished_blocks_when_a_shard_is_truncated_under_it() {
 #[test]
 fn an_interrupted_report_writes_what_finished_marked_incomplete() {
     let dir = tempfile::tempdir().unwrap();
-    two_shards(dir.path());
+    two_shards(dir.path(), &[]);
     let out = dir.path().join("out.json");
     // Every projection and head on one thread: many seconds of work.
-    let child = Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args([
-            "report",
-            dir.path().to_str().unwrap(),
-            "--threads",
-            "1",
-            "-o",
-        ])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while threads(child.id()) < 2 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the worker never started"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let child = start_report(dir.path(), &[]);
     std::thread::sleep(Duration::from_millis(300));
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -177,29 +158,9 @@ fn shard_with(dir: &Path, name: &str) -> std::path::PathBuf {
 #[test]
 fn a_same_size_rewrite_is_noticed_and_never_mixed_in() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    two_shards(a.path());
+    two_shards(a.path(), &[]);
     // Same shapes, other seed: a shard of exactly the same size with other contents.
-    let out = mpscope(&[
-        "synth",
-        b.path().to_str().unwrap(),
-        "--layers",
-        "6",
-        "--hidden",
-        "1024",
-        "--heads",
-        "16",
-        "--kv-heads",
-        "8",
-        "--intermediate",
-        "1024",
-        "--vocab",
-        "1000",
-        "--shards",
-        "2",
-        "--seed",
-        "99",
-    ]);
-    assert!(out.status.success(), "{out:?}");
+    two_shards(b.path(), &["--seed", "99"]);
     let name = "model.layers.4.self_attn.q_proj.weight";
     let path = shard_with(a.path(), name);
     let new = std::fs::read(shard_with(b.path(), name)).unwrap();
@@ -216,16 +177,7 @@ fn a_same_size_rewrite_is_noticed_and_never_mixed_in() {
     let before = ck.decode_f32(&sel).unwrap();
     assert!(ck.changed().is_none());
 
-    // Rewritten in place (same inode, same size), as a trainer saving over its checkpoint.
-    std::fs::write(&path, &new).unwrap();
-    // The kernel stamps mtime with a coarse clock; a real save comes long after the open.
-    let later = std::fs::metadata(&path).unwrap().modified().unwrap() + Duration::from_secs(2);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    rewrite_in_place(&path, &new);
     let change = ck.changed().expect("the rewrite is noticed");
     assert_eq!(change.what(), "rewritten with the same size");
     let err = ck.decode_f32(&sel).unwrap_err().to_string();

@@ -102,6 +102,20 @@ impl Session {
         self.send(&format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
     }
 
+    /// Quits with `q`, expecting status 0 and the terminal as it was: alternate screen left,
+    /// cursor shown.
+    fn quit_and_check_restored(&mut self) {
+        self.send("q");
+        assert_eq!(self.wait_exit(), 0);
+        std::thread::sleep(Duration::from_millis(200));
+        let parser = self.screen.lock().unwrap();
+        assert!(
+            !parser.screen().alternate_screen(),
+            "left the alternate screen"
+        );
+        assert!(!parser.screen().hide_cursor(), "cursor shown again");
+    }
+
     fn wait_exit(&mut self) -> u32 {
         let t0 = Instant::now();
         loop {
@@ -145,15 +159,7 @@ fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
     s.wait_for("keys (Esc closes)");
     s.send("\x1b");
     std::thread::sleep(Duration::from_millis(200));
-    s.send("q");
-    assert_eq!(s.wait_exit(), 0);
-    std::thread::sleep(Duration::from_millis(200));
-    let parser = s.screen.lock().unwrap();
-    assert!(
-        !parser.screen().alternate_screen(),
-        "left the alternate screen"
-    );
-    assert!(!parser.screen().hide_cursor(), "cursor shown again");
+    s.quit_and_check_restored();
     let raw = s.raw.lock().unwrap();
     let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(200)..]).into_owned();
     assert!(
@@ -203,23 +209,11 @@ fn an_unopenable_model_prints_an_error_after_restoring_with_status_2() {
 
 /// A small Llama in two shards (layers 0–1 in the first, 2 in the second), `extra` flags added.
 fn two_shards(dir: &std::path::Path, extra: &[&str]) {
-    let mut args = vec![
-        "synth",
-        dir.to_str().unwrap(),
-        "--layers",
-        "3",
-        "--hidden",
-        "128",
-        "--heads",
-        "4",
-        "--kv-heads",
-        "2",
-        "--shards",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    let out = common::mpscope(&args);
-    assert!(out.status.success(), "{out:?}");
+    let shape = ["--layers", "3", "--hidden", "128", "--heads", "4"];
+    common::synth(
+        dir,
+        &[&shape[..], &["--kv-heads", "2", "--shards", "2"], extra].concat(),
+    );
 }
 
 /// The screen without its footer and without compute times (which vary run to run).
@@ -246,16 +240,7 @@ fn a_same_size_rewrite_is_offered_for_reopening_and_never_mixed_in() {
     s.wait_for("blocks in");
     s.send("gjj");
     let old = s.wait_for("L2 q · model.layers.2");
-    // Saved over in place with new weights of the same size (same inode). The kernel's mtime
-    // clock is coarse; a real save comes long after the open.
-    std::fs::write(&path, &new).unwrap();
-    let later = std::fs::metadata(&path).unwrap().modified().unwrap() + Duration::from_secs(2);
-    std::fs::File::options()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_modified(later)
-        .unwrap();
+    common::rewrite_in_place(&path, &new);
     let offered = s.wait_for("o reopen · changed on disk: model-00002");
     // Until reopened, the numbers on screen are those of the version opened.
     assert_eq!(numbers(&offered), numbers(&old));
@@ -263,16 +248,14 @@ fn a_same_size_rewrite_is_offered_for_reopening_and_never_mixed_in() {
     s.wait_for("reopened");
     let reopened = s.wait_for("blocks in");
     assert!(reopened.contains("L2 q · model.layers.2"), "{reopened}");
-    s.send("q");
-    assert_eq!(s.wait_exit(), 0);
+    s.quit_and_check_restored();
 
     // Every number after reopening is the new checkpoint's: the same as a fresh explorer's.
     let mut fresh = Session::start(&[a.path().to_str().unwrap()], &[]);
     fresh.wait_for("blocks in");
     fresh.send("gjj");
     let want = fresh.wait_for("L2 q · model.layers.2");
-    fresh.send("q");
-    assert_eq!(fresh.wait_exit(), 0);
+    fresh.quit_and_check_restored();
     assert_eq!(numbers(&reopened), numbers(&want));
     assert_ne!(numbers(&reopened), numbers(&old));
 }
@@ -306,13 +289,5 @@ fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
     let screen = s.wait_for("blocks in");
     assert!(screen.contains("L1 q · model.layers.1"), "{screen}");
     assert!(!screen.contains("failed"), "{screen}");
-    s.send("q");
-    assert_eq!(s.wait_exit(), 0);
-    std::thread::sleep(Duration::from_millis(200));
-    let parser = s.screen.lock().unwrap();
-    assert!(
-        !parser.screen().alternate_screen(),
-        "left the alternate screen"
-    );
-    assert!(!parser.screen().hide_cursor(), "cursor shown again");
+    s.quit_and_check_restored();
 }
