@@ -206,6 +206,40 @@ fn main() {
         println!("  {label:<24} {:8.1} ms", best.as_secs_f64() * 1e3);
     }
 
+    // Reading and decoding alone: the positioned reads' copy through a 1 MiB buffer, then
+    // bf16 to f64. q/k/v heads are row slices (one read per 64 rows); o heads are column
+    // slices (a read per 64 rows of 2048, or per row past a 4 KiB gap).
+    println!("\nread + decode to f64 alone, one thread, whole matrices + every head");
+    for projs in ["q,k,v", "o"] {
+        let jobs = scan::plan(
+            &an,
+            &ScanOptions {
+                projs: projs.parse().expect("projection list"),
+                ..ScanOptions::default()
+            },
+        );
+        let bytes: usize = jobs.iter().map(|j| j.block.rows * j.block.cols * 2).sum();
+        let best = (0..3)
+            .map(|_| {
+                let t0 = Instant::now();
+                let mut m = faer::Mat::<f64>::new();
+                for j in &jobs {
+                    ck.decode_f64_into(&j.block.selection, &mut m)
+                        .expect("decode");
+                }
+                t0.elapsed()
+            })
+            .min()
+            .unwrap_or_default();
+        println!(
+            "  {projs:<6} {:4} blocks, {:.2} GB of bf16: {:6.0} ms ({:.1} GB/s)",
+            jobs.len(),
+            bytes as f64 / 1e9,
+            best.as_secs_f64() * 1e3,
+            bytes as f64 / 1e9 / best.as_secs_f64(),
+        );
+    }
+
     let l8b = base.join("mpscope-bench-llama-3.1-8b-1layer");
     ensure(
         &l8b,

@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 use mpscope::anatomy::{Anatomy, Overrides};
@@ -20,7 +21,7 @@ use mpscope::synth::{
     self, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily,
     SynthSpec,
 };
-use mpscope::tui::{self, app::App, theme::Theme};
+use mpscope::tui::{self, theme::Theme};
 use mpscope::{Error, demo, inspect};
 
 /// Explore where a transformer's weights have left random initialization.
@@ -342,6 +343,16 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    // Ctrl-C, SIGTERM and SIGQUIT stop the run and write what finished (`"complete": false`).
+    let signal = Arc::new(AtomicUsize::new(0));
+    for &sig in signal_hook::consts::TERM_SIGNALS {
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize).map_err(
+            |source| Error::Io {
+                path: PathBuf::from("<signal handler>"),
+                source,
+            },
+        )?;
+    }
     let (ck, an) = open(&args.path, &args.model)?;
     let mode: SigmaMode = args.sigma.into();
     let scan = ScanOptions {
@@ -354,13 +365,15 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let jobs = scan::plan(&an, &scan);
     let compute = args.compute.options(&ck);
     let model = report::ModelRecord::new(&args.path, &ck, &an);
-    let results = report::run(
-        Arc::new(ck),
+    let ck = Arc::new(ck);
+    let results = report::run_until(
+        Arc::clone(&ck),
         jobs,
         compute,
         mode,
         args.compute.threads,
         report::stderr_progress(),
+        &|| signal.load(Ordering::SeqCst) != 0,
     )
     .map_err(Error::Worker)?;
     let format = args.format.unwrap_or(
@@ -380,7 +393,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
         }
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text).map_err(|source| Error::Io {
+        Some(path) => report::write_beside(path, text.as_bytes()).map_err(|source| Error::Io {
             path: path.clone(),
             source,
         })?,
@@ -396,7 +409,27 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
             }
         }
     }
-    Ok(if results.failed() > 0 {
+    let failed = results.failed();
+    if let Some(change) = ck.changed() {
+        eprintln!("mpscope: {change}");
+    }
+    let caught = signal.load(Ordering::SeqCst);
+    if caught != 0 {
+        let done = results.entries.iter().filter(|e| e.result.is_ok()).count();
+        eprintln!(
+            "mpscope: interrupted; the report holds the {done} of {} blocks that finished",
+            results.entries.len()
+        );
+        return Ok(ExitCode::from(128 + caught as u8));
+    }
+    if failed > 0 {
+        eprintln!(
+            "mpscope: {failed} of {} blocks failed (their `error` says why); the others are \
+             reported",
+            results.entries.len()
+        );
+    }
+    Ok(if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -415,36 +448,56 @@ fn explore(
             (dir.to_string_lossy().into_owned(), "demo".to_string())
         }
     };
-    let (ck, an) = open(&spec, model)?;
+    let first = explorer_model(&spec, model, compute)?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::Usage(
             "the explorer needs a terminal; for scripts use `mpscope report PATH`".into(),
         ));
     }
+    let theme = Theme::from_env(model.ascii);
+    let reopen = |randomize: bool| {
+        let compute = ComputeArgs {
+            randomize: compute.randomize || randomize,
+            ..compute.clone()
+        };
+        explorer_model(&spec, model, &compute).map_err(|e| e.to_string())
+    };
+    tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
+        path: PathBuf::from("<terminal>"),
+        source,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the checkpoint at `spec` for the explorer: its blocks, how to compute them, and how
+/// to notice that its files changed on disk.
+fn explorer_model(
+    spec: &str,
+    model: &ModelArgs,
+    compute: &ComputeArgs,
+) -> Result<tui::run::Model, Error> {
+    let (ck, anatomy) = open(spec, model)?;
     let jobs = scan::plan(
-        &an,
+        &anatomy,
         &ScanOptions {
             embeddings: compute.embeddings,
             ..ScanOptions::default()
         },
     );
     let options = compute.options(&ck);
-    let blocks = jobs.iter().map(|j| j.block.clone()).collect();
-    let app = App::new(title, &an, blocks);
-    let theme = Theme::from_env(model.ascii);
     let ck = Arc::new(ck);
-    tui::run::run(
-        app,
+    let watched = Arc::clone(&ck);
+    Ok(tui::run::Model {
+        anatomy,
         jobs,
-        compute.threads,
-        move |j| scan::analyze(&ck, j, &options, SigmaMode::Entry),
-        theme,
-    )
-    .map_err(|source| Error::Io {
-        path: PathBuf::from("<terminal>"),
-        source,
-    })?;
-    Ok(ExitCode::SUCCESS)
+        compute: Box::new(move |j| scan::analyze(&ck, j, &options, SigmaMode::Entry)),
+        changed: Box::new(move || {
+            watched
+                .changed()
+                .map(|c| format!("{} ({})", c.file_name(), c.what()))
+        }),
+        randomized: compute.randomize,
+    })
 }
 
 fn main() -> ExitCode {

@@ -43,6 +43,8 @@ pub struct Results {
     pub entries: Vec<Entry>,
     /// Time the scan took.
     pub elapsed: Duration,
+    /// False when the run was interrupted before every block was computed.
+    pub complete: bool,
 }
 
 impl Results {
@@ -59,7 +61,21 @@ pub fn run(
     compute: ComputeOptions,
     mode: SigmaMode,
     threads: usize,
+    progress: impl FnMut(&Progress),
+) -> Result<Results, crate::worker::StartError> {
+    run_until(ck, jobs, compute, mode, threads, progress, &|| false)
+}
+
+/// [`run`] that stops early, keeping what finished, once `stop` says so (checked every
+/// 100 ms; e.g. on Ctrl-C). The blocks left are errors "not computed: interrupted".
+pub fn run_until(
+    ck: Arc<Checkpoint>,
+    jobs: Vec<Job>,
+    compute: ComputeOptions,
+    mode: SigmaMode,
+    threads: usize,
     mut progress: impl FnMut(&Progress),
+    stop: &dyn Fn() -> bool,
 ) -> Result<Results, crate::worker::StartError> {
     let (tx, rx) = mpsc::channel();
     let n = jobs.len();
@@ -82,7 +98,14 @@ pub fn run(
     )?;
     let mut slots: Vec<Option<Result<Analysis, String>>> = vec![None; n];
     let mut received = 0;
+    let mut complete = true;
     while received < n {
+        if stop() {
+            // Running blocks are not waited for: whoever interrupts wants out now.
+            worker.cancel_all();
+            complete = false;
+            break;
+        }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(o) => {
                 slots[order[o.index]] = Some(o.result);
@@ -93,17 +116,45 @@ pub fn run(
         }
         progress(&worker.progress());
     }
-    worker.wait();
+    if complete {
+        worker.wait();
+    }
     let elapsed = worker.progress().elapsed;
+    let missing = if complete {
+        "not computed"
+    } else {
+        "not computed: interrupted"
+    };
     let entries = blocks
         .into_iter()
         .zip(slots)
         .map(|(block, r)| Entry {
             block,
-            result: r.unwrap_or_else(|| Err("not computed".into())),
+            result: r.unwrap_or_else(|| Err(missing.into())),
         })
         .collect();
-    Ok(Results { entries, elapsed })
+    Ok(Results {
+        entries,
+        elapsed,
+        complete,
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file beside it, renamed over `path` once
+/// complete: an interrupted run never leaves a half-written report where the last one was.
+pub fn write_beside(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// A progress line for stderr: "[#####.....] 120/480  12.3s  ETA 30s".
@@ -324,6 +375,8 @@ pub struct JsonReport {
     pub model: ModelRecord,
     /// σ mode of every score.
     pub sigma_mode: SigmaMode,
+    /// False when the run was interrupted: the blocks not reached say so in `error`.
+    pub complete: bool,
     /// Every block.
     pub matrices: Vec<MatrixRecord>,
 }
@@ -333,6 +386,7 @@ pub fn to_json(model: ModelRecord, mode: SigmaMode, r: &Results, values: bool) -
     let doc = JsonReport {
         model,
         sigma_mode: mode,
+        complete: r.complete,
         matrices: r
             .entries
             .iter()

@@ -209,7 +209,7 @@ fn contents(ck: &Checkpoint) -> Vec<(String, String, Vec<usize>, Vec<u8>)> {
                 t.name.clone(),
                 t.dtype.name().to_owned(),
                 t.shape.clone(),
-                ck.tensor_bytes(t).to_vec(),
+                ck.tensor_bytes(t).unwrap(),
             )
         })
         .collect()

@@ -47,6 +47,7 @@ fn app_with(dir: &Path, randomize: bool) -> App {
     }
     app.progress.done = jobs.len();
     app.progress.total = jobs.len();
+    app.randomized = randomize;
     app
 }
 
@@ -484,12 +485,47 @@ fn tail_view_and_shuffled_overlay() {
     );
 }
 
-/// Without `--randomize` there is nothing to overlay, and `R` says how to get it.
+/// Without `--randomize` there is nothing to overlay yet: `R` asks the loop to compute every
+/// block again with its shuffled control, and says so.
 #[test]
-fn shuffled_overlay_without_randomize_explains_itself() {
+fn shuffled_overlay_without_randomize_asks_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = app_for(dir.path());
-    app.handle(key('R'));
+    assert_eq!(app.handle(key('R')), mpscope::tui::app::Effect::Randomize);
     let all = text(&screen(&app, UNICODE, 100, 30));
-    assert!(all.contains("--randomize"), "{all}");
+    assert!(
+        all.contains("computing every block's shuffled control"),
+        "{all}"
+    );
+    // A fresh app for the randomized worker keeps the overlay on.
+    let fresh = app_with(dir.path(), true).carrying(&app);
+    assert!(fresh.show_shuffled && fresh.randomized);
+    assert!(text(&screen(&fresh, UNICODE, 100, 30)).contains('◦'));
+}
+
+#[test]
+fn a_changed_checkpoint_is_named_in_the_footer_with_the_reopen_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('j'));
+    app.stale = Some("model.safetensors (size 1.40 GiB → 1.00 MiB)".into());
+    let lines = screen(&app, UNICODE, 100, 24);
+    assert_eq!(
+        lines[23],
+        "o reopen · changed on disk: model.safetensors (size 1.40 GiB → 1.00 MiB)          57 blocks in 0.0s "
+    );
+    let ascii = screen(&app, ASCII, 100, 24);
+    assert!(
+        ascii[23].starts_with(
+            "o reopen | changed on disk: model.safetensors (size 1.40 GiB -> 1.00 MiB)  "
+        ),
+        "{}",
+        ascii[23]
+    );
+    // A fresh opening keeps the view and the focus; the notice goes with the old one.
+    app.handle(key('2'));
+    let fresh = app_for(dir.path()).carrying(&app);
+    assert_eq!((fresh.view, fresh.focus()), (View::Heads, app.focus()));
+    assert_eq!(fresh.stale, None);
+    assert_eq!(app.handle(key('o')), mpscope::tui::app::Effect::Reopen);
 }

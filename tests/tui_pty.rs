@@ -102,6 +102,20 @@ impl Session {
         self.send(&format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m"));
     }
 
+    /// Quits with `q`, expecting status 0 and the terminal as it was: alternate screen left,
+    /// cursor shown.
+    fn quit_and_check_restored(&mut self) {
+        self.send("q");
+        assert_eq!(self.wait_exit(), 0);
+        std::thread::sleep(Duration::from_millis(200));
+        let parser = self.screen.lock().unwrap();
+        assert!(
+            !parser.screen().alternate_screen(),
+            "left the alternate screen"
+        );
+        assert!(!parser.screen().hide_cursor(), "cursor shown again");
+    }
+
     fn wait_exit(&mut self) -> u32 {
         let t0 = Instant::now();
         loop {
@@ -145,15 +159,7 @@ fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
     s.wait_for("keys (Esc closes)");
     s.send("\x1b");
     std::thread::sleep(Duration::from_millis(200));
-    s.send("q");
-    assert_eq!(s.wait_exit(), 0);
-    std::thread::sleep(Duration::from_millis(200));
-    let parser = s.screen.lock().unwrap();
-    assert!(
-        !parser.screen().alternate_screen(),
-        "left the alternate screen"
-    );
-    assert!(!parser.screen().hide_cursor(), "cursor shown again");
+    s.quit_and_check_restored();
     let raw = s.raw.lock().unwrap();
     let tail = String::from_utf8_lossy(&raw[raw.len().saturating_sub(200)..]).into_owned();
     assert!(
@@ -199,4 +205,89 @@ fn an_unopenable_model_prints_an_error_after_restoring_with_status_2() {
         "{c}"
     );
     assert!(!s.screen.lock().unwrap().screen().alternate_screen());
+}
+
+/// A small Llama in two shards (layers 0–1 in the first, 2 in the second), `extra` flags added.
+fn two_shards(dir: &std::path::Path, extra: &[&str]) {
+    let shape = ["--layers", "3", "--hidden", "128", "--heads", "4"];
+    common::synth(
+        dir,
+        &[&shape[..], &["--kv-heads", "2", "--shards", "2"], extra].concat(),
+    );
+}
+
+/// The screen without its footer and without compute times (which vary run to run).
+fn numbers(screen: &str) -> String {
+    let lines: Vec<&str> = screen.lines().collect();
+    lines[..lines.len() - 1]
+        .iter()
+        .map(|l| l.split("time").next().unwrap_or(l).trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn a_same_size_rewrite_is_offered_for_reopening_and_never_mixed_in() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    two_shards(a.path(), &["--spikes", "L2.q:3x4"]);
+    two_shards(b.path(), &["--spikes", "L2.q:1x8", "--seed", "7"]);
+    let shard = "model-00002-of-00002.safetensors";
+    let new = std::fs::read(b.path().join(shard)).unwrap();
+    let path = a.path().join(shard);
+    assert_eq!(new.len() as u64, std::fs::metadata(&path).unwrap().len());
+
+    let mut s = Session::start(&[a.path().to_str().unwrap()], &[]);
+    s.wait_for("blocks in");
+    s.send("gjj");
+    let old = s.wait_for("L2 q · model.layers.2");
+    common::rewrite_in_place(&path, &new);
+    let offered = s.wait_for("o reopen · changed on disk: model-00002");
+    // Until reopened, the numbers on screen are those of the version opened.
+    assert_eq!(numbers(&offered), numbers(&old));
+    s.send("o");
+    s.wait_for("reopened");
+    let reopened = s.wait_for("blocks in");
+    assert!(reopened.contains("L2 q · model.layers.2"), "{reopened}");
+    s.quit_and_check_restored();
+
+    // Every number after reopening is the new checkpoint's: the same as a fresh explorer's.
+    let mut fresh = Session::start(&[a.path().to_str().unwrap()], &[]);
+    fresh.wait_for("blocks in");
+    fresh.send("gjj");
+    let want = fresh.wait_for("L2 q · model.layers.2");
+    fresh.quit_and_check_restored();
+    assert_eq!(numbers(&reopened), numbers(&want));
+    assert_ne!(numbers(&reopened), numbers(&old));
+}
+
+#[test]
+fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    two_shards(dir.path(), &[]);
+    let shard = dir.path().join("model-00002-of-00002.safetensors");
+    let saved = std::fs::read(&shard).unwrap();
+    let mut s = Session::start(&[dir.path().to_str().unwrap()], &[]);
+    s.wait_for("L0 q · model.layers.0");
+    // Truncated in place, as a trainer opening its checkpoint to save over it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&shard)
+        .unwrap()
+        .set_len(1024)
+        .unwrap();
+    let screen = s.wait_for("o reopen · changed on disk: model-00002");
+    assert!(
+        s.screen.lock().unwrap().screen().alternate_screen(),
+        "{screen}"
+    );
+    // The save completes; one key opens the new checkpoint, keeping the focus.
+    s.send("j");
+    s.wait_for("L1 q · model.layers.1");
+    std::fs::write(&shard, &saved).unwrap();
+    s.send("o");
+    s.wait_for("reopened");
+    let screen = s.wait_for("blocks in");
+    assert!(screen.contains("L1 q · model.layers.1"), "{screen}");
+    assert!(!screen.contains("failed"), "{screen}");
+    s.quit_and_check_restored();
 }

@@ -1,8 +1,9 @@
 //! Little-endian stored elements to f32/f64, and stored row-major blocks to faer matrices.
 //!
-//! Mapped data may sit at any byte offset, so elements are read from byte arrays
-//! (`from_le_bytes`), never by casting the mapped slice.
+//! Stored data may sit at any byte offset, so elements are read from byte arrays
+//! (`from_le_bytes`), never by casting the read buffer.
 
+use std::io;
 use std::ops::Range;
 
 use faer::Mat;
@@ -186,23 +187,65 @@ fn columns<T>(m: &mut Mat<T>) -> Vec<&mut [T]> {
         .collect()
 }
 
-/// Cuts `rows` × `cols` out of a row-major `[.., ncols]` tensor held in `data` into `out`,
-/// column-major, transposed when asked; `out` is reshaped, reusing its allocation when it is
-/// at least as large in both dimensions.
+/// Largest run of stored bytes read at once (consecutive rows of a block).
+const READ_MAX: usize = 1 << 20;
+
+/// Largest gap between the selected parts of two consecutive rows that is read through rather
+/// than skipped with a separate read (about what a system call costs in copying).
+const GAP_MAX: usize = 4096;
+
+/// Reads the stored rows `rows` (columns `cols`) of a row-major `[.., ncols]` tensor through
+/// `read(offset within the tensor, buffer)` and hands each row's selected bytes to `row`, in
+/// order. Consecutive rows are read in one run of at most [`READ_MAX`] bytes unless the
+/// unselected gap between them exceeds [`GAP_MAX`].
+fn each_row(
+    es: usize,
+    read: &mut dyn FnMut(usize, &mut [u8]) -> io::Result<()>,
+    ncols: usize,
+    rows: &[Range<usize>],
+    cols: &Range<usize>,
+    mut row: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    let stride = ncols * es;
+    let take = cols.len() * es;
+    let per_read = if stride - take > GAP_MAX {
+        1
+    } else {
+        (READ_MAX / stride.max(1)).clamp(1, ROW_BLOCK)
+    };
+    let mut raw = Vec::new();
+    for r in rows {
+        let mut first = r.start;
+        while first < r.end {
+            let n = per_read.min(r.end - first);
+            raw.resize((n - 1) * stride + take, 0);
+            read(first * stride + cols.start * es, &mut raw)?;
+            for i in 0..n {
+                row(&raw[i * stride..i * stride + take]);
+            }
+            first += n;
+        }
+    }
+    Ok(())
+}
+
+/// Cuts `rows` × `cols` out of a row-major `[.., ncols]` tensor read through `read` (offset
+/// within the tensor, buffer to fill) into `out`, column-major, transposed when asked; `out`
+/// is reshaped, reusing its allocation when it is at least as large in both dimensions.
 ///
-/// The caller has checked every range against the shape and that `data` holds the whole
-/// tensor (`nrows · ncols · kind.size()` bytes).
+/// The caller has checked every range against the shape and that the tensor holds
+/// `nrows · ncols · kind.size()` bytes; a failed read (a file that shrank) is returned.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn cut_into<T: Elem>(
+pub(crate) fn cut_from<T: Elem>(
     kind: Kind,
-    data: &[u8],
+    read: &mut dyn FnMut(usize, &mut [u8]) -> io::Result<()>,
     ncols: usize,
     rows: &[Range<usize>],
     cols: Range<usize>,
     total_rows: usize,
     transpose: bool,
     out: &mut Mat<T>,
-) {
+) -> io::Result<()> {
     let es = kind.size();
     let width = cols.len();
     let (nr, nc) = if transpose {
@@ -217,22 +260,19 @@ pub(crate) fn cut_into<T: Elem>(
         *out = Mat::zeros(nr, nc);
     }
     if nr == 0 || nc == 0 {
-        return;
+        return Ok(());
     }
-    let row_bytes = |r: usize| {
-        let start = (r * ncols + cols.start) * es;
-        &data[start..start + width * es]
-    };
-    let selected = rows.iter().flat_map(|r| r.clone());
     let mut scratch = Vec::new();
     let mut out_cols = columns(out);
 
     if transpose {
         // Stored row i becomes output column i: contiguous in column-major, decode in place.
-        for (col, r) in out_cols.into_iter().zip(selected) {
-            T::decode_row(kind, row_bytes(r), col, &mut scratch);
-        }
-        return;
+        let mut next = out_cols.iter_mut();
+        return each_row(es, read, ncols, rows, &cols, |bytes| {
+            if let Some(col) = next.next() {
+                T::decode_row(kind, bytes, col, &mut scratch);
+            }
+        });
     }
 
     // Stored row i becomes output row i: decode a block of rows into a row-major buffer,
@@ -241,20 +281,41 @@ pub(crate) fn cut_into<T: Elem>(
     // cache set and thrash it.
     let stride = width + 16;
     let mut buf = vec![T::default(); ROW_BLOCK * stride];
-    let mut selected = selected.peekable();
-    let mut i0 = 0;
-    while selected.peek().is_some() {
-        let mut n = 0;
-        for (slot, r) in buf.chunks_exact_mut(stride).zip(selected.by_ref()) {
-            T::decode_row(kind, row_bytes(r), &mut slot[..width], &mut scratch);
-            n += 1;
-            if n == ROW_BLOCK {
-                break;
-            }
+    let (mut n, mut i0) = (0, 0);
+    each_row(es, read, ncols, rows, &cols, |bytes| {
+        T::decode_row(kind, bytes, &mut buf[n * stride..][..width], &mut scratch);
+        n += 1;
+        if n == ROW_BLOCK {
+            scatter(&buf, stride, n, &mut out_cols, i0);
+            i0 += n;
+            n = 0;
         }
-        scatter(&buf, stride, n, &mut out_cols, i0);
-        i0 += n;
-    }
+    })?;
+    scatter(&buf, stride, n, &mut out_cols, i0);
+    Ok(())
+}
+
+/// [`cut_from`] bytes in memory (`data` holds the whole tensor).
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cut_into<T: Elem>(
+    kind: Kind,
+    data: &[u8],
+    ncols: usize,
+    rows: &[Range<usize>],
+    cols: Range<usize>,
+    total_rows: usize,
+    transpose: bool,
+    out: &mut Mat<T>,
+) {
+    let mut read = |offset: usize, buf: &mut [u8]| {
+        buf.copy_from_slice(&data[offset..offset + buf.len()]);
+        Ok(())
+    };
+    cut_from(
+        kind, &mut read, ncols, rows, cols, total_rows, transpose, out,
+    )
+    .expect("reading memory cannot fail");
 }
 
 /// Writes the `n` buffered rows (row stride `stride`) into rows `i0..i0 + n` of the output
@@ -394,7 +455,7 @@ mod tests {
         let cols = 4..21;
         let picked: Vec<usize> = rows.iter().flat_map(|r| r.clone()).collect();
         for (kind, bytes) in &encodings {
-            // Odd offset: the mapped data need not be aligned.
+            // Odd offset: stored data need not be aligned.
             let mut shifted = vec![0u8];
             shifted.extend_from_slice(bytes);
             let data = &shifted[1..];

@@ -20,7 +20,7 @@ pub enum CheckpointError {
     Io {
         /// The file or directory involved.
         path: PathBuf,
-        /// What was being done ("open", "read", "memory-map", "list").
+        /// What was being done ("open", "read", "list").
         action: &'static str,
         /// The underlying error.
         source: std::io::Error,
@@ -349,5 +349,23 @@ pub enum CheckpointError {
         shape: Vec<usize>,
         /// What is wrong.
         problem: String,
+    },
+
+    /// A file changed on disk (truncated, rewritten, replaced) after it was opened.
+    #[error("{0}")]
+    Changed(super::Change),
+
+    /// A header length beyond what any real checkpoint uses.
+    #[error(
+        "{path}: header length {header_len} is larger than safetensors allows ({max} bytes); \
+         the file is not safetensors or its first 8 bytes are damaged"
+    )]
+    HeaderTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Header length as stored in the first 8 bytes.
+        header_len: u64,
+        /// The largest header accepted.
+        max: u64,
     },
 }

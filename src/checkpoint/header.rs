@@ -75,10 +75,18 @@ fn dtype_of(name: &str) -> Option<(Dtype, usize)> {
     Some((ours, st.bitsize()))
 }
 
-/// Parses and checks the header of the safetensors file `buf` (the whole file) at `path`.
-pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Vec<Entry>, CheckpointError> {
+/// Largest header accepted (the safetensors crate's own limit).
+pub(crate) const MAX_HEADER: u64 = 100_000_000;
+
+/// Parses and checks the header of the safetensors file at `path`, `file_len` bytes long,
+/// whose first bytes are `buf` (at least the 8-byte length and the header, when the file
+/// holds them).
+pub(crate) fn parse(
+    path: &Path,
+    file_len: usize,
+    buf: &[u8],
+) -> Result<Vec<Entry>, CheckpointError> {
     let p = || path.to_path_buf();
-    let file_len = buf.len();
     let Some((len_bytes, rest)) = buf.split_first_chunk::<8>() else {
         return Err(CheckpointError::ShortFile {
             path: p(),
@@ -88,6 +96,7 @@ pub(crate) fn parse(path: &Path, buf: &[u8]) -> Result<Vec<Entry>, CheckpointErr
     let header_len = u64::from_le_bytes(*len_bytes);
     let header = usize::try_from(header_len)
         .ok()
+        .filter(|&n| n <= file_len - 8)
         .and_then(|n| rest.get(..n))
         .ok_or(CheckpointError::HeaderPastEnd {
             path: p(),
@@ -210,9 +219,12 @@ mod tests {
     }
 
     fn err(header: &str, data: usize) -> String {
-        parse(&PathBuf::from("w.safetensors"), &file(header, data))
-            .unwrap_err()
-            .to_string()
+        {
+            let buf = file(header, data);
+            parse(&PathBuf::from("w.safetensors"), buf.len(), &buf)
+        }
+        .unwrap_err()
+        .to_string()
     }
 
     #[test]
@@ -233,7 +245,7 @@ mod tests {
         let mut meta = std::collections::HashMap::new();
         meta.insert("format".to_string(), "pt".to_string());
         let buf = safetensors::serialize(views, Some(meta)).unwrap();
-        let ours = parse(Path::new("x"), &buf).unwrap();
+        let ours = parse(Path::new("x"), buf.len(), &buf).unwrap();
         let theirs = safetensors::SafeTensors::deserialize(&buf).unwrap();
         assert_eq!(ours.len(), 2);
         for e in &ours {
@@ -285,7 +297,7 @@ mod tests {
     fn empty_tensors_and_metadata_are_fine() {
         let h = r#"{"__metadata__":{"format":"pt"},"e":{"dtype":"BF16","shape":[0,4],"data_offsets":[0,0]},"t":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}}"#;
         let buf = file(h, 4);
-        let v = parse(Path::new("x"), &buf).unwrap();
+        let v = parse(Path::new("x"), buf.len(), &buf).unwrap();
         assert_eq!(v.len(), 2);
         assert_eq!(v[1].bytes, 8 + h.len()..8 + h.len() + 4);
     }

@@ -1,27 +1,30 @@
-//! Finding, memory-mapping and decoding safetensors checkpoints.
+//! Finding, reading and decoding safetensors checkpoints.
 //!
 //! Knows files, headers, dtypes and `config.json`; knows nothing of layer names, math or UI.
+//! Files are read by position, never memory-mapped, and checked for changes on disk around
+//! every read (see [`Change`] and the README's "Watching a training run").
 //! CONTRACT (shared with anatomy, synth, spectrum, worker): the public types and method
 //! signatures below are relied on by other modules; extend, don't rename.
 
 use std::fmt;
-use std::fs::File;
 use std::io;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use faer::Mat;
-use memmap2::Mmap;
 
 mod config;
 mod decode;
 mod error;
+mod file;
 mod header;
 mod hf;
 mod natural;
 
 use decode::Kind;
 pub use error::CheckpointError;
+use file::OpenFile;
+pub use file::{Change, Identity};
 pub use hf::{hf_cache_from_env, hf_cache_root, looks_like_repo_id};
 pub use natural::natural_cmp;
 
@@ -153,11 +156,11 @@ pub struct OpenOptions {
     pub hf_cache: Option<PathBuf>,
 }
 
-/// An opened checkpoint: memory-mapped files, their tensors and the optional config.
+/// An opened checkpoint: its open files, their tensors and the optional config.
 pub struct Checkpoint {
     root: PathBuf,
     files: Vec<PathBuf>,
-    maps: Vec<Mmap>,
+    open: Vec<OpenFile>,
     tensors: Vec<TensorInfo>,
     config: Option<ModelConfig>,
     config_path: Option<PathBuf>,
@@ -205,11 +208,11 @@ impl Checkpoint {
     }
 
     fn load(layout: Layout) -> Result<Self, CheckpointError> {
-        let mut maps = Vec::with_capacity(layout.files.len());
+        let mut open = Vec::with_capacity(layout.files.len());
         let mut tensors = Vec::new();
         for (file, path) in layout.files.iter().enumerate() {
-            let (map, entries) = map_file(path)?;
-            maps.push(map);
+            let (f, entries) = open_file(path)?;
+            open.push(f);
             tensors.extend(entries.into_iter().map(|e| TensorInfo {
                 name: e.name,
                 dtype: e.dtype,
@@ -269,7 +272,7 @@ impl Checkpoint {
         Ok(Checkpoint {
             root: layout.root,
             files: layout.files,
-            maps,
+            open,
             tensors,
             config,
             config_path,
@@ -308,18 +311,29 @@ impl Checkpoint {
         self.config_path.as_deref()
     }
 
-    /// The stored bytes of a tensor of this checkpoint, borrowed from the mapping (empty if
-    /// `t` does not belong to this checkpoint).
-    pub fn tensor_bytes(&self, t: &TensorInfo) -> &[u8] {
-        self.maps
-            .get(t.file)
-            .and_then(|m| m.get(t.bytes.clone()))
-            .unwrap_or(&[])
+    /// The stored bytes of a tensor of this checkpoint, read from its file (empty if `t` does
+    /// not belong to this checkpoint); fails when the file changed since it was opened.
+    pub fn tensor_bytes(&self, t: &TensorInfo) -> Result<Vec<u8>, CheckpointError> {
+        let Some(f) = self.open.get(t.file) else {
+            return Ok(Vec::new());
+        };
+        f.read_checked(|read| {
+            let mut buf = vec![0u8; t.bytes.len()];
+            read(t.bytes.start as u64, &mut buf)?;
+            Ok(buf)
+        })
     }
 
-    /// Total size of the opened files in bytes.
+    /// Total size of the opened files in bytes (as they were when opened).
     pub fn total_bytes(&self) -> u64 {
-        self.maps.iter().map(|m| m.len() as u64).sum()
+        self.open.iter().map(OpenFile::len).sum()
+    }
+
+    /// The first file that changed on disk since the checkpoint was opened: rewritten or
+    /// truncated in place, replaced by a new file, or deleted. One `fstat` and one `stat` per
+    /// file; cheap enough to poll.
+    pub fn changed(&self) -> Option<Change> {
+        self.open.iter().find_map(OpenFile::change)
     }
 
     /// Decodes a block into an f32 matrix (NaN and inf pass through unchanged).
@@ -362,17 +376,18 @@ impl Checkpoint {
         out: &mut Mat<T>,
     ) -> Result<(), CheckpointError> {
         let c = self.check(sel)?;
-        decode::cut_into(
-            c.kind,
-            c.data,
-            c.ncols,
-            &sel.rows,
-            sel.cols.clone(),
-            c.total_rows,
-            sel.transpose,
-            out,
-        );
-        Ok(())
+        c.file.read_checked(|read| {
+            decode::cut_from(
+                c.kind,
+                &mut |offset, buf| read(c.start + offset as u64, buf),
+                c.ncols,
+                &sel.rows,
+                sel.cols.clone(),
+                c.total_rows,
+                sel.transpose,
+                out,
+            )
+        })
     }
 
     /// Checks a selection against its tensor before any decoding.
@@ -434,8 +449,12 @@ impl Checkpoint {
                 sel.cols.len()
             )));
         }
-        let data = self.tensor_bytes(t);
-        if Some(data.len())
+        let file = self
+            .open
+            .get(t.file)
+            .filter(|f| t.bytes.end as u64 <= f.len())
+            .ok_or_else(|| bad("the tensor lies outside its file".into()))?;
+        if Some(t.bytes.len())
             != nrows
                 .checked_mul(ncols)
                 .and_then(|n| n.checked_mul(kind.size()))
@@ -444,7 +463,8 @@ impl Checkpoint {
         }
         Ok(Checked {
             kind,
-            data,
+            file,
+            start: t.bytes.start as u64,
             ncols,
             total_rows,
         })
@@ -453,7 +473,9 @@ impl Checkpoint {
 
 struct Checked<'a> {
     kind: Kind,
-    data: &'a [u8],
+    file: &'a OpenFile,
+    /// Offset of the tensor's first byte in its file.
+    start: u64,
     ncols: usize,
     total_rows: usize,
 }
@@ -469,28 +491,38 @@ impl fmt::Debug for Checkpoint {
     }
 }
 
-/// Memory-maps one safetensors file and reads its header.
-fn map_file(path: &Path) -> Result<(Mmap, Vec<header::Entry>), CheckpointError> {
-    let io_err = |action, source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        action,
-        source,
-    };
-    let file = File::open(path).map_err(|e| io_err("open", e))?;
-    let len = file.metadata().map_err(|e| io_err("read", e))?.len();
+/// Opens one safetensors file and reads its header.
+fn open_file(path: &Path) -> Result<(OpenFile, Vec<header::Entry>), CheckpointError> {
+    let file = OpenFile::open(path)?;
+    let len = file.len();
     if len < 8 {
         return Err(CheckpointError::ShortFile {
             path: path.to_path_buf(),
             len,
         });
     }
-    // SAFETY: the mapping is read-only and only ever read through `&[u8]`. Memory-mapping is
-    // sound only while no one modifies or truncates the file underneath; mpscope never writes
-    // checkpoints it has opened, and like every mmap-based safetensors reader we accept that
-    // another process rewriting the file during a session is outside what we can guard.
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| io_err("memory-map", e))?;
-    let entries = header::parse(path, &map)?;
-    Ok((map, entries))
+    let mut len8 = [0u8; 8];
+    file.read_at(0, &mut len8)?;
+    let header_len = u64::from_le_bytes(len8);
+    let mut head = len8.to_vec();
+    if header_len > header::MAX_HEADER && header_len <= len - 8 {
+        return Err(CheckpointError::HeaderTooLarge {
+            path: path.to_path_buf(),
+            header_len,
+            max: header::MAX_HEADER,
+        });
+    }
+    if header_len <= len - 8 {
+        head.resize(8 + header_len as usize, 0);
+        file.read_at(8, &mut head[8..])?;
+    }
+    let len = usize::try_from(len).map_err(|_| CheckpointError::Io {
+        path: path.to_path_buf(),
+        action: "read",
+        source: io::Error::other("the file is larger than this platform can address"),
+    })?;
+    let entries = header::parse(path, len, &head)?;
+    Ok((file, entries))
 }
 
 /// Extensions of checkpoint formats other than safetensors, and their names.

@@ -146,6 +146,10 @@ pub enum Effect {
     None,
     /// Tell the worker the focus moved.
     Refocus(MatrixId),
+    /// Open the checkpoint again from disk, keeping the focus.
+    Reopen,
+    /// Compute every block again with its shuffled control, keeping the focus.
+    Randomize,
     /// Leave the program.
     Quit,
 }
@@ -189,6 +193,11 @@ pub struct App {
     pub message: Option<String>,
     /// Where exports are written.
     pub export_dir: PathBuf,
+    /// Set when a file of the checkpoint changed on disk since it was opened: which file and
+    /// how, for the footer (the numbers shown are from the version opened).
+    pub stale: Option<String>,
+    /// The worker computes the shuffled control of every block (`--randomize`, or `R`).
+    pub randomized: bool,
 }
 
 impl App {
@@ -235,7 +244,27 @@ impl App {
             // The anatomy's first caveat (e.g. head count unknown) greets the user.
             message: anatomy.notes().first().cloned(),
             export_dir: PathBuf::from("."),
+            stale: None,
+            randomized: false,
         }
+    }
+
+    /// This fresh app (of a reopened checkpoint) with `old`'s view, score, σ mode, axis,
+    /// bins, range and focus, where the focused block still exists.
+    pub fn carrying(mut self, old: &App) -> Self {
+        self.view = old.view;
+        self.score = old.score;
+        self.sigma_mode = old.sigma_mode;
+        self.unit = old.unit;
+        self.bins = old.bins;
+        self.full_range = old.full_range;
+        self.tail_view = old.tail_view;
+        self.show_shuffled = old.show_shuffled;
+        self.export_dir = old.export_dir.clone();
+        if let Some(id) = old.focus() {
+            self.nav.select(id);
+        }
+        self
     }
 
     /// Stores a finished analysis (rescored if the σ mode changed while it ran) or its error.
@@ -415,17 +444,20 @@ impl App {
             }
             Action::ToggleShuffled => {
                 self.show_shuffled = !self.show_shuffled;
-                let computed = self
-                    .focus()
-                    .and_then(|id| self.analysis(&id))
-                    .is_some_and(|a| a.spectrum.shuffled.is_some());
-                self.message = Some(match (self.show_shuffled, computed) {
-                    (false, _) => "shuffled control hidden".into(),
-                    (true, true) => "shuffled control shown".into(),
-                    (true, false) => {
-                        "no shuffled spectra: start mpscope with --randomize to compute them".into()
+                self.view = View::Spectrum;
+                if self.show_shuffled && !self.randomized {
+                    self.message =
+                        Some("computing every block's shuffled control, this one first".into());
+                    return Effect::Randomize;
+                }
+                self.message = Some(
+                    if self.show_shuffled {
+                        "shuffled control shown"
+                    } else {
+                        "shuffled control hidden"
                     }
-                });
+                    .into(),
+                );
             }
             Action::MoreBins => {
                 let b = self.bins.unwrap_or(40);
@@ -441,6 +473,7 @@ impl App {
                     selected: 0,
                 };
             }
+            Action::Reopen => return Effect::Reopen,
             Action::Export => {
                 self.message = Some(match self.export() {
                     Ok(path) => format!("exported to {}", path.display()),

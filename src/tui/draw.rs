@@ -105,6 +105,7 @@ fn txt(s: &str, t: &Theme) -> String {
     s.replace('±', "+-")
         .replace('α', "alpha")
         .replace('≥', ">=")
+        .replace('→', "->")
         .chars()
         .map(|c| match c {
             '×' => 'x',
@@ -936,7 +937,12 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         format!(" {}/{}{} ", p.done, p.total, eta)
     };
     let gauge_w = if p.finished() { 0 } else { 10usize };
-    let left = app.message.clone().unwrap_or_else(|| {
+    // The key first: a narrow footer cuts the end of the line.
+    let stale = app
+        .stale
+        .as_ref()
+        .map(|what| format!("o reopen · changed on disk: {what}"));
+    let left = app.message.clone().or(stale).unwrap_or_else(|| {
         "j/k layer  h/l head  Tab proj  1-4 view  s score  m sigma  ? help  q quit".into()
     });
     let w = area.width as usize;
@@ -946,7 +952,7 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         .collect();
     let mut spans = vec![Span::styled(
         txt(&left, t),
-        if app.message.is_some() {
+        if app.message.is_some() || app.stale.is_some() {
             t.warn()
         } else {
             t.dim()

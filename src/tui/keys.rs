@@ -51,6 +51,8 @@ pub enum Action {
     Search,
     /// Export the focused spectrum as JSON.
     Export,
+    /// Open the checkpoint again from disk (after it changed), keeping the focus.
+    Reopen,
     /// Show or hide the help overlay.
     Help,
     /// Close an overlay, or quit when none is open.
@@ -92,6 +94,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('-') | KeyCode::Char('_') => Action::FewerBins,
         KeyCode::Char('/') => Action::Search,
         KeyCode::Char('e') => Action::Export,
+        KeyCode::Char('o') => Action::Reopen,
         KeyCode::Char('?') | KeyCode::F(1) => Action::Help,
         KeyCode::Esc => Action::Back,
         KeyCode::Char('q') => Action::Quit,
@@ -122,10 +125,11 @@ pub const BINDINGS: &[(&str, &str)] = &[
         "t",
         "ESD tail on log-log axes with its power-law fit (alpha)",
     ),
-    ("R", "overlay the shuffled control (needs --randomize)"),
+    ("R", "overlay the shuffled control (computes it first)"),
     ("+ -", "more / fewer histogram bins"),
     ("/", "jump to a tensor by name"),
     ("e", "export the focused spectrum as JSON"),
+    ("o", "reopen the checkpoint from disk, keeping the focus"),
     ("click", "tab, layer, q/k/v glyph, head or heatmap cell"),
     (
         "click it again",

@@ -1,13 +1,13 @@
 //! The event loop: one channel for key input, resizes, ticks and worker results.
 
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{
     self, Event as TermEvent, KeyCode, KeyEventKind, MouseButton, MouseEventKind,
 };
 
+use crate::anatomy::Anatomy;
 use crate::scan::Job;
 use crate::spectrum::Analysis;
 use crate::worker::{Outcome, Worker};
@@ -25,12 +25,100 @@ pub enum Event {
     Term(TermEvent),
     /// The terminal input could not be read.
     InputError(String),
-    /// A block finished.
-    Result(Box<Outcome<Analysis>>),
+    /// A block finished, computed by the worker of this generation (one per opening).
+    Result(u64, Box<Outcome<Analysis>>),
 }
 
 /// How often the screen refreshes while the worker runs (for the gauge and ETA).
 const TICK: Duration = Duration::from_millis(200);
+
+/// How often the checkpoint's files are looked at for changes on disk (two `stat`s a file).
+const POLL: Duration = Duration::from_secs(1);
+
+/// A block's computation, run on worker threads.
+pub type Compute = Box<dyn Fn(&Job) -> Result<Analysis, String> + Send + Sync>;
+
+/// Which file changed on disk since the model was opened and how, in a few words, if one did.
+pub type Changed = Box<dyn Fn() -> Option<String> + Send>;
+
+/// One opened checkpoint as the explorer runs it; opened again from disk on reopen.
+pub struct Model {
+    /// Layers, projections and heads.
+    pub anatomy: Anatomy,
+    /// Every block to compute.
+    pub jobs: Vec<Job>,
+    /// Computes one job.
+    pub compute: Compute,
+    /// Polled while the explorer runs; `Some` once a file changed on disk.
+    pub changed: Changed,
+    /// The jobs compute the shuffled control too.
+    pub randomized: bool,
+}
+
+/// The app and worker of one opening of the checkpoint.
+struct Session {
+    app: App,
+    worker: Worker,
+    generation: u64,
+    changed: Changed,
+    polled: Instant,
+}
+
+impl Session {
+    /// A fresh app for `model` (carrying `old`'s view and focus when reopening) and its
+    /// worker, whose results are tagged `generation`.
+    fn start(
+        title: &str,
+        model: Model,
+        old: Option<&App>,
+        threads: usize,
+        tx: &Sender<Event>,
+        generation: u64,
+    ) -> std::io::Result<Self> {
+        let Model {
+            anatomy,
+            jobs,
+            compute,
+            changed,
+            randomized,
+        } = model;
+        let blocks = jobs.iter().map(|j| j.block.clone()).collect();
+        let mut app = App::new(title.to_owned(), &anatomy, blocks);
+        if let Some(old) = old {
+            app = app.carrying(old);
+        }
+        app.randomized = randomized;
+        let sink_tx = tx.clone();
+        let worker = Worker::start(
+            jobs,
+            |j: &Job| j.block.id,
+            app.focus(),
+            threads,
+            compute,
+            move |o| {
+                let _ = sink_tx.send(Event::Result(generation, Box::new(o)));
+            },
+        )
+        .map_err(std::io::Error::other)?;
+        Ok(Self {
+            app,
+            worker,
+            generation,
+            changed,
+            polled: Instant::now(),
+        })
+    }
+
+    /// Looks at the files now; true when a change was newly noticed.
+    fn poll(&mut self) -> bool {
+        self.polled = Instant::now();
+        if self.app.stale.is_some() {
+            return false;
+        }
+        self.app.stale = (self.changed)();
+        self.app.stale.is_some()
+    }
+}
 
 /// Starts the input thread, feeding terminal events into `tx`.
 fn spawn_input(tx: Sender<Event>) {
@@ -59,70 +147,67 @@ fn spawn_input(tx: Sender<Event>) {
     }
 }
 
-/// Runs the explorer until the user quits. The worker computes `jobs` with `compute`.
-pub fn run<F>(
-    mut app: App,
-    jobs: Vec<Job>,
+/// Runs the explorer on `model` until the user quits; `reopen` opens the checkpoint again
+/// from disk when the user asks (after it changed, or to add the shuffled control: its
+/// argument says whether the jobs compute it).
+pub fn run(
+    title: &str,
+    model: Model,
+    mut reopen: impl FnMut(bool) -> Result<Model, String>,
     threads: usize,
-    compute: F,
     theme: Theme,
-) -> std::io::Result<()>
-where
-    F: Fn(&Job) -> Result<Analysis, String> + Send + Sync + 'static,
-{
+) -> std::io::Result<()> {
     let (tx, rx) = mpsc::channel::<Event>();
-    let sink_tx = tx.clone();
-    let worker = Worker::start(
-        jobs,
-        |j: &Job| j.block.id,
-        app.focus(),
-        threads,
-        compute,
-        move |o| {
-            let _ = sink_tx.send(Event::Result(Box::new(o)));
-        },
-    )
-    .map_err(std::io::Error::other)?;
+    let mut session = Session::start(title, model, None, threads, &tx, 0)?;
     let mut guard = TerminalGuard::enter()?;
-    spawn_input(tx);
-    let worker = Arc::new(worker);
-    let result = event_loop(&mut guard.terminal, &mut app, &rx, &worker, &theme);
+    spawn_input(tx.clone());
+    let mut reopen = |old: &Session, randomize: bool| -> Result<Session, String> {
+        let model = reopen(randomize || old.app.randomized)?;
+        Session::start(
+            title,
+            model,
+            Some(&old.app),
+            threads,
+            &tx,
+            old.generation + 1,
+        )
+        .map_err(|e| e.to_string())
+    };
+    let result = event_loop(&mut guard.terminal, &mut session, &rx, &mut reopen, &theme);
     drop(guard);
-    worker.cancel_all();
+    session.worker.cancel_all();
     result
 }
 
 fn event_loop(
     term: &mut Term,
-    app: &mut App,
+    session: &mut Session,
     rx: &Receiver<Event>,
-    worker: &Worker,
+    reopen: &mut dyn FnMut(&Session, bool) -> Result<Session, String>,
     theme: &Theme,
 ) -> std::io::Result<()> {
     let mut dirty = true;
     let mut hits = Hits::default();
     loop {
-        app.progress = worker.progress();
+        session.app.progress = session.worker.progress();
         if dirty {
-            term.draw(|f| hits = draw(f, app, theme))?;
+            term.draw(|f| hits = draw(f, &session.app, theme))?;
             dirty = false;
         }
-        let running = !app.progress.finished();
-        let first = if running {
-            match rx.recv_timeout(TICK) {
-                Ok(ev) => Some(ev),
-                Err(RecvTimeoutError::Timeout) => {
-                    dirty = true;
-                    None
-                }
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        // Idle, the loop still wakes every POLL to look at the files (no redraw unless
+        // something changed).
+        let running = !session.app.progress.finished();
+        let first = match rx.recv_timeout(if running { TICK } else { POLL }) {
+            Ok(ev) => Some(ev),
+            Err(RecvTimeoutError::Timeout) => {
+                dirty |= running;
+                None
             }
-        } else {
-            match rx.recv() {
-                Ok(ev) => Some(ev),
-                Err(_) => return Ok(()),
-            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
         };
+        if session.polled.elapsed() >= POLL {
+            dirty |= session.poll();
+        }
         let Some(first) = first else { continue };
         // Handle everything already waiting before drawing once.
         let mut pending = vec![first];
@@ -133,17 +218,30 @@ fn event_loop(
             }
         }
         for ev in pending {
-            match ev {
-                Event::Result(o) => {
+            let app = &mut session.app;
+            let worker = &session.worker;
+            let flow = match ev {
+                // Results of an earlier opening are never mixed with this one's.
+                Event::Result(generation, _) if generation != session.generation => continue,
+                Event::Result(_, o) => {
+                    let failed = o.result.is_err();
                     app.add_result(o.id, o.result);
+                    if failed {
+                        // A block may have failed because its file changed: say so now.
+                        session.poll();
+                    }
                     dirty = true;
+                    continue;
                 }
                 Event::InputError(e) => {
                     return Err(std::io::Error::other(format!(
                         "reading terminal input: {e}"
                     )));
                 }
-                Event::Term(TermEvent::Resize(..)) => dirty = true,
+                Event::Term(TermEvent::Resize(..)) => {
+                    dirty = true;
+                    continue;
+                }
                 Event::Term(TermEvent::Mouse(m)) => {
                     let effect = match m.kind {
                         MouseEventKind::ScrollDown => app.handle(Action::LayerDown),
@@ -154,10 +252,8 @@ fn event_loop(
                         },
                         _ => continue,
                     };
-                    if follow(worker, effect) {
-                        return Ok(());
-                    }
                     dirty = true;
+                    follow(worker, effect)
                 }
                 Event::Term(TermEvent::Key(key)) => {
                     if key.kind == KeyEventKind::Release {
@@ -187,31 +283,53 @@ fn event_loop(
                         }
                         continue;
                     }
-                    if let Some(a) = action(key)
-                        && apply(app, worker, a)
-                    {
-                        return Ok(());
+                    match action(key) {
+                        Some(a) => follow(worker, app.handle(a)),
+                        None => continue,
                     }
                 }
-                Event::Term(_) => {}
+                Event::Term(_) => continue,
+            };
+            match flow {
+                Flow::Quit => return Ok(()),
+                Flow::Reopen { randomize } => match reopen(session, randomize) {
+                    Ok(fresh) => {
+                        let old = std::mem::replace(session, fresh);
+                        old.worker.cancel_all();
+                        session.app.message = Some(if randomize {
+                            "computing every block's shuffled control, this one first".into()
+                        } else {
+                            format!("reopened {}", session.app.title)
+                        });
+                    }
+                    Err(e) => session.app.message = Some(format!("reopen failed: {e}")),
+                },
+                Flow::Continue => {}
             }
         }
     }
 }
 
-/// Applies an action; true when the user quits.
-fn apply(app: &mut App, worker: &Worker, a: Action) -> bool {
-    follow(worker, app.handle(a))
+/// What the loop does after an action or click.
+enum Flow {
+    Continue,
+    Quit,
+    /// Open the checkpoint again; with `randomize`, computing the shuffled control too.
+    Reopen {
+        randomize: bool,
+    },
 }
 
-/// Carries out what an action or click asks of the loop; true when the user quits.
-fn follow(worker: &Worker, effect: Effect) -> bool {
+/// Carries out what an action or click asks of the worker; says what the loop does next.
+fn follow(worker: &Worker, effect: Effect) -> Flow {
     match effect {
-        Effect::Quit => true,
+        Effect::Quit => Flow::Quit,
+        Effect::Reopen => Flow::Reopen { randomize: false },
+        Effect::Randomize => Flow::Reopen { randomize: true },
         Effect::Refocus(id) => {
             worker.refocus(id);
-            false
+            Flow::Continue
         }
-        Effect::None => false,
+        Effect::None => Flow::Continue,
     }
 }

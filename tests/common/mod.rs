@@ -13,26 +13,42 @@ pub fn mpscope(args: &[&str]) -> Output {
         .expect("run mpscope")
 }
 
-/// Writes a small Llama into `dir` with `mpscope synth`: 3 layers, hidden 128, 4 heads /
-/// 2 kv heads (head_dim 32), MLP 384, with `spikes` planted.
-pub fn synth_llama(dir: &Path, spikes: &str) {
-    let out = mpscope(&[
-        "synth",
-        dir.to_str().unwrap(),
-        "--layers",
-        "3",
-        "--hidden",
-        "128",
-        "--heads",
-        "4",
-        "--kv-heads",
-        "2",
-        "--spikes",
-        spikes,
-    ]);
+/// Writes a synthetic checkpoint into `dir` with `mpscope synth` and `args`.
+pub fn synth(dir: &Path, args: &[&str]) {
+    let out = mpscope(&[&["synth", dir.to_str().unwrap()], args].concat());
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Writes a small Llama into `dir` with `mpscope synth`: 3 layers, hidden 128, 4 heads /
+/// 2 kv heads (head_dim 32), MLP 384, with `spikes` planted.
+pub fn synth_llama(dir: &Path, spikes: &str) {
+    synth(
+        dir,
+        &[
+            "--layers",
+            "3",
+            "--hidden",
+            "128",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--spikes",
+            spikes,
+        ],
+    );
+}
+
+/// Saves `bytes` over the file at `path` in place (same inode), as a trainer does, and dates
+/// it two seconds later: the kernel stamps mtime with a coarse clock, and a real save comes
+/// long after mpscope opened the file.
+pub fn rewrite_in_place(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let later = file.metadata().unwrap().modified().unwrap() + std::time::Duration::from_secs(2);
+    file.set_modified(later).unwrap();
 }
