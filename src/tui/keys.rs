@@ -117,7 +117,7 @@ pub const BINDINGS: &[(&str, &str)] = &[
         "spectrum / heads / depth / heatmap view; v cycles",
     ),
     ("Enter", "open the focused head in the spectrum view"),
-    ("s", "cycle the score shown (ks, vector_p, edge_ratio, ...)"),
+    ("s", "cycle the score shown (ks, alpha, vector_p, ...)"),
     ("m", "cycle sigma mode: entry, fit, init"),
     ("x", "toggle axis: nu or lambda = nu^2/q"),
     ("r", "histogram range: the MP bulk, or every value"),
