@@ -185,6 +185,11 @@ mod tests {
             .collect()
     }
 
+    const COLOUR: Theme = Theme {
+        color: true,
+        ascii: false,
+    };
+
     fn chart(curves: &[Curve], theme: Theme) -> LineChart<'_> {
         LineChart {
             curves,
@@ -243,17 +248,7 @@ mod tests {
     #[test]
     fn colour_mode_draws_braille_lines() {
         let c = curves();
-        let lines = render(
-            chart(
-                &c,
-                Theme {
-                    color: true,
-                    ascii: false,
-                },
-            ),
-            40,
-            12,
-        );
+        let lines = render(chart(&c, COLOUR), 40, 12);
         let all = lines.join("\n");
         assert!(
             all.chars()
@@ -265,17 +260,7 @@ mod tests {
     #[test]
     fn tiny_areas_draw_nothing() {
         let c = curves();
-        let lines = render(
-            chart(
-                &c,
-                Theme {
-                    color: true,
-                    ascii: false,
-                },
-            ),
-            8,
-            3,
-        );
+        let lines = render(chart(&c, COLOUR), 8, 3);
         assert!(lines.iter().all(|l| l.trim().is_empty()));
     }
 }
