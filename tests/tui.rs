@@ -529,3 +529,26 @@ fn a_changed_checkpoint_is_named_in_the_footer_with_the_reopen_key() {
     assert_eq!(fresh.stale, None);
     assert_eq!(app.handle(key('o')), mpscope::tui::app::Effect::Reopen);
 }
+
+#[test]
+fn readme_key_table_is_the_key_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table: Vec<String> = readme
+        .lines()
+        .skip_while(|l| *l != "| keys | action |")
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(str::to_string)
+        .collect();
+    let expected: Vec<String> = mpscope::tui::keys::help_rows()
+        .iter()
+        .map(|(k, what)| format!("| `{k}` | {what} |"))
+        .collect();
+    assert_eq!(
+        table,
+        expected,
+        "README's key table differs from tui::keys; it should read:\n{}",
+        expected.join("\n")
+    );
+}

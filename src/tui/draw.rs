@@ -13,7 +13,7 @@ use crate::units;
 use super::app::{App, Overlay, ScoreKind, View};
 use super::heat::Heatmap;
 use super::hits::{Hits, Target};
-use super::keys::BINDINGS;
+use super::keys::{footer_hints, help_rows};
 use super::lines::{Curve, LineChart, ticks};
 use super::nav::Row;
 use super::plot::{HistPlot, fmt_tick};
@@ -937,19 +937,19 @@ fn draw_footer(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         format!(" {}/{}{} ", p.done, p.total, eta)
     };
     let gauge_w = if p.finished() { 0 } else { 10usize };
+    let w = area.width as usize;
+    let room = w.saturating_sub(right.len() + gauge_w + 1);
     // The key first: a narrow footer cuts the end of the line.
     let stale = app
         .stale
         .as_ref()
         .map(|what| format!("o reopen · changed on disk: {what}"));
-    let left = app.message.clone().or(stale).unwrap_or_else(|| {
-        "j/k layer  h/l head  Tab proj  1-4 view  s score  m sigma  ? help  q quit".into()
-    });
-    let w = area.width as usize;
-    let left: String = left
-        .chars()
-        .take(w.saturating_sub(right.len() + gauge_w + 1))
-        .collect();
+    let left = app
+        .message
+        .clone()
+        .or(stale)
+        .unwrap_or_else(|| footer_hints(room));
+    let left: String = left.chars().take(room).collect();
     let mut spans = vec![Span::styled(
         txt(&left, t),
         if app.message.is_some() || app.stale.is_some() {
@@ -984,12 +984,19 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 fn draw_help(f: &mut Frame<'_>, t: &Theme, area: Rect) {
-    let mut lines: Vec<Line> = BINDINGS
+    let rows = help_rows();
+    let key_w = rows
         .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0)
+        + 2;
+    let mut lines: Vec<Line> = rows
+        .into_iter()
         .map(|(k, what)| {
             Line::from(vec![
-                Span::styled(format!(" {k:<17}"), t.title()),
-                Span::raw(*what),
+                Span::styled(format!(" {k:<key_w$}"), t.title()),
+                Span::raw(what),
             ])
         })
         .collect();
