@@ -139,15 +139,3 @@ fn bad_overrides_are_usage_errors() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("heads 3"), "{text}");
 }
-
-#[test]
-fn readme_lists_every_key_binding() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    for (keys, what) in mpscope::tui::keys::BINDINGS {
-        assert!(
-            readme.contains(&format!("| `{keys}` | {what} |")),
-            "README.md's key table lacks `{keys}`: {what}"
-        );
-    }
-}
