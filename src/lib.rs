@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod demo;
 pub mod error;
 pub mod inspect;
+pub mod rank;
 pub mod report;
 pub mod rng;
 pub mod scan;

@@ -8,7 +8,7 @@ use mpscope::checkpoint::Checkpoint;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{self, SynthFamily, SynthSpec};
-use mpscope::tui::app::{App, SearchKey, View};
+use mpscope::tui::app::{App, Outcome, SearchKey, View};
 use mpscope::tui::draw::draw;
 use mpscope::tui::hits::{Hits, Target};
 use mpscope::tui::keys::{Action, action};
@@ -17,13 +17,9 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// A 3-layer llama with spikes planted in layer 0 q, every spectrum computed.
-fn app_for(dir: &Path) -> App {
-    app_with(dir, false)
-}
-
-/// [`app_for`], with the shuffled control computed when `randomize` is set.
-fn app_with(dir: &Path, randomize: bool) -> App {
+/// A 3-layer llama with spikes planted in layer 0 q, and every block's real analysis (in
+/// plan order), not yet given to the app; with the shuffled control when `randomize` is set.
+fn fresh_app(dir: &Path, randomize: bool) -> (App, Vec<(MatrixId, Outcome)>) {
     let mut spec = SynthSpec::new(SynthFamily::Llama, 3, 128, 4);
     spec.kv_heads = 2;
     spec.seed = 7;
@@ -42,12 +38,27 @@ fn app_with(dir: &Path, randomize: bool) -> App {
         &an,
         jobs.iter().map(|j| j.block.clone()).collect(),
     );
-    for j in &jobs {
-        app.add_result(j.block.id, scan::analyze(&ck, j, &opts, SigmaMode::Entry));
-    }
-    app.progress.done = jobs.len();
     app.progress.total = jobs.len();
     app.randomized = randomize;
+    let results = jobs
+        .iter()
+        .map(|j| (j.block.id, scan::analyze(&ck, j, &opts, SigmaMode::Entry)))
+        .collect();
+    (app, results)
+}
+
+/// The same with every spectrum computed.
+fn app_for(dir: &Path) -> App {
+    app_with(dir, false)
+}
+
+/// [`app_for`], with the shuffled control computed when `randomize` is set.
+fn app_with(dir: &Path, randomize: bool) -> App {
+    let (mut app, results) = fresh_app(dir, randomize);
+    app.progress.done = results.len();
+    for (id, r) in results {
+        app.add_result(id, r);
+    }
     app
 }
 
@@ -551,4 +562,156 @@ fn readme_key_table_is_the_key_table() {
         "README's key table differs from tui::keys; it should read:\n{}",
         expected.join("\n")
     );
+}
+
+/// The ranked table's rows on screen: (cursor here, layer, proj, head, score cell).
+fn ranked_rows(lines: &[String]) -> Vec<(bool, String, String, String, String)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let inner = l.strip_prefix('│').or_else(|| l.strip_prefix('|'))?;
+            let cursor = inner.starts_with('▶') || inner.starts_with('>');
+            let mut w = inner.trim_start_matches(['▶', '>']).split_whitespace();
+            w.next()?.parse::<usize>().ok()?;
+            let (layer, proj, head, _shape, score) =
+                (w.next()?, w.next()?, w.next()?, w.next()?, w.next()?);
+            Some((
+                cursor,
+                layer.to_string(),
+                proj.to_string(),
+                head.to_string(),
+                score.trim_end_matches(['│', '|']).to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn ranked_view_lists_every_block_strangest_first_and_s_resorts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('5'));
+    assert_eq!(app.view, View::Ranked);
+    // 3 layers × (7 wholes + 4 + 2 + 2 + 4 heads).
+    assert_eq!(app.ranked().len(), 57);
+    app.handle(key('g'));
+    let s = screen(&app, UNICODE, 100, 30);
+    let all = text(&s);
+    assert!(
+        all.contains("ranked · 57 blocks by ks (highest first)"),
+        "{all}"
+    );
+    let rows = ranked_rows(&s);
+    assert_eq!(rows.len(), 30 - 6, "{all}");
+    assert!(rows[0].0, "the cursor is on the first row after g:\n{all}");
+    let ks: Vec<f64> = rows.iter().map(|r| r.4.parse().unwrap()).collect();
+    assert!(ks.windows(2).all(|w| w[0] >= w[1]), "{ks:?}");
+    // The four planted spikes make layer 0's q the strangest whole q.
+    let first_q = rows.iter().find(|r| r.2 == "q" && r.3 == "-").unwrap();
+    assert_eq!(first_q.1, "L0", "{all}");
+    // vector_p: lowest first; whole matrices (no vectors computed) at the end.
+    app.handle(key('s'));
+    let ranked = app.ranked();
+    let vp: Vec<f64> = ranked.iter().filter_map(|r| r.1).collect();
+    assert_eq!(vp.len(), 3 * 12, "every head has vector_p");
+    assert!(vp.windows(2).all(|w| w[0] <= w[1]), "{vp:?}");
+    assert!(
+        ranked[36..]
+            .iter()
+            .all(|r| r.0.head.is_none() && r.1.is_none())
+    );
+    let all = text(&screen(&app, UNICODE, 100, 30));
+    assert!(all.contains("by vector_p (lowest first)"), "{all}");
+}
+
+#[test]
+fn ranked_filter_narrows_the_rows_and_enter_opens_the_selected_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('5'));
+    app.handle(key('/'));
+    assert_eq!(app.overlay, mpscope::tui::app::Overlay::Filter);
+    for c in "L2 k".chars() {
+        app.search_input(SearchKey::Char(c));
+    }
+    let s = screen(&app, UNICODE, 80, 24);
+    let rows = ranked_rows(&s);
+    assert_eq!(
+        rows.len(),
+        3,
+        "L2 k: the whole matrix and 2 heads\n{}",
+        text(&s)
+    );
+    assert!(rows.iter().all(|r| r.1 == "L2" && r.2 == "k"));
+    assert!(text(&s).contains("/ L2 k_"), "{}", text(&s));
+    app.search_input(SearchKey::Enter);
+    assert_eq!(app.overlay, mpscope::tui::app::Overlay::None);
+    // The cursor went to the first match; j moves it down one.
+    app.handle(key('j'));
+    let target = app.ranked()[1].0;
+    assert_eq!(app.focus(), Some(target));
+    let s = screen(&app, UNICODE, 80, 24);
+    assert!(ranked_rows(&s)[1].0, "{}", text(&s));
+    let enter = action(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE)).unwrap();
+    app.handle(enter);
+    assert_eq!(app.view, View::Spectrum);
+    assert_eq!(app.focus(), Some(target));
+    let name = app.blocks[&target].name.clone();
+    assert!(text(&screen(&app, UNICODE, 80, 24)).contains(&format!("{name} · ")));
+    // The filter is kept across views; / edits it, Esc clears it.
+    app.handle(key('5'));
+    assert_eq!(app.ranked().len(), 3);
+    app.handle(key('/'));
+    app.search_input(SearchKey::Cancel);
+    assert_eq!(app.ranked().len(), 57);
+    app.handle(key('/'));
+    for c in "h3".chars() {
+        app.search_input(SearchKey::Char(c));
+    }
+    let rows = ranked_rows(&screen(&app, UNICODE, 80, 24));
+    // Head 3 exists for q and o (4 heads), not for k and v (2 kv heads).
+    assert_eq!(rows.len(), 6);
+    assert!(
+        rows.iter()
+            .all(|r| r.3 == "h3" && (r.2 == "q" || r.2 == "o"))
+    );
+    app.search_input(SearchKey::Cancel);
+    assert!(app.filter.is_empty());
+    assert_eq!(app.ranked().len(), 57);
+}
+
+#[test]
+fn ranked_view_fills_in_live_and_keeps_the_cursor_on_its_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut app, results) = fresh_app(dir.path(), false);
+    app.handle(key('5'));
+    let s = screen(&app, UNICODE, 80, 24);
+    assert!(
+        text(&s).contains("computing… 0 of 57 blocks done"),
+        "{}",
+        text(&s)
+    );
+    // Layers 2 and 1 arrive first (the spiked layer 0 last).
+    let (late, early): (Vec<_>, Vec<_>) =
+        results.into_iter().partition(|(id, _)| id.layer == Some(0));
+    for (id, r) in early {
+        app.add_result(id, r);
+    }
+    app.handle(key('g'));
+    app.handle(key('j'));
+    let cursor = app.focus().unwrap();
+    let before = ranked_rows(&screen(&app, UNICODE, 80, 24));
+    assert!(before[1].0, "cursor on the second row");
+    for (id, r) in late {
+        app.add_result(id, r);
+    }
+    assert_eq!(app.focus(), Some(cursor), "the cursor stays on its block");
+    let ranked = app.ranked();
+    let at = ranked.iter().position(|r| r.0 == cursor).unwrap();
+    assert!(at > 1, "layer 0's blocks rank above it now");
+    let after = ranked_rows(&screen(&app, UNICODE, 80, 24));
+    let row = after.iter().find(|r| r.0).expect("cursor row drawn");
+    let b = &app.blocks[&cursor];
+    assert_eq!(row.1, format!("L{}", b.id.layer.unwrap()));
+    assert_eq!(row.2, b.id.proj.proj_label());
 }

@@ -1,5 +1,6 @@
 //! The explorer's state and how actions change it; drawing and I/O live elsewhere.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -7,11 +8,14 @@ use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::spectrum::{Analysis, SigmaMode, Unit};
 use crate::worker::Progress;
 
+pub use crate::rank::ScoreKind;
+use crate::rank::{Filter, rank};
+
 use super::hits::Target;
 use super::keys::Action;
 use super::nav::{Nav, Row};
 
-/// The four views.
+/// The five views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
     /// One spectrum large, with every score.
@@ -22,6 +26,8 @@ pub enum View {
     Depth,
     /// Layers × heads of the focused projection, shaded by a score.
     Heatmap,
+    /// Every computed block, strangest first by the current score.
+    Ranked,
 }
 
 impl View {
@@ -32,95 +38,18 @@ impl View {
             View::Heads => "2 heads",
             View::Depth => "3 depth",
             View::Heatmap => "4 heatmap",
+            View::Ranked => "5 ranked",
         }
     }
 
     /// All views in key order.
-    pub const ALL: [View; 4] = [View::Spectrum, View::Heads, View::Depth, View::Heatmap];
-}
-
-/// The score shown in the grid, heatmap, depth profile and layer list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScoreKind {
-    /// KS distance to MP.
-    Ks,
-    /// Power-law exponent α of the ESD's tail (low = heavy-tailed, learned).
-    Alpha,
-    /// Mean KS p-value of the singular vectors (low = far from random).
-    VectorP,
-    /// ν₁ / ν+.
-    EdgeRatio,
-    /// Values above the bulk.
-    Above,
-    /// Values below the bulk.
-    Below,
-    /// Energy share outside the bulk.
-    OutlierMass,
-}
-
-impl ScoreKind {
-    /// All kinds in cycling order.
-    pub const ALL: [ScoreKind; 7] = [
-        ScoreKind::Ks,
-        ScoreKind::Alpha,
-        ScoreKind::VectorP,
-        ScoreKind::EdgeRatio,
-        ScoreKind::Above,
-        ScoreKind::Below,
-        ScoreKind::OutlierMass,
+    pub const ALL: [View; 5] = [
+        View::Spectrum,
+        View::Heads,
+        View::Depth,
+        View::Heatmap,
+        View::Ranked,
     ];
-
-    /// Name as in the report and README.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScoreKind::Ks => "ks",
-            ScoreKind::Alpha => "alpha",
-            ScoreKind::VectorP => "vector_p",
-            ScoreKind::EdgeRatio => "edge_ratio",
-            ScoreKind::Above => "above",
-            ScoreKind::Below => "below",
-            ScoreKind::OutlierMass => "outlier_mass",
-        }
-    }
-
-    /// The next kind, wrapping.
-    pub fn next(self) -> Self {
-        let i = Self::ALL.iter().position(|k| *k == self).unwrap_or(0);
-        Self::ALL[(i + 1) % Self::ALL.len()]
-    }
-
-    /// The value of this score in an analysis (`None` when not computed or empty).
-    pub fn value(self, a: &Analysis) -> Option<f64> {
-        let s = &a.scores;
-        if s.empty {
-            return None;
-        }
-        Some(match self {
-            ScoreKind::Ks => s.ks,
-            ScoreKind::Alpha => a.heavy_tail.alpha()?,
-            ScoreKind::VectorP => s.vector_p?,
-            ScoreKind::EdgeRatio => s.edge_ratio,
-            ScoreKind::Above => s.above as f64,
-            ScoreKind::Below => s.below as f64,
-            ScoreKind::OutlierMass => s.outlier_mass,
-        })
-    }
-
-    /// Maps a value to [0, 1] where 1 is farthest from MP, given the largest value seen.
-    pub fn farness(self, v: f64, max_seen: f64) -> f64 {
-        let t = match self {
-            ScoreKind::VectorP => 1.0 - v / 0.5,
-            // α ≥ 8: random-like; α ≤ 2: as heavy-tailed as trained layers get.
-            ScoreKind::Alpha => (8.0 - v) / 6.0,
-            ScoreKind::EdgeRatio => (v - 1.0) / (max_seen - 1.0).max(0.5),
-            _ => v / max_seen.max(f64::MIN_POSITIVE),
-        };
-        if t.is_finite() {
-            t.clamp(0.0, 1.0)
-        } else {
-            0.0
-        }
-    }
 }
 
 /// What happens on top of the current view.
@@ -130,6 +59,8 @@ pub enum Overlay {
     None,
     /// The key list.
     Help,
+    /// Typing the ranked view's filter (kept in [`App::filter`]).
+    Filter,
     /// Typing a tensor name to jump to.
     Search {
         /// What was typed.
@@ -198,6 +129,10 @@ pub struct App {
     pub stale: Option<String>,
     /// The worker computes the shuffled control of every block (`--randomize`, or `R`).
     pub randomized: bool,
+    /// The ranked view's filter, as typed (see [`Filter`]).
+    pub filter: String,
+    /// Histogram bins the spectrum view last drew (where `+`/`-` start from).
+    pub shown_bins: Cell<usize>,
 }
 
 impl App {
@@ -246,6 +181,8 @@ impl App {
             export_dir: PathBuf::from("."),
             stale: None,
             randomized: false,
+            filter: String::new(),
+            shown_bins: Cell::new(40),
         }
     }
 
@@ -403,6 +340,12 @@ impl App {
                     Overlay::Help
                 };
             }
+            Action::LayerDown if self.view == View::Ranked => self.move_ranked(1),
+            Action::LayerUp if self.view == View::Ranked => self.move_ranked(-1),
+            Action::PageDown if self.view == View::Ranked => self.move_ranked(10),
+            Action::PageUp if self.view == View::Ranked => self.move_ranked(-10),
+            Action::First if self.view == View::Ranked => self.move_ranked(isize::MIN),
+            Action::Last if self.view == View::Ranked => self.move_ranked(isize::MAX),
             Action::LayerDown => self.nav.move_row(1),
             Action::LayerUp => self.nav.move_row(-1),
             Action::PageDown => self.nav.move_row(10),
@@ -414,13 +357,13 @@ impl App {
             Action::ProjNext => self.nav.move_proj(1),
             Action::ProjPrev => self.nav.move_proj(-1),
             Action::View(n) => {
-                if let Some(v) = View::ALL.get(n as usize - 1) {
-                    self.view = *v;
+                if let Some(v) = View::ALL.get((n as usize).wrapping_sub(1)) {
+                    self.set_view(*v);
                 }
             }
             Action::ViewNext => {
                 let i = View::ALL.iter().position(|v| *v == self.view).unwrap_or(0);
-                self.view = View::ALL[(i + 1) % View::ALL.len()];
+                self.set_view(View::ALL[(i + 1) % View::ALL.len()]);
             }
             Action::Zoom => {
                 self.view = View::Spectrum;
@@ -460,13 +403,14 @@ impl App {
                 );
             }
             Action::MoreBins => {
-                let b = self.bins.unwrap_or(40);
-                self.bins = Some((b + b / 4).clamp(4, 400));
+                let b = self.bins.unwrap_or(self.shown_bins.get());
+                self.bins = Some((b + (b / 4).max(1)).clamp(4, 400));
             }
             Action::FewerBins => {
-                let b = self.bins.unwrap_or(40);
+                let b = self.bins.unwrap_or(self.shown_bins.get());
                 self.bins = Some((b - b / 5).clamp(4, 400));
             }
+            Action::Search if self.view == View::Ranked => self.overlay = Overlay::Filter,
             Action::Search => {
                 self.overlay = Overlay::Search {
                     query: String::new(),
@@ -490,7 +434,7 @@ impl App {
         let before = self.focus();
         self.message = None;
         match target {
-            Target::View(v) => self.view = v,
+            Target::View(v) => self.set_view(v),
             Target::Row(r) => self.nav.move_row(r as isize - self.nav.row as isize),
             Target::RowProj(r, proj) => match self.nav.rows.get(r) {
                 Some(Row::Layer { layer, .. }) => {
@@ -510,6 +454,66 @@ impl App {
         self.refocus_since(before)
     }
 
+    /// Switches view; the ranked view puts its cursor on its first row when the focus is not
+    /// among its rows.
+    fn set_view(&mut self, v: View) {
+        self.view = v;
+        if v == View::Ranked {
+            self.cursor_into_ranking();
+        }
+    }
+
+    /// Focuses the first ranked row when the focus is not one of the rows.
+    fn cursor_into_ranking(&mut self) {
+        let rows = self.ranked();
+        if let Some((first, _)) = rows.first()
+            && self.ranked_index(&rows).is_none()
+        {
+            self.nav.select(*first);
+        }
+    }
+
+    /// Every computed block that passes the filter, strangest first by the current score,
+    /// with its score (`None` last: failed, or no such score for that block).
+    pub fn ranked(&self) -> Vec<(MatrixId, Option<f64>)> {
+        let filter = Filter::new(&self.filter);
+        let items = self
+            .blocks
+            .values()
+            .filter(|b| filter.matches(b))
+            .filter_map(|b| match self.results.get(&b.id) {
+                Some(Ok(a)) => Some((b, Some(a))),
+                Some(Err(_)) => Some((b, None)),
+                None => None,
+            });
+        rank(items, self.score)
+            .into_iter()
+            .map(|(b, v)| (b.id, v))
+            .collect()
+    }
+
+    /// Position of the focused block among ranked `rows` (the ranked view's cursor).
+    pub fn ranked_index(&self, rows: &[(MatrixId, Option<f64>)]) -> Option<usize> {
+        let focus = self.focus()?;
+        rows.iter().position(|(id, _)| *id == focus)
+    }
+
+    /// Moves the ranked cursor `delta` rows (clamped; from the top when it is on no row).
+    fn move_ranked(&mut self, delta: isize) {
+        let rows = self.ranked();
+        if rows.is_empty() {
+            return;
+        }
+        let i = match self.ranked_index(&rows) {
+            Some(i) => (i as isize)
+                .saturating_add(delta)
+                .clamp(0, rows.len() as isize - 1),
+            None if delta == isize::MAX => rows.len() as isize - 1,
+            None => 0,
+        };
+        self.nav.select(rows[i as usize].0);
+    }
+
     /// `Refocus` when the focus moved away from `before`.
     fn refocus_since(&self, before: Option<MatrixId>) -> Effect {
         let after = self.focus();
@@ -519,8 +523,33 @@ impl App {
         }
     }
 
-    /// Types a character into the search overlay (or moves the selection / jumps on Enter).
+    /// Types a character into the ranked view's filter: the rows follow each key; Enter keeps
+    /// the filter, Esc clears it, Up/Down move the cursor.
+    fn filter_input(&mut self, key: SearchKey) -> Effect {
+        let before = self.focus();
+        match key {
+            SearchKey::Char(c) => self.filter.push(c),
+            SearchKey::Backspace => {
+                self.filter.pop();
+            }
+            SearchKey::Down => self.move_ranked(1),
+            SearchKey::Up => self.move_ranked(-1),
+            SearchKey::Enter => self.overlay = Overlay::None,
+            SearchKey::Cancel => {
+                self.filter.clear();
+                self.overlay = Overlay::None;
+            }
+        }
+        self.cursor_into_ranking();
+        self.refocus_since(before)
+    }
+
+    /// Types a character into the search overlay (or moves the selection / jumps on Enter),
+    /// or into the ranked view's filter.
     pub fn search_input(&mut self, key: SearchKey) -> Effect {
+        if self.overlay == Overlay::Filter {
+            return self.filter_input(key);
+        }
         let Overlay::Search { query, selected } = &mut self.overlay else {
             return Effect::None;
         };

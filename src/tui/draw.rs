@@ -43,18 +43,26 @@ pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) -> Hits {
     ])
     .areas(area);
     draw_header(f, app, t, header, &mut hits);
-    let [list, main] =
-        Layout::horizontal([Constraint::Length(LIST_W), Constraint::Min(0)]).areas(body);
-    draw_layer_list(f, app, t, list, &mut hits);
+    // The ranked list is the whole model already: it takes the full width.
+    let main = if app.view == View::Ranked {
+        body
+    } else {
+        let [list, main] =
+            Layout::horizontal([Constraint::Length(LIST_W), Constraint::Min(0)]).areas(body);
+        draw_layer_list(f, app, t, list, &mut hits);
+        main
+    };
     match app.view {
         View::Spectrum => draw_spectrum(f, app, t, main),
         View::Heads => draw_heads(f, app, t, main, &mut hits),
         View::Depth => draw_depth(f, app, t, main),
         View::Heatmap => draw_heatmap(f, app, t, main, &mut hits),
+        View::Ranked => draw_ranked(f, app, t, main, &mut hits),
     }
     draw_footer(f, app, t, footer);
     match &app.overlay {
-        Overlay::None => {}
+        // The filter is typed on the ranked view's own first line.
+        Overlay::None | Overlay::Filter => {}
         // An overlay covers the screen: nothing under it takes clicks.
         Overlay::Help => {
             draw_help(f, t, area);
@@ -180,13 +188,10 @@ fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
         tabs.push(Span::styled(label, style));
         tabs.push(Span::raw(" "));
     }
-    tabs.push(Span::styled(
-        txt(
-            &format!("  {} · score {}", focus_name(app), app.score.name()),
-            t,
-        ),
-        t.title(),
-    ));
+    let focus = format!("  {} · score {}", focus_name(app), app.score.name());
+    if (x - area.x) as usize + focus.chars().count() <= area.width as usize {
+        tabs.push(Span::styled(txt(&focus, t), t.title()));
+    }
     f.render_widget(Paragraph::new(vec![line1, Line::from(tabs)]), area);
 }
 
@@ -1041,4 +1046,198 @@ fn draw_search(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, query: &str,
         lines.push(Line::from(Span::styled("no match", t.dim())));
     }
     f.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The ranked view: every computed block in one list, strangest first, with a spark of its
+/// histogram; the focused block is the cursor.
+fn draw_ranked(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
+    let rows = app.ranked();
+    let order = if app.score.low_is_far() {
+        "lowest first"
+    } else {
+        "highest first"
+    };
+    let n = rows.len();
+    let score = app.score.name();
+    let title = [
+        format!(" ranked · {n} blocks by {score} ({order}) · / filter · Enter opens "),
+        format!(" ranked · {n} blocks by {score} ({order}) "),
+        format!(" {n} by {score} "),
+    ]
+    .into_iter()
+    .find(|s| s.chars().count() + 2 <= area.width as usize)
+    .unwrap_or_default();
+    let inner = framed(f, &title, t, area);
+    let typing = app.overlay == Overlay::Filter;
+    let table_area = if typing || !app.filter.is_empty() {
+        let [line, rest] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
+        let mut spans = vec![Span::styled("/ ", t.title()), Span::raw(app.filter.clone())];
+        if typing {
+            spans.push(Span::styled("_", t.dim()));
+            let used = app.filter.chars().count() + 3;
+            if let Some(hint) = [
+                "  q L3 h7 whole, or part of a name · Enter keeps, Esc clears",
+                "  q L3 h7 · Enter keeps, Esc clears",
+            ]
+            .into_iter()
+            .find(|h| used + h.chars().count() <= line.width as usize)
+            {
+                spans.push(Span::styled(txt(hint, t), t.dim()));
+            }
+        }
+        f.render_widget(Paragraph::new(Line::from(spans)), line);
+        rest
+    } else {
+        inner
+    };
+    if rows.is_empty() {
+        let msg = if !app.filter.is_empty() {
+            format!("no computed block matches '{}'", app.filter)
+        } else {
+            format!(
+                "computing… {} of {} blocks done",
+                app.progress.done, app.progress.total
+            )
+        };
+        f.render_widget(Paragraph::new(txt(&msg, t)).style(t.dim()), table_area);
+        return;
+    }
+    let cursor = app.ranked_index(&rows);
+    let visible = table_area.height.saturating_sub(1) as usize;
+    let first = cursor
+        .unwrap_or(0)
+        .saturating_sub(visible.saturating_sub(1) / 2)
+        .min(rows.len().saturating_sub(visible));
+    let rank_w = rows.len().to_string().len().max(1) as u16;
+    let names: Vec<String> = rows
+        .iter()
+        .skip(first)
+        .take(visible)
+        .map(|(id, _)| proj_cell(app, *id))
+        .collect();
+    let marker_w = 2;
+    let fixed = marker_w + rank_w + 1 + 5 + 1 + 4 + 1 + 9 + 1 + 7 + 1;
+    let name_w = names
+        .iter()
+        .map(|n| n.chars().count() as u16)
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 26)
+        .min(table_area.width.saturating_sub(fixed + 8).max(4));
+    let spark_w = table_area.width.saturating_sub(fixed + name_w + 1).min(32);
+    let max = app.max_score(None, app.score);
+    let body: Vec<ratatui::widgets::Row> = rows
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .zip(names)
+        .map(|((i, (id, v)), name)| {
+            let y = table_area.y + 1 + (i - first) as u16;
+            hits.add(
+                Rect::new(table_area.x, y, table_area.width, 1),
+                Target::Block(*id),
+            );
+            let name = truncate(&name, name_w as usize);
+            ranked_row(app, t, i, *id, *v, max, spark_w as usize, name)
+        })
+        .collect();
+    let header = ratatui::widgets::Row::new(vec![
+        "#".to_string(),
+        "layer".into(),
+        "proj".into(),
+        "head".into(),
+        "shape".into(),
+        app.score.short().into(),
+        if spark_w >= 8 {
+            "histogram".into()
+        } else {
+            String::new()
+        },
+    ])
+    .style(t.dim());
+    let widths = [
+        Constraint::Length(rank_w),
+        Constraint::Length(5),
+        Constraint::Length(name_w),
+        Constraint::Length(4),
+        Constraint::Length(9),
+        Constraint::Length(7),
+        Constraint::Length(spark_w),
+    ];
+    let table = ratatui::widgets::Table::new(body, widths)
+        .header(header)
+        .row_highlight_style(t.selected())
+        .highlight_symbol(if t.ascii { "> " } else { "▶ " })
+        .highlight_spacing(ratatui::widgets::HighlightSpacing::Always);
+    let mut state = ratatui::widgets::TableState::new()
+        .with_offset(0)
+        .with_selected(cursor.map(|c| c - first));
+    f.render_stateful_widget(table, table_area, &mut state);
+}
+
+/// The projection cell of a ranked row: q, k, … or, outside the layers, the tensor's name.
+fn proj_cell(app: &App, id: MatrixId) -> String {
+    match (id.layer, app.blocks.get(&id)) {
+        (None, Some(b)) => b.tensor.trim_end_matches(".weight").to_string(),
+        _ => id.proj.proj_label().to_string(),
+    }
+}
+
+/// One row of the ranked table.
+#[allow(clippy::too_many_arguments)]
+fn ranked_row(
+    app: &App,
+    t: &Theme,
+    i: usize,
+    id: MatrixId,
+    v: Option<f64>,
+    max: f64,
+    spark_w: usize,
+    proj: String,
+) -> ratatui::widgets::Row<'static> {
+    let block = app.blocks.get(&id);
+    let layer = id
+        .layer
+        .map(|l| format!("L{l}"))
+        .unwrap_or_else(|| "-".into());
+    let head = id
+        .head
+        .map(|h| format!("h{h}"))
+        .unwrap_or_else(|| "-".into());
+    let shape = block
+        .map(|b| units::shape(&[b.rows, b.cols], t.ascii))
+        .unwrap_or_default();
+    let a = app.analysis(&id);
+    let (score, style) = match (v, a) {
+        (Some(v), _) => (fmt_score(v), t.heat_text(app.score.farness(v, max))),
+        (None, None) => ("error".into(), t.error()),
+        (None, Some(_)) => ("-".into(), t.dim()),
+    };
+    let spark = a.map(|a| spark(a, app, t, spark_w)).unwrap_or_default();
+    ratatui::widgets::Row::new(vec![
+        ratatui::widgets::Cell::from(format!("{}", i + 1)).style(t.dim()),
+        layer.into(),
+        proj.into(),
+        head.into(),
+        shape.into(),
+        ratatui::widgets::Cell::from(score).style(style),
+        ratatui::widgets::Cell::from(spark).style(t.bars()),
+    ])
+}
+
+/// A one-line histogram of every value in `w` bins, in bar glyphs.
+fn spark(a: &Analysis, app: &App, t: &Theme, w: usize) -> String {
+    if w == 0 {
+        return String::new();
+    }
+    let h = a
+        .spectrum
+        .histogram(a.sigma.value, app.unit, w, HistogramRange::Full);
+    let top = h.counts.iter().copied().max().unwrap_or(0).max(1);
+    h.counts
+        .iter()
+        .map(|&c| t.bar((c * 8).div_ceil(top)))
+        .collect()
 }

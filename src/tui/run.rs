@@ -260,7 +260,7 @@ fn event_loop(
                         continue;
                     }
                     dirty = true;
-                    if matches!(app.overlay, Overlay::Search { .. }) {
+                    if matches!(app.overlay, Overlay::Search { .. } | Overlay::Filter) {
                         let sk = match key.code {
                             KeyCode::Char(c)
                                 if !key
