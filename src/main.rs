@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use clap::{Args, Parser, Subcommand};
 use mpscope::anatomy::{Anatomy, Overrides};
 use mpscope::checkpoint::Checkpoint;
+use mpscope::rank::ScoreKind;
 use mpscope::report::{self, Format};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
@@ -108,6 +109,12 @@ struct ReportArgs {
     /// Write to FILE instead of standard output.
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Only the N strangest blocks by --score, strangest first (the explorer's ranked view).
+    #[arg(long, value_name = "N")]
+    top: Option<usize>,
+    /// Score that --top ranks by: ks, vector_p, edge_ratio, above, below, outlier_mass.
+    #[arg(long, value_enum, default_value_t = ScoreKind::Ks, value_name = "SCORE")]
+    score: ScoreKind,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -383,11 +390,24 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
             Format::Json
         },
     );
+    let ranked;
+    let shown = match args.top {
+        Some(n) => {
+            ranked = report::top(&results, args.score, n);
+            &ranked
+        }
+        None => &results,
+    };
+    let ranked_by = args.top.map(|_| args.score);
+    let width = report::table_width(args.output.is_none() && std::io::stdout().is_terminal());
     let text = match format {
-        Format::Table => report::to_table(&model, mode, &results),
-        Format::Csv => report::to_csv(&results),
+        Format::Table if let Some(n) = args.top => {
+            report::to_ranked_table(&model, mode, &results, args.score, n, width)
+        }
+        Format::Table => report::to_table(&model, mode, shown, width),
+        Format::Csv => report::to_csv(shown),
         Format::Json => {
-            let mut j = report::to_json(model, mode, &results, args.values);
+            let mut j = report::to_json(model, mode, shown, args.values, ranked_by);
             j.push('\n');
             j
         }

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::anatomy::{Anatomy, Block, Proj};
 use crate::checkpoint::Checkpoint;
 use crate::inspect::dtype_label;
+use crate::rank::{ScoreKind, rank};
 use crate::scan::{self, ComputeOptions, Job};
-use crate::spectrum::{Analysis, HeavyTail, SigmaMode, Warning};
+use crate::spectrum::{Analysis, HeavyTail, SigmaMode, Sigmas, Warning};
 use crate::worker::{Progress, Worker};
 
 /// Output format of the report.
@@ -195,8 +196,9 @@ pub fn stderr_progress() -> impl FnMut(&Progress) {
     }
 }
 
-/// One block as the JSON and CSV outputs write it.
-#[derive(Debug, Clone, Serialize)]
+/// One block as the JSON and CSV outputs and the explorer's `e` export write it (one schema,
+/// one parser: the export adds `sigma_mode`, `sigmas` and `singular_values`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixRecord {
     /// Full tensor name.
     pub tensor: String,
@@ -264,8 +266,14 @@ pub struct MatrixRecord {
     pub rand_distance: Option<f64>,
     /// Shuffled values above the MP edge: correlation traps (`--randomize`).
     pub traps: Option<usize>,
-    /// Singular values, descending (only with `--values`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// σ mode of `sigma` and the scores (in the export; the report says it once at the top).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma_mode: Option<SigmaMode>,
+    /// σ of every mode (in the export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigmas: Option<Sigmas>,
+    /// Singular values, descending (with `--values`, and in the export).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub singular_values: Option<Vec<f64>>,
     /// Why the block failed.
     pub error: Option<String>,
@@ -274,8 +282,22 @@ pub struct MatrixRecord {
 impl MatrixRecord {
     /// The record of one entry; `values` includes the singular values.
     pub fn new(e: &Entry, values: bool) -> Self {
-        let b = &e.block;
-        let ok = e.result.as_ref().ok();
+        Self::of(&e.block, e.result.as_ref().map_err(String::as_str), values)
+    }
+
+    /// The full record of one analysed block as the explorer exports it: the report's fields
+    /// plus the σ mode, σ of every mode and the singular values.
+    pub fn export(b: &Block, a: &Analysis) -> Self {
+        Self {
+            sigma_mode: Some(a.sigma.mode),
+            sigmas: Some(a.sigmas),
+            ..Self::of(b, Ok(a), true)
+        }
+    }
+
+    /// The record of block `b` with its analysis or the reason it failed.
+    pub fn of(b: &Block, result: Result<&Analysis, &str>, values: bool) -> Self {
+        let ok = result.ok();
         let scores = ok.filter(|a| !a.scores.empty).map(|a| a.scores);
         let tail = ok.filter(|a| !a.scores.empty).map(|a| &a.heavy_tail);
         let fit = tail.and_then(|t| t.fit.as_ref().ok());
@@ -316,13 +338,15 @@ impl MatrixRecord {
             rand_ks: control.map(|c| c.rand_ks),
             rand_distance: control.map(|c| c.rand_distance),
             traps: control.map(|c| c.traps),
+            sigma_mode: None,
+            sigmas: None,
             singular_values: if values {
                 ok.map(|a| a.spectrum.values.clone())
             } else {
                 None
             },
-            error: match &e.result {
-                Err(msg) => Some(msg.clone()),
+            error: match result {
+                Err(msg) => Some(msg.to_string()),
                 Ok(a) if a.scores.empty => Some("empty block (all zeros)".into()),
                 Ok(_) => None,
             },
@@ -377,16 +401,26 @@ pub struct JsonReport {
     pub sigma_mode: SigmaMode,
     /// False when the run was interrupted: the blocks not reached say so in `error`.
     pub complete: bool,
-    /// Every block.
+    /// With `--top`: the score the matrices are ranked by (strangest first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranked_by: Option<&'static str>,
+    /// Every block (with `--top`, the strangest, in rank order).
     pub matrices: Vec<MatrixRecord>,
 }
 
-/// The report as one JSON document.
-pub fn to_json(model: ModelRecord, mode: SigmaMode, r: &Results, values: bool) -> String {
+/// The report as one JSON document; `ranked_by` names the score of a `--top` ranking.
+pub fn to_json(
+    model: ModelRecord,
+    mode: SigmaMode,
+    r: &Results,
+    values: bool,
+    ranked_by: Option<ScoreKind>,
+) -> String {
     let doc = JsonReport {
         model,
         sigma_mode: mode,
         complete: r.complete,
+        ranked_by: ranked_by.map(ScoreKind::name),
         matrices: r
             .entries
             .iter()
@@ -503,14 +537,27 @@ fn f3(v: Option<f64>) -> String {
     }
 }
 
-/// The report as an aligned table: a row per whole matrix (heads summarised) and a per-layer
-/// summary of mean head `ks` and `vector_p` for q, k and v.
-pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{} · {} · {} layers · sigma {} · {} blocks in {:.1}s{}",
-        model.path,
+/// The width a table should fit: `$COLUMNS`, else the terminal's width when standard output
+/// is one (`tty`), else 80.
+pub fn table_width(tty: bool) -> usize {
+    let columns = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&c| c > 0);
+    columns
+        .or_else(|| {
+            tty.then(ratatui::crossterm::terminal::size)
+                .and_then(Result::ok)
+                .map(|(w, _)| w as usize)
+                .filter(|&w| w > 0)
+        })
+        .unwrap_or(80)
+}
+
+/// The first line of a table: model, σ mode, blocks and time, split to fit `width`.
+fn title_lines(model: &ModelRecord, mode: SigmaMode, r: &Results, width: usize) -> String {
+    let rest = format!(
+        "{} · {} layers · sigma {} · {} blocks in {:.1}s{}",
         model.family,
         model.layers,
         mode,
@@ -521,23 +568,44 @@ pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
             n => format!(" · {n} FAILED"),
         }
     );
+    let one = format!("{} · {rest}", model.path);
+    if one.chars().count() <= width {
+        format!("{one}\n")
+    } else {
+        format!("{}\n{rest}\n", model.path)
+    }
+}
+
+/// Columns of the matrix table, with the order in which they are dropped when the table is too
+/// wide (the heads summary first moves to a line of its own).
+const TABLE_HEADER: [&str; 13] = [
+    "layer",
+    "proj",
+    "shape",
+    "dtype",
+    "sigma",
+    "ks",
+    "above",
+    "below",
+    "edge",
+    "outlier",
+    "s.rank",
+    "vec_p",
+    "heads: mean ks / worst ks",
+];
+/// Least important first: dtype, s.rank, below, sigma, outlier, edge, vec_p, above.
+const TABLE_DROP: [usize; 8] = [3, 10, 7, 4, 9, 8, 11, 6];
+/// The heads summary column.
+const HEADS_COL: usize = 12;
+/// Longest projection cell (names of matrices outside the layers) before it is shortened.
+const PROJ_MAX: usize = 28;
+
+/// The report as an aligned table that fits `width` columns: a row per whole matrix (heads
+/// summarised) and a per-layer summary of mean head `ks` and `vector_p` for q, k and v.
+pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results, width: usize) -> String {
+    let mut out = title_lines(model, mode, r, width);
     out.push('\n');
-    let header = [
-        "layer",
-        "proj",
-        "shape",
-        "dtype",
-        "sigma",
-        "ks",
-        "above",
-        "below",
-        "edge",
-        "outlier",
-        "s.rank",
-        "vec_p",
-        "heads: mean ks / worst ks",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    let mut rows: Vec<Vec<String>> = vec![TABLE_HEADER.iter().map(|s| s.to_string()).collect()];
     let mut errors = Vec::new();
     for (i, e) in r.entries.iter().enumerate() {
         if e.block.id.head.is_some() {
@@ -568,21 +636,12 @@ pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
                 worst.0
             )
         };
-        let name = match m.layer {
-            Some(l) => l.to_string(),
-            None => "-".into(),
-        };
-        let proj = if m.proj == "other" {
-            e.block.tensor.trim_end_matches(".weight").to_string()
-        } else {
-            m.proj.clone()
-        };
         if let Some(err) = &m.error {
             errors.push(format!("{}: {err}", e.block.tensor));
         }
         rows.push(vec![
-            name,
-            proj,
+            layer_cell(&m),
+            proj_cell(&m, &e.block),
             format!("{}x{}", m.rows, m.cols),
             m.dtype.clone(),
             m.sigma.map(|s| format!("{s:.4}")).unwrap_or("-".into()),
@@ -596,7 +655,7 @@ pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
             head_col,
         ]);
     }
-    out.push_str(&align(&rows));
+    out.push_str(&fit(rows, &TABLE_DROP, Some(HEADS_COL), width));
     let summary = depth_summary(r);
     if !summary.is_empty() {
         out.push_str("\nper layer, mean over heads\n");
@@ -608,7 +667,154 @@ pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results) -> String {
     out
 }
 
-fn align(rows: &[Vec<String>]) -> String {
+fn layer_cell(m: &MatrixRecord) -> String {
+    m.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// q, k, … or, outside the layers, the tensor's name (shortened from the left when long).
+fn proj_cell(m: &MatrixRecord, b: &Block) -> String {
+    if m.proj != "other" {
+        return m.proj.clone();
+    }
+    let name = b.tensor.trim_end_matches(".weight");
+    let n = name.chars().count();
+    if n <= PROJ_MAX {
+        name.to_string()
+    } else {
+        let tail: String = name.chars().skip(n - (PROJ_MAX - 1)).collect();
+        format!("~{tail}")
+    }
+}
+
+/// The `n` strangest blocks by `kind`, strangest first (blocks without that score left out).
+pub fn top(r: &Results, kind: ScoreKind, n: usize) -> Results {
+    let ranked = rank(
+        r.entries.iter().map(|e| (&e.block, e.result.as_ref().ok())),
+        kind,
+    );
+    let entries = ranked
+        .into_iter()
+        .filter(|(_, v)| v.is_some())
+        .take(n)
+        .filter_map(|(b, _)| r.entries.iter().find(|e| e.block.id == b.id).cloned())
+        .collect();
+    Results {
+        entries,
+        elapsed: r.elapsed,
+        complete: r.complete,
+    }
+}
+
+/// Scores the ranked table shows beside the ranking score, most important first (the last
+/// go first when the table is too wide).
+const RANKED_OTHERS: [ScoreKind; 4] = [
+    ScoreKind::Ks,
+    ScoreKind::Above,
+    ScoreKind::EdgeRatio,
+    ScoreKind::VectorP,
+];
+
+/// `--top n` as a table fitting `width`: rank, block, the ranking score, then other scores.
+pub fn to_ranked_table(
+    model: &ModelRecord,
+    mode: SigmaMode,
+    all: &Results,
+    kind: ScoreKind,
+    n: usize,
+    width: usize,
+) -> String {
+    let mut out = title_lines(model, mode, all, width);
+    let r = &top(all, kind, n);
+    let order = if kind.low_is_far() {
+        "lowest"
+    } else {
+        "highest"
+    };
+    let _ = writeln!(
+        out,
+        "the {} strangest blocks by {} ({order} first)\n",
+        r.entries.len(),
+        kind.name()
+    );
+    let others: Vec<ScoreKind> = RANKED_OTHERS.into_iter().filter(|k| *k != kind).collect();
+    let mut header: Vec<String> = ["#", "layer", "proj", "head", "shape", kind.name()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    header.extend(others.iter().map(|k| k.short().to_string()));
+    let mut rows = vec![header];
+    for (i, e) in r.entries.iter().enumerate() {
+        let m = MatrixRecord::new(e, false);
+        let a = e.result.as_ref().ok();
+        let cell = |k: ScoreKind| match k {
+            ScoreKind::Above | ScoreKind::Below => opt(a.and_then(|a| k.value(a))),
+            _ => f3(a.and_then(|a| k.value(a))),
+        };
+        let mut row = vec![
+            (i + 1).to_string(),
+            layer_cell(&m),
+            proj_cell(&m, &e.block),
+            m.head
+                .map(|h| format!("h{h}"))
+                .unwrap_or_else(|| "-".into()),
+            format!("{}x{}", m.rows, m.cols),
+            cell(kind),
+        ];
+        row.extend(others.iter().map(|k| cell(*k)));
+        rows.push(row);
+    }
+    let drop: Vec<usize> = (6..6 + others.len()).rev().collect();
+    out.push_str(&fit(rows, &drop, None, width));
+    out
+}
+
+/// Aligns `rows` (the first is the header) into lines no wider than `width` when it can: the
+/// `own_line` column moves under its row, then the `drop` columns go, in that order.
+fn fit(rows: Vec<Vec<String>>, drop: &[usize], own_line: Option<usize>, width: usize) -> String {
+    let lines = align(&rows);
+    if widest(&lines) <= width {
+        return lines.concat();
+    }
+    let mut keep: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .filter(|c| Some(*c) != own_line)
+        .collect();
+    let project = |keep: &[usize]| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| keep.iter().map(|&c| r[c].clone()).collect())
+            .collect()
+    };
+    let mut lines = align(&project(&keep));
+    for d in drop {
+        if widest(&lines) <= width {
+            break;
+        }
+        keep.retain(|c| c != d);
+        lines = align(&project(&keep));
+    }
+    let mut out = String::new();
+    for (row, line) in rows.iter().zip(lines) {
+        out.push_str(&line);
+        if let Some(extra) = own_line.map(|c| &row[c]).filter(|s| !s.is_empty()) {
+            if std::ptr::eq(row, &rows[0]) {
+                let _ = writeln!(out, "  {extra}");
+            } else {
+                let _ = writeln!(out, "  heads {extra}");
+            }
+        }
+    }
+    out
+}
+
+fn widest(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .map(|l| l.trim_end_matches('\n').chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Rows as lines (each ending in a newline), columns padded to their widest cell.
+fn align(rows: &[Vec<String>]) -> Vec<String> {
     let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|c| {
@@ -618,17 +824,16 @@ fn align(rows: &[Vec<String>]) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, s)| format!("{s}{}", " ".repeat(widths[c] - s.chars().count())))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    rows.iter()
+        .map(|r| {
+            let line: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(c, s)| format!("{s}{}", " ".repeat(widths[c] - s.chars().count())))
+                .collect();
+            format!("{}\n", line.join("  ").trim_end())
+        })
+        .collect()
 }
 
 /// Mean head `ks` and `vector_p` per layer for q, k, v (the seed's line plots as numbers).
@@ -681,5 +886,5 @@ pub fn depth_summary(r: &Results) -> String {
         }
         rows.push(row);
     }
-    align(&rows)
+    align(&rows).concat()
 }

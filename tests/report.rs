@@ -79,6 +79,12 @@ fn json_has_the_documented_schema_and_counts() {
     }
     let heads = mats.iter().filter(|m| !m["head"].is_null()).count();
     assert_eq!(heads, 3 * 12);
+    // The same parser reads a report matrix and the explorer's `e` export.
+    let recs: Vec<report::MatrixRecord> = serde_json::from_value(v["matrices"].clone()).unwrap();
+    assert!(
+        recs.iter()
+            .all(|r| r.sigmas.is_none() && r.singular_values.is_some())
+    );
     let k1 = mats
         .iter()
         .find(|m| m["layer"] == 1 && m["proj"] == "k" && m["head"].is_null())
@@ -254,4 +260,113 @@ fn report_results_equal_direct_engine_calls() {
         assert_eq!(got.values, direct.values, "{}", job.block.name);
         assert_eq!(got.vector_p, direct.vector_p, "{}", job.block.name);
     }
+}
+
+/// Runs `mpscope report` on `dir` with `$COLUMNS` set to `columns`.
+fn report_at(columns: &str, dir: &std::path::Path, extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .arg("report")
+        .arg(dir)
+        .args(extra)
+        .env("COLUMNS", columns)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn table_fits_the_width_it_is_given_and_keeps_every_column_when_wide() {
+    let dir = tempfile::tempdir().unwrap();
+    synth_llama(dir.path(), "L1.k:2x5");
+    let wide = report_at("200", dir.path(), &["--format", "table"]);
+    let header = wide.lines().find(|l| l.starts_with("layer  proj")).unwrap();
+    for col in [
+        "dtype",
+        "sigma",
+        "s.rank",
+        "vec_p",
+        "heads: mean ks / worst ks",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    assert!(wide.chars().filter(|c| *c == '\n').count() > 20);
+    assert!(wide.lines().all(|l| !l.starts_with("  heads")), "{wide}");
+    for columns in ["80", "60"] {
+        let text = report_at(columns, dir.path(), &["--format", "table"]);
+        let limit: usize = columns.parse().unwrap();
+        for line in text.lines() {
+            assert!(line.chars().count() <= limit, "{columns}: {line}\n{text}");
+        }
+        // Nothing lost that matters: ks on every matrix row, the heads on lines of their own.
+        let header = text.lines().find(|l| l.starts_with("layer  proj")).unwrap();
+        assert!(
+            header.contains("ks") && !header.contains("dtype"),
+            "{header}"
+        );
+        assert!(text.contains("  heads 2: "), "{text}");
+        assert!(text.contains("per layer, mean over heads"), "{text}");
+    }
+    // Unset or unusable $COLUMNS and no terminal: 80.
+    let text = report_at("", dir.path(), &["--format", "table"]);
+    assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+    // CSV keeps every column whatever the width.
+    let csv = report_at("40", dir.path(), &["--format", "csv"]);
+    assert_eq!(csv.lines().next().unwrap(), report::CSV_COLUMNS.join(","));
+}
+
+#[test]
+fn top_ranks_the_strangest_blocks_in_all_three_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    synth_llama(dir.path(), "L1.k:2x5");
+    let json = report_at("80", dir.path(), &["--format", "json", "--top", "5"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["ranked_by"], "ks");
+    let mats = v["matrices"].as_array().unwrap();
+    assert_eq!(mats.len(), 5);
+    let ks: Vec<f64> = mats.iter().map(|m| m["ks"].as_f64().unwrap()).collect();
+    assert!(ks.windows(2).all(|w| w[0] >= w[1]), "{ks:?}");
+    // The planted spikes in L1 k make its blocks the strangest three.
+    for m in &mats[..3] {
+        assert_eq!(
+            (m["layer"].as_u64(), m["proj"].as_str()),
+            (Some(1), Some("k"))
+        );
+    }
+    let csv = report_at("80", dir.path(), &["--format", "csv", "--top", "5"]);
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 5);
+    assert!(rows[0].starts_with("model.layers.1.self_attn.k_proj.weight,1,k,"));
+    // vector_p: lowest first, only blocks that have it (heads).
+    let json = report_at(
+        "80",
+        dir.path(),
+        &["--format", "json", "--top", "4", "--score", "vector_p"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let vp: Vec<f64> = v["matrices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["vector_p"].as_f64().unwrap())
+        .collect();
+    assert_eq!(vp.len(), 4);
+    assert!(vp.windows(2).all(|w| w[0] <= w[1]), "{vp:?}");
+    let table = report_at("60", dir.path(), &["--format", "table", "--top", "3"]);
+    assert!(
+        table.contains("the 3 strangest blocks by ks (highest first)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("57 blocks in"),
+        "the title counts every block: {table}"
+    );
+    let first = table.lines().find(|l| l.starts_with("1 ")).unwrap();
+    assert!(first.contains(" k ") && first.contains("32x128"), "{first}");
+    assert!(table.lines().all(|l| l.chars().count() <= 60), "{table}");
 }

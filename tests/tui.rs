@@ -380,6 +380,31 @@ fn sigma_mode_rescored_without_recomputing_and_search_jumps() {
     assert_eq!(json["tensor"], "model.layers.2.self_attn.v_proj.weight");
     // v is kv_heads · head_dim = 64 rows by 128 columns: 64 singular values.
     assert_eq!(json["singular_values"].as_array().unwrap().len(), 64);
+    // One schema: a report matrix object (flat, the same keys) plus σ mode, σ of every mode
+    // and the values, read by the report's own parser.
+    let keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    let mut expected: Vec<&str> = mpscope::report::CSV_COLUMNS.to_vec();
+    expected.extend(["sigma_mode", "sigmas", "singular_values"]);
+    let (mut k, mut e) = (keys.clone(), expected.clone());
+    k.sort();
+    e.sort();
+    assert_eq!(k, e);
+    let rec: mpscope::report::MatrixRecord = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(
+        (rec.layer, rec.proj.as_str(), rec.head),
+        (Some(2), "v", None)
+    );
+    assert_eq!(rec.sigma_mode, Some(SigmaMode::Fit));
+    let a = app.analysis(&target).unwrap();
+    assert_eq!(rec.sigma, Some(a.sigma.value));
+    assert_eq!(rec.sigmas.unwrap().entry, a.sigmas.entry);
+    assert_eq!(rec.ks, Some(a.scores.ks));
+    assert_eq!(rec.mp_max, a.law.map(|l| l.upper_edge()));
 }
 
 #[test]

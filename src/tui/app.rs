@@ -587,7 +587,8 @@ impl App {
         Effect::None
     }
 
-    /// Writes the focused spectrum (values, σ, law, scores) as JSON; returns the file.
+    /// Writes the focused spectrum as JSON, a report matrix object plus the σ mode, σ of every
+    /// mode and the singular values ([`crate::report::MatrixRecord::export`]); returns the file.
     pub fn export(&self) -> Result<PathBuf, String> {
         let id = self.focus().ok_or("nothing in focus")?;
         let a = self
@@ -600,20 +601,7 @@ impl App {
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         let path = self.export_dir.join(format!("mpscope-{stem}.json"));
-        let doc = serde_json::json!({
-            "tensor": block.tensor,
-            "name": block.name,
-            "layer": id.layer,
-            "head": id.head,
-            "rows": block.rows,
-            "cols": block.cols,
-            "sigma_mode": a.sigma.mode,
-            "sigma": a.sigma.value,
-            "sigmas": a.sigmas,
-            "law": a.law,
-            "scores": a.scores,
-            "singular_values": a.spectrum.values,
-        });
+        let doc = crate::report::MatrixRecord::export(block, a);
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
