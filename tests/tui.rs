@@ -12,6 +12,7 @@ use mpscope::tui::app::{App, Outcome, SearchKey, View};
 use mpscope::tui::draw::draw;
 use mpscope::tui::hits::{Hits, Target};
 use mpscope::tui::keys::{Action, action};
+use mpscope::tui::plot::fmt_tick;
 use mpscope::tui::theme::Theme;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -739,4 +740,190 @@ fn ranked_view_fills_in_live_and_keeps_the_cursor_on_its_block() {
     let b = &app.blocks[&cursor];
     assert_eq!(row.1, format!("L{}", b.id.layer.unwrap()));
     assert_eq!(row.2, b.id.proj.proj_label());
+}
+
+#[test]
+fn every_label_follows_the_lambda_axis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('x'));
+    let s = screen(&app, UNICODE, 140, 40);
+    let all = text(&s);
+    for label in ["λ = ν²/q (", "edges λ±", "λ− λ+", "top λ"] {
+        assert!(all.contains(label), "{label}:\n{all}");
+    }
+    for stale in ["edges ν±", "ν− ν+", "top ν", "singular values ν"] {
+        assert!(!all.contains(stale), "{stale}:\n{all}");
+    }
+    // The numbers are λ = ν²/q: the upper edge and the largest value.
+    let a = app.analysis(&app.focus().unwrap()).unwrap();
+    let (_, hi) = a.law.unwrap().edges_in(mpscope::spectrum::Unit::Eigen);
+    let top = a.spectrum.top().powi(2) / a.spectrum.q() as f64;
+    let edges = s.iter().find(|l| l.contains("λ− λ+")).unwrap();
+    assert!(edges.contains(&fmt_tick(hi)), "{edges}");
+    let tops = s.iter().find(|l| l.contains("top λ")).unwrap();
+    assert!(tops.contains(&fmt_tick(top)), "{tops}");
+}
+
+#[test]
+fn stats_values_are_whole_or_absent_down_to_60x16() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    for (moves, unit) in [("", 'ν'), ("l", 'ν'), ("x", 'λ'), ("ll", 'λ')] {
+        for c in moves.chars() {
+            app.handle(key(c));
+        }
+        let a = app.analysis(&app.focus().unwrap()).unwrap().clone();
+        let u = if unit == 'ν' {
+            mpscope::spectrum::Unit::Singular
+        } else {
+            mpscope::spectrum::Unit::Eigen
+        };
+        let (lo, hi) = a.law.unwrap().edges_in(u);
+        let expected = [
+            ("ks", format!("{:.4}", a.scores.ks)),
+            ("σ", format!("{:.4} ({})", a.sigma.value, a.sigma.mode)),
+            ("above", a.scores.above.to_string()),
+            ("below", a.scores.below.to_string()),
+            ("edge", format!("{:.3}", a.scores.edge_ratio)),
+            ("outlier", format!("{:.4}", a.scores.outlier_mass)),
+            (
+                &format!("{unit}− {unit}+"),
+                format!("{} {}", fmt_tick(lo), fmt_tick(hi)),
+            ),
+        ];
+        for (w, h) in [(60, 16), (64, 18), (80, 24)] {
+            let s = screen(&app, UNICODE, w, h);
+            // The stats panel is the right part of the spectrum frame; a stacked value sits
+            // on the line under its key.
+            let panel: Vec<String> = s
+                .iter()
+                .map(|l| {
+                    let c: Vec<char> = l.chars().collect();
+                    // As drawn: min(26, half the frame's inside) plus the right border.
+                    let stats_w = 26.min((w as usize - 19 - 2) / 2) + 1;
+                    c[c.len() - stats_w..].iter().collect()
+                })
+                .collect();
+            let joined = panel.join("\n");
+            let mut shown = 0;
+            for (k, v) in &expected {
+                // Below the header and the frame's top border.
+                let Some(y) = panel.iter().skip(3).position(|l| {
+                    l.trim_start_matches(['│', ' '])
+                        .starts_with(&format!("{k} "))
+                        || l.trim_matches(['│', ' ']) == *k
+                }) else {
+                    continue;
+                };
+                let y = y + 3;
+                shown += 1;
+                let here = format!(
+                    "{}\n{}",
+                    panel[y],
+                    panel.get(y + 1).cloned().unwrap_or_default()
+                );
+                assert!(
+                    here.contains(v.as_str()),
+                    "{k} at {w}x{h} ({moves}): {v:?} not whole in\n{joined}"
+                );
+            }
+            assert!(shown >= 5, "{w}x{h}: the important rows stay:\n{joined}");
+            // ks, above and below outrank the rest.
+            for k in ["ks ", "above ", "below "] {
+                assert!(joined.contains(k), "{k} at {w}x{h}:\n{joined}");
+            }
+        }
+    }
+}
+
+#[test]
+fn heatmap_cells_stretch_and_the_legend_gives_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    app.handle(key('4'));
+    let id = |l, h| {
+        Target::Block(MatrixId {
+            layer: Some(l),
+            proj: Proj::Q,
+            head: Some(h),
+        })
+    };
+    for (w, h) in [(80, 24), (120, 30)] {
+        let (lines, hits) = frame(&app, w, h);
+        // Main area: w − 19 (layer list) − 2 (border) − 4 (layer labels), shared by 4 heads.
+        let share = (w - 19 - 2 - 4) / 4;
+        for head in 0..4 {
+            let cell = hits.area_of(id(1, head)).unwrap();
+            assert_eq!(cell.width, share, "{w}x{h}");
+        }
+        assert!(share > 4, "wider than the old fixed 4 columns");
+        let max = app.max_score(Some(Proj::Q), mpscope::tui::app::ScoreKind::Ks);
+        let legend = format!("ks close to MP 0.000 ");
+        let all = text(&lines);
+        assert!(all.contains(&legend), "{all}");
+        assert!(all.contains(&format!("{max:.3} far")), "{all}");
+    }
+    // vector_p: close to MP is 0.5, far is 0.
+    app.handle(key('s'));
+    let all = text(&frame(&app, 100, 30).0);
+    assert!(all.contains("vector_p close to MP 0.500"), "{all}");
+    assert!(all.contains(" 0.000 far"), "{all}");
+}
+
+#[test]
+fn default_bins_follow_the_number_of_values_and_plus_minus_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    let bins = |app: &App| -> usize {
+        let all = text(&screen(app, UNICODE, 100, 30));
+        let at = all.find(" bins)").unwrap_or_else(|| panic!("{all}"));
+        let open = all[..at].rfind('(').unwrap();
+        all[open + 1..at].parse().unwrap()
+    };
+    // A whole 128×128 q has 128 values, a head of it 32: fewer values, fewer bins.
+    let whole = bins(&app);
+    app.handle(key('l'));
+    let head = bins(&app);
+    assert!(head < whole, "head {head} vs whole {whole}");
+    assert!(
+        (8..=12).contains(&head),
+        "32 values: about n^(1/3) bins per range, got {head}"
+    );
+    // + and - start from what is shown.
+    app.handle(key('+'));
+    assert_eq!(bins(&app), head + (head / 4).max(1));
+    app.handle(key('-'));
+    app.handle(key('-'));
+    assert!(bins(&app) < head);
+}
+
+#[test]
+fn footer_and_layer_list_say_what_they_show_at_every_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_for(dir.path());
+    for (w, h) in [(60, 16), (80, 24), (120, 30)] {
+        let s = screen(&app, UNICODE, w, h);
+        let footer = &s[h as usize - 1];
+        assert!(
+            footer.contains("q quit") && footer.contains("? help"),
+            "{footer}"
+        );
+        assert!(footer.contains("blocks in"), "{footer}");
+        assert!(
+            footer.find("q quit") < footer.find("? help"),
+            "help comes last: {footer}"
+        );
+        // The list's number column is the focused projection's score, named under it.
+        assert!(
+            s[h as usize - 2].contains("▲ q ks ╯"),
+            "{}",
+            s[h as usize - 2]
+        );
+    }
+    let tab = action(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)).unwrap();
+    app.handle(tab);
+    app.handle(key('s'));
+    let s = screen(&app, UNICODE, 80, 24);
+    assert!(s[22].contains("▲ k vec_p ╯"), "{}", s[22]);
 }

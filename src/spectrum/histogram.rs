@@ -143,6 +143,34 @@ impl Histogram {
     }
 }
 
+/// Number of bins for `xs` over [lo, hi] by the Freedman–Diaconis rule: bin width
+/// 2·IQR·n^(−1/3), so that few values get few, well-filled bins instead of a comb; clamped to
+/// [`min`, `max`] (`max` is usually the columns available). Values outside [lo, hi] are ignored.
+pub fn freedman_diaconis_bins(xs: &[f64], lo: f64, hi: f64, min: usize, max: usize) -> usize {
+    let max = max.max(1);
+    let min = min.clamp(1, max);
+    let mut v: Vec<f64> = xs
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite() && *x >= lo && *x <= hi)
+        .collect();
+    if v.len() < 4 || hi <= lo {
+        return min;
+    }
+    v.sort_by(f64::total_cmp);
+    let quantile = |f: f64| {
+        let pos = f * (v.len() - 1) as f64;
+        let (i, t) = (pos.floor() as usize, pos.fract());
+        v[i] + (v[(i + 1).min(v.len() - 1)] - v[i]) * t
+    };
+    let iqr = quantile(0.75) - quantile(0.25);
+    let width = 2.0 * iqr / (v.len() as f64).cbrt();
+    if !(width > 0.0) {
+        return min;
+    }
+    ((hi - lo) / width).ceil().clamp(min as f64, max as f64) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +214,26 @@ mod tests {
         assert!(h.hi > h.lo);
         let z = Histogram::with_limits(&[1.0], None, 1, Unit::Eigen, 0, 0.0, 2.0);
         assert_eq!(z.counts, vec![1]);
+    }
+
+    #[test]
+    fn freedman_diaconis_gives_few_values_few_bins_and_many_values_more() {
+        // n evenly spread values over [0, 1]: IQR = 1/2, so bins = ceil(n^(1/3)).
+        let spread = |n: usize| -> Vec<f64> { (0..n).map(|i| i as f64 / (n - 1) as f64).collect() };
+        assert_eq!(freedman_diaconis_bins(&spread(64), 0.0, 1.0, 1, 200), 4);
+        assert_eq!(freedman_diaconis_bins(&spread(1000), 0.0, 1.0, 1, 200), 10);
+        assert_eq!(
+            freedman_diaconis_bins(&spread(64_000), 0.0, 1.0, 1, 200),
+            40
+        );
+        // Bounds: never above the width, never below the floor.
+        assert_eq!(freedman_diaconis_bins(&spread(64_000), 0.0, 1.0, 1, 30), 30);
+        assert_eq!(freedman_diaconis_bins(&spread(64), 0.0, 1.0, 8, 60), 8);
+        // The range counts: the same values in a range twice as wide get twice the bins.
+        assert_eq!(freedman_diaconis_bins(&spread(1000), 0.0, 2.0, 1, 200), 20);
+        // Degenerate input falls back to the floor.
+        assert_eq!(freedman_diaconis_bins(&[1.0; 50], 0.0, 2.0, 6, 60), 6);
+        assert_eq!(freedman_diaconis_bins(&[], 0.0, 1.0, 6, 60), 6);
+        assert_eq!(freedman_diaconis_bins(&spread(64), 0.0, 1.0, 8, 0), 1);
     }
 }

@@ -33,7 +33,7 @@ mod vectors;
 pub use control::{Control, esd_distance, shuffled};
 pub use error::SpectrumError;
 pub use heavy_tail::{HeavyTail, PowerLawFit, Warning, fit_power_law, matrix_entropy};
-pub use histogram::{Histogram, HistogramRange};
+pub use histogram::{Histogram, HistogramRange, freedman_diaconis_bins};
 pub use mp::{MpLaw, Unit};
 pub use scores::{Scores, bulk_range, ks_distance, score};
 pub use sigma::{

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block as Frame_, Borders, Clear, Paragraph};
 
 use crate::anatomy::{MatrixId, Proj};
-use crate::spectrum::{Analysis, HistogramRange, MpLaw, Unit, Warning};
+use crate::spectrum::{Analysis, HistogramRange, MpLaw, Unit, Warning, freedman_diaconis_bins};
 use crate::units;
 
 use super::app::{App, Overlay, ScoreKind, View};
@@ -208,7 +208,16 @@ fn score_glyph(app: &App, t: &Theme, layer: usize, proj: Proj, max: f64) -> (cha
 }
 
 fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
-    let block = bordered(Line::from(txt(" layers q k v ", t)), t);
+    // The number column is the focused projection's score: say so under it.
+    let cur = app
+        .nav
+        .projs()
+        .get(app.nav.proj)
+        .map(|(p, _)| p.proj_label())
+        .unwrap_or("q");
+    let label = format!(" {} {} {} ", t.edge_mark(), cur, app.score.short());
+    let block = bordered(Line::from(txt(" layers q k v ", t)), t)
+        .title_bottom(Line::from(txt(&label, t)).right_aligned());
     let inner = block.inner(area);
     f.render_widget(block, area);
     let h = inner.height as usize;
@@ -304,13 +313,18 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         return;
     };
     let block_info = app.blocks.get(&id);
+    // The block's name always; the tensor's when it fits whole.
     let title = block_info
-        .map(|b| format!(" {} · {} ", b.name, b.tensor))
+        .map(|b| {
+            let full = format!(" {} · {} ", b.name, b.tensor);
+            if full.chars().count() + 2 <= area.width as usize {
+                full
+            } else {
+                format!(" {} ", b.name)
+            }
+        })
         .unwrap_or_default();
-    let frame = bordered(
-        Line::from(txt(&truncate(&title, area.width as usize - 2), t)),
-        t,
-    );
+    let frame = bordered(Line::from(txt(&title, t)), t);
     let inner = frame.inner(area);
     f.render_widget(frame, area);
     if let Some(msg) = status_text(app, &id) {
@@ -331,30 +345,31 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let stats_w = 26u16.min(inner.width / 2);
     let [plot_area, stats_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(stats_w)]).areas(inner);
-    let lines: Vec<Line> = stats_lines(app, a, block_info, t)
-        .into_iter()
-        .map(|(k, v, warn)| {
-            Line::from(vec![
-                Span::styled(txt(&format!("{k:<9}"), t), t.dim()),
-                Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
-            ])
-        })
-        .collect();
-    f.render_widget(
-        Paragraph::new(lines),
-        stats_area.inner(ratatui::layout::Margin::new(1, 0)),
-    );
+    let stats_area = stats_area.inner(ratatui::layout::Margin::new(1, 0));
+    let lines: Vec<Line> = fit_stats(
+        stats_lines(app, a, block_info, t),
+        stats_area.width as usize,
+        stats_area.height as usize,
+    )
+    .into_iter()
+    .map(|(k, v, warn)| {
+        Line::from(vec![
+            Span::styled(txt(&k, t), t.dim()),
+            Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
+        ])
+    })
+    .collect();
+    f.render_widget(Paragraph::new(lines), stats_area);
     if app.tail_view {
         draw_tail(f, a, t, plot_area);
         return;
     }
-    // Auto: one bin per column, but never so many that a small block's values scatter into
-    // gaps (about three values per bin at least).
-    let auto = (a.spectrum.p() / 3).clamp(12, plot_area.width.max(1) as usize);
-    let bins = app
-        .bins
-        .unwrap_or(auto)
-        .clamp(1, plot_area.width.max(1) as usize * 4);
+    // Auto: Freedman–Diaconis over the drawn range, at most one bin per column.
+    let cols = plot_area.width.max(1) as usize;
+    let range = spectrum_histogram(app, a, 1);
+    let auto = freedman_diaconis_bins(&in_unit(a, app.unit), range.lo, range.hi, MIN_BINS, cols);
+    app.shown_bins.set(auto);
+    let bins = app.bins.unwrap_or(auto).clamp(1, cols * 4);
     let hist = spectrum_histogram(app, a, bins);
     let counts: Vec<f64> = hist.counts.iter().map(|&c| c as f64).collect();
     let marks: Vec<f64> = a
@@ -367,25 +382,38 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let legend_h = 1u16;
     let [legend, plot_rect] =
         Layout::vertical([Constraint::Length(legend_h), Constraint::Min(0)]).areas(plot_area);
-    let legend_line = Line::from(vec![
-        Span::styled(format!("{} ", t.bar(8)), t.bars()),
-        Span::raw(txt(
-            &format!(
-                "{} ({} bins)  ",
-                match app.unit {
-                    Unit::Singular => "singular values ν",
-                    Unit::Eigen => "λ = ν²/q",
-                },
-                hist.counts.len()
-            ),
-            t,
-        )),
-        Span::styled(format!("{} ", t.curve()), t.mp()),
-        Span::raw("MP  "),
-        Span::styled(format!("{}", t.edge_mark()), t.mp()),
-        Span::raw(txt(" edges ν±", t)),
-    ]);
-    f.render_widget(Paragraph::new(legend_line), legend);
+    // Legend items, each shown whole or not at all.
+    let what = match app.unit {
+        Unit::Singular => "singular values ν",
+        Unit::Eigen => "λ = ν²/q",
+    };
+    let (sym, bins) = (unit_symbol(app.unit), hist.counts.len());
+    let items = [
+        (
+            t.bar(8),
+            t.bars(),
+            vec![
+                format!(" {what} ({bins} bins)"),
+                format!(" {sym} ({bins} bins)"),
+            ],
+        ),
+        (t.curve(), t.mp(), vec![" MP".to_string()]),
+        (t.edge_mark(), t.mp(), vec![format!(" edges {sym}±")]),
+    ];
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for (glyph, style, labels) in items {
+        let Some(label) = labels
+            .into_iter()
+            .find(|l| used + 1 + l.chars().count() <= legend.width as usize)
+        else {
+            break;
+        };
+        used += 1 + label.chars().count() + 2;
+        spans.push(Span::styled(glyph.to_string(), style));
+        spans.push(Span::raw(txt(&format!("{label}  "), t)));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), legend);
     let shuffled: Vec<f64> = match (&a.spectrum.shuffled, app.show_shuffled) {
         (Some(sh), true) => {
             let h = crate::spectrum::Histogram::with_limits(
@@ -490,6 +518,112 @@ fn draw_tail(f: &mut Frame<'_>, a: &Analysis, t: &Theme, area: Rect) {
     );
 }
 
+/// Fewest bins the automatic choice gives.
+const MIN_BINS: usize = 8;
+
+/// The block's values on the axis in use (ν, or λ = ν²/q).
+fn in_unit(a: &Analysis, unit: Unit) -> Vec<f64> {
+    let q = a.spectrum.q().max(1) as f64;
+    a.spectrum
+        .values
+        .iter()
+        .map(|&nu| match unit {
+            Unit::Singular => nu,
+            Unit::Eigen => nu * nu / q,
+        })
+        .collect()
+}
+
+/// ν or λ, for labels that follow the axis.
+fn unit_symbol(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Singular => "ν",
+        Unit::Eigen => "λ",
+    }
+}
+
+/// One row of the stats panel: its key, its value as whole parts (never cut inside one),
+/// whether it signals structure, and how much it matters (0 = kept longest).
+struct Stat {
+    key: String,
+    parts: Vec<String>,
+    warn: bool,
+    keep: u8,
+    /// A list (the top values): shows as many whole parts as fit on its row.
+    list: bool,
+}
+
+/// Lays the stats out in `width` × `height`: a row fits beside its key, or goes under it
+/// (split at its parts), a list shows the parts that fit; when the rows still do not fit, the
+/// least important go whole. Returns (key column, value, warn) per line.
+fn fit_stats(stats: Vec<Stat>, width: usize, height: usize) -> Vec<(String, String, bool)> {
+    let key_w = stats
+        .iter()
+        .map(|s| s.key.chars().count() + 1)
+        .max()
+        .unwrap_or(0);
+    let len = |s: &str| s.chars().count();
+    let layout = |s: &Stat| -> Vec<(String, String, bool)> {
+        let joined = s.parts.join(" ");
+        if key_w + len(&joined) <= width {
+            return vec![(format!("{:<key_w$}", s.key), joined, s.warn)];
+        }
+        if s.list {
+            let mut shown = Vec::new();
+            for p in &s.parts {
+                let next = shown.iter().map(|x: &&String| len(x) + 1).sum::<usize>() + len(p);
+                if key_w + next > width {
+                    break;
+                }
+                shown.push(p);
+            }
+            if !shown.is_empty() {
+                let v: Vec<&str> = shown.iter().map(|s| s.as_str()).collect();
+                return vec![(format!("{:<key_w$}", s.key), v.join(" "), s.warn)];
+            }
+        }
+        // Stacked: the key, then the parts on lines of their own, indented by one.
+        let mut out = vec![(s.key.clone(), String::new(), false)];
+        let mut line = String::new();
+        for p in &s.parts {
+            if !line.is_empty() && 1 + len(&line) + 1 + len(p) > width {
+                out.push((" ".into(), std::mem::take(&mut line), s.warn));
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(p);
+        }
+        if !line.is_empty() {
+            out.push((" ".into(), line, s.warn));
+        }
+        out
+    };
+    let mut kept: Vec<bool> = vec![true; stats.len()];
+    let total = |kept: &[bool]| -> usize {
+        stats
+            .iter()
+            .zip(kept)
+            .filter(|(_, k)| **k)
+            .map(|(s, _)| layout(s).len())
+            .sum()
+    };
+    let mut by_keep: Vec<usize> = (0..stats.len()).collect();
+    by_keep.sort_by_key(|&i| std::cmp::Reverse(stats[i].keep));
+    for i in by_keep {
+        if total(&kept) <= height {
+            break;
+        }
+        kept[i] = false;
+    }
+    stats
+        .iter()
+        .zip(&kept)
+        .filter(|(_, k)| **k)
+        .flat_map(|(s, _)| layout(s))
+        .collect()
+}
+
 /// The histogram of the spectrum view: every value, or the MP bulk with some headroom
 /// (values beyond are counted at the right edge).
 fn spectrum_histogram(app: &App, a: &Analysis, bins: usize) -> crate::spectrum::Histogram {
@@ -513,88 +647,128 @@ fn spectrum_histogram(app: &App, a: &Analysis, bins: usize) -> crate::spectrum::
     crate::spectrum::Histogram::with_limits(&s.values, Some(&law), s.q(), app.unit, bins, lo, hi)
 }
 
-/// Key, value, and whether the value signals structure (far from MP).
+/// The stats panel's rows, in display order.
 fn stats_lines(
     app: &App,
     a: &Analysis,
     block: Option<&crate::anatomy::Block>,
     t: &Theme,
-) -> Vec<(&'static str, String, bool)> {
+) -> Vec<Stat> {
     let s = &a.scores;
+    let stat = |key: &str, parts: &[String], warn: bool, keep: u8| Stat {
+        key: key.to_string(),
+        parts: parts.to_vec(),
+        warn,
+        keep,
+        list: false,
+    };
     let mut v = Vec::new();
     let shape = units::shape(&[a.spectrum.rows, a.spectrum.cols], t.ascii);
     let dtype = block
         .map(|b| crate::inspect::dtype_label(&b.dtype))
         .unwrap_or_default();
-    v.push(("shape", format!("{shape} {dtype}"), false));
+    v.push(stat("shape", &[shape, dtype], false, 8));
     let fit_failed = app.sigma_mode == crate::spectrum::SigmaMode::Fit && a.sigmas.fit_failed;
     let mode = if fit_failed {
         "fit failed: entry".to_string()
     } else {
         app.sigma_mode.to_string()
     };
-    v.push(("σ", format!("{:.4} ({mode})", a.sigma.value), fit_failed));
+    v.push(stat(
+        "σ",
+        &[format!("{:.4}", a.sigma.value), format!("({mode})")],
+        fit_failed,
+        4,
+    ));
+    let sym = unit_symbol(app.unit);
     if let Some(l) = a.law {
         let (lo, hi) = l.edges_in(app.unit);
-        v.push(("ν− ν+", format!("{} {}", fmt_tick(lo), fmt_tick(hi)), false));
+        v.push(stat(
+            &format!("{sym}− {sym}+"),
+            &[fmt_tick(lo), fmt_tick(hi)],
+            false,
+            5,
+        ));
     }
     if s.empty {
-        v.push(("scores", "empty block (all zeros)".into(), true));
+        v.push(stat(
+            "scores",
+            &["empty".into(), "block".into(), "(all zeros)".into()],
+            true,
+            0,
+        ));
         return v;
     }
-    v.push(("ks", format!("{:.4}", s.ks), s.ks > 0.05));
-    v.push((
-        "above",
-        format!("{}  below {}", s.above, s.below),
-        s.above + s.below > 0,
+    v.push(stat("ks", &[format!("{:.4}", s.ks)], s.ks > 0.05, 0));
+    v.push(stat("above", &[s.above.to_string()], s.above > 0, 1));
+    v.push(stat("below", &[s.below.to_string()], s.below > 0, 2));
+    v.push(stat(
+        "edge",
+        &[format!("{:.3}", s.edge_ratio)],
+        s.edge_ratio > 1.1,
+        3,
     ));
-    v.push(("edge", format!("{:.3}", s.edge_ratio), s.edge_ratio > 1.1));
-    v.push((
+    v.push(stat(
         "outlier",
-        format!("{:.4}", s.outlier_mass),
+        &[format!("{:.4}", s.outlier_mass)],
         s.outlier_mass > 0.01,
+        7,
     ));
-    v.push(("st.rank", format!("{:.1}", s.stable_rank), false));
+    v.push(stat(
+        "st.rank",
+        &[format!("{:.1}", s.stable_rank)],
+        false,
+        10,
+    ));
     match &a.heavy_tail.fit {
         Ok(fit) => {
             let warning = a.heavy_tail.warning();
             let verdict = match warning {
-                Some(Warning::OverTrained) => " over",
-                Some(Warning::UnderTrained) => " under",
-                None => "",
+                Some(Warning::OverTrained) => Some("over".to_string()),
+                Some(Warning::UnderTrained) => Some("under".to_string()),
+                None => None,
             };
-            v.push(("α", format!("{:.2}{verdict}", fit.alpha), warning.is_some()));
-            v.push((
+            let mut parts = vec![format!("{:.2}", fit.alpha)];
+            parts.extend(verdict);
+            v.push(stat("α", &parts, warning.is_some(), 3));
+            v.push(stat(
                 "tail",
-                format!("{} ≥ λ {}", fit.n_tail, fmt_tick(fit.xmin)),
+                &[fit.n_tail.to_string(), "≥ λ".into(), fmt_tick(fit.xmin)],
                 false,
+                10,
             ));
         }
-        Err(_) => v.push(("α", "- (no fit)".into(), false)),
+        Err(_) => v.push(stat("α", &["-".into(), "(no fit)".into()], false, 3)),
     }
     if let Some(c) = a.control {
-        v.push(("rand ks", format!("{:.4}", c.rand_ks), false));
-        v.push(("traps", c.traps.to_string(), c.traps > 0));
+        v.push(stat("rand ks", &[format!("{:.4}", c.rand_ks)], false, 7));
+        v.push(stat("traps", &[c.traps.to_string()], c.traps > 0, 7));
     }
-    v.push((
+    v.push(stat(
         "vector_p",
-        s.vector_p
+        &[s.vector_p
             .map(|p| format!("{p:.3}"))
-            .unwrap_or_else(|| "-".into()),
+            .unwrap_or_else(|| "-".into())],
         s.vector_p.is_some_and(|p| p < 0.2),
+        6,
     ));
-    let top: Vec<String> = a
-        .spectrum
-        .values
+    let top: Vec<String> = in_unit(a, app.unit)
         .iter()
         .take(5)
         .map(|x| fmt_tick(*x))
         .collect();
-    v.push(("top ν", top.join(" "), false));
-    v.push((
+    v.push(Stat {
+        list: true,
+        ..stat(&format!("top {sym}"), &top, false, 9)
+    });
+    v.push(stat(
         "time",
-        format!("{:.1} ms", a.spectrum.compute_time.as_secs_f64() * 1e3),
+        &[format!(
+            "{:.1} ms",
+            a.spectrum.compute_time.as_secs_f64() * 1e3
+        )],
         false,
+        11,
     ));
     v
 }
@@ -688,12 +862,19 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
         match app.results.get(id) {
             Some(Ok(a)) => {
                 let law = a.law;
+                let bins = freedman_diaconis_bins(
+                    &in_unit(a, app.unit),
+                    0.0,
+                    hi,
+                    MIN_BINS / 2,
+                    plot.width.max(1) as usize,
+                );
                 let hist = crate::spectrum::Histogram::with_limits(
                     &a.spectrum.values,
                     law.as_ref(),
                     a.spectrum.q(),
                     app.unit,
-                    plot.width.max(1) as usize,
+                    bins,
                     0.0,
                     hi,
                 );
@@ -888,15 +1069,26 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
         })
         .collect();
     let [legend, map] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
-    let ramp: String = (0..10).map(|i| t.ramp(i as f64 / 9.0)).collect();
-    f.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::styled(txt(" close to MP ", t), t.dim()),
-            Span::raw(ramp),
-            Span::styled(" far from MP", t.dim()),
-        ])),
-        legend,
-    );
+    let ramp: Vec<Span> = (0..10)
+        .map(|i| {
+            let v = i as f64 / 9.0;
+            Span::styled(t.ramp(v).to_string(), t.heat(v))
+        })
+        .collect();
+    let (close, far) = app.score.ramp_ends(max);
+    let mut spans = vec![Span::styled(
+        txt(
+            &format!(" {} close to MP {} ", app.score.name(), fmt_score(close)),
+            t,
+        ),
+        t.dim(),
+    )];
+    spans.extend(ramp);
+    spans.push(Span::styled(
+        txt(&format!(" {} far", fmt_score(far)), t),
+        t.dim(),
+    ));
+    f.render_widget(Paragraph::new(Line::from(spans)), legend);
     let rows = map.height.saturating_sub(1) as usize;
     let layer = focus.layer.unwrap_or(0);
     let first_row = layer
@@ -1227,17 +1419,21 @@ fn ranked_row(
     ])
 }
 
-/// A one-line histogram of every value in `w` bins, in bar glyphs.
+/// A one-line histogram of every value, `w` columns wide, in bar glyphs (Freedman–Diaconis
+/// bins, each drawn over the columns it spans).
 fn spark(a: &Analysis, app: &App, t: &Theme, w: usize) -> String {
     if w == 0 {
         return String::new();
     }
+    let probe = a
+        .spectrum
+        .histogram(a.sigma.value, app.unit, 1, HistogramRange::Full);
+    let bins = freedman_diaconis_bins(&in_unit(a, app.unit), probe.lo, probe.hi, MIN_BINS, w);
     let h = a
         .spectrum
-        .histogram(a.sigma.value, app.unit, w, HistogramRange::Full);
+        .histogram(a.sigma.value, app.unit, bins, HistogramRange::Full);
     let top = h.counts.iter().copied().max().unwrap_or(0).max(1);
-    h.counts
-        .iter()
-        .map(|&c| t.bar((c * 8).div_ceil(top)))
+    (0..w)
+        .map(|c| t.bar((h.counts[c * bins / w] * 8).div_ceil(top)))
         .collect()
 }

@@ -19,12 +19,13 @@ pub struct Heatmap<'a> {
     pub theme: Theme,
 }
 
-/// Width of one cell in columns for `heads` heads in `width` columns (1 or 2).
+/// Width of one cell in columns for `heads` heads in `width` columns: the cells share the
+/// width (at least one column each; the heads that do not fit are not drawn).
 pub fn cell_width(heads: usize, width: u16) -> u16 {
     if heads == 0 {
         return 1;
     }
-    (width as usize / heads).clamp(1, 4) as u16
+    (width as usize / heads).max(1) as u16
 }
 
 /// Columns of layer labels left of the cells.
@@ -69,12 +70,9 @@ impl Widget for Heatmap<'_> {
         let heads = self.heads();
         let cw = cell_width(heads, area.width - LABEL_W);
         let visible_heads = ((area.width - LABEL_W) / cw) as usize;
-        // Header: head numbers every 4 (or 8) heads.
-        let step = match cw {
-            1 => 8,
-            2 => 4,
-            _ => 2,
-        };
+        // Header: head numbers, every head when its number and a space fit in a cell.
+        let digits = heads.saturating_sub(1).to_string().len() as u16 + 1;
+        let step = digits.div_ceil(cw).next_power_of_two() as usize;
         for h in (0..heads.min(visible_heads)).step_by(step) {
             let x = area.x + LABEL_W + h as u16 * cw;
             let s = h.to_string();
@@ -94,7 +92,13 @@ impl Widget for Heatmap<'_> {
             };
             let focused = self.focus == Some((i, h));
             let style = if focused { t.selected() } else { style };
-            for k in 0..cell.width {
+            // Wide cells keep a one-column gap, so that equal neighbours stay apart.
+            let drawn = if cell.width >= 3 {
+                cell.width - 1
+            } else {
+                cell.width
+            };
+            for k in 0..drawn {
                 let glyph = if focused && k == 0 && cell.width >= 2 {
                     if t.ascii { '[' } else { '▶' }
                 } else {
