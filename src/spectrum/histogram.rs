@@ -165,7 +165,7 @@ pub fn freedman_diaconis_bins(xs: &[f64], lo: f64, hi: f64, min: usize, max: usi
     };
     let iqr = quantile(0.75) - quantile(0.25);
     let width = 2.0 * iqr / (v.len() as f64).cbrt();
-    if !(width > 0.0) {
+    if !width.is_finite() || width <= 0.0 {
         return min;
     }
     ((hi - lo) / width).ceil().clamp(min as f64, max as f64) as usize
