@@ -859,9 +859,8 @@ fn heatmap_cells_stretch_and_the_legend_gives_the_numbers() {
         }
         assert!(share > 4, "wider than the old fixed 4 columns");
         let max = app.max_score(Some(Proj::Q), mpscope::tui::app::ScoreKind::Ks);
-        let legend = format!("ks close to MP 0.000 ");
         let all = text(&lines);
-        assert!(all.contains(&legend), "{all}");
+        assert!(all.contains("ks close to MP 0.000 "), "{all}");
         assert!(all.contains(&format!("{max:.3} far")), "{all}");
     }
     // vector_p: close to MP is 0.5, far is 0.
