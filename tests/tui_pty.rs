@@ -169,6 +169,40 @@ fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
 }
 
 #[test]
+fn ranked_view_sorts_filters_and_opens_a_block_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    synth_llama(dir.path(), "L1.k:2x5");
+    let mut s = Session::start(&[dir.path().to_str().unwrap()], &[]);
+    s.wait_for("blocks in");
+    s.send("5");
+    s.wait_for("ranked · 57 blocks by ks (highest first)");
+    s.send("g");
+    let screen = s.wait_for("│▶ 1 ");
+    // The planted spikes put layer 1's k on top.
+    let first = screen
+        .lines()
+        .find(|l| l.starts_with("│▶ 1 "))
+        .unwrap_or_else(|| panic!("{screen}"));
+    assert!(first.contains("L1") && first.contains(" k "), "{first}");
+    s.send("s");
+    s.wait_for("by vector_p (lowest first)");
+    s.send("s");
+    s.wait_for("by edge_ratio (highest first)");
+    s.send("/L2 v");
+    let screen = s.wait_for("ranked · 3 blocks by edge_ratio");
+    assert!(screen.contains("/ L2 v_"), "{screen}");
+    s.send("\r");
+    std::thread::sleep(Duration::from_millis(200));
+    s.send("j");
+    std::thread::sleep(Duration::from_millis(200));
+    s.send("\r");
+    let screen = s.wait_for("· model.layers.2.self_attn.v_proj.weight");
+    assert!(screen.contains("edge"), "{screen}");
+    s.send("q");
+    assert_eq!(s.wait_exit(), 0);
+}
+
+#[test]
 fn ascii_and_no_color_in_a_real_terminal() {
     let dir = tempfile::tempdir().unwrap();
     synth_llama(dir.path(), "L0.q:3x4");
