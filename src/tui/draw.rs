@@ -400,12 +400,23 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         (t.curve(), t.mp(), vec![" MP".to_string()]),
         (t.edge_mark(), t.mp(), vec![format!(" edges {sym}±")]),
     ];
+    // Each item's first label that leaves room for the items after it (their shortest).
+    let shortest: Vec<usize> = items
+        .iter()
+        .map(|(_, _, ls)| ls.iter().map(|l| 1 + l.chars().count() + 2).min().unwrap_or(0))
+        .collect();
     let mut spans = Vec::new();
     let mut used = 0;
-    for (glyph, style, labels) in items {
+    for (i, (glyph, style, labels)) in items.into_iter().enumerate() {
+        let after: usize = shortest[i + 1..].iter().sum();
+        let fits = |l: &String, extra: usize| {
+            used + 1 + l.chars().count() + extra <= legend.width as usize
+        };
         let Some(label) = labels
-            .into_iter()
-            .find(|l| used + 1 + l.chars().count() <= legend.width as usize)
+            .iter()
+            .find(|l| fits(l, 2 + after))
+            .or_else(|| labels.iter().find(|l| fits(l, 0)))
+            .cloned()
         else {
             break;
         };
