@@ -112,7 +112,7 @@ struct ReportArgs {
     /// Only the N strangest blocks by --score, strangest first (the explorer's ranked view).
     #[arg(long, value_name = "N")]
     top: Option<usize>,
-    /// Score that --top ranks by: ks, vector_p, edge_ratio, above, below, outlier_mass.
+    /// Score that --top ranks by: ks, alpha, vector_p, edge_ratio, above, below, outlier_mass.
     #[arg(long, value_enum, default_value_t = ScoreKind::Ks, value_name = "SCORE")]
     score: ScoreKind,
     #[command(flatten)]

@@ -8,7 +8,7 @@ use mpscope::checkpoint::Checkpoint;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{self, SynthFamily, SynthSpec};
-use mpscope::tui::app::{App, Outcome, SearchKey, View};
+use mpscope::tui::app::{App, Outcome, ScoreKind, SearchKey, View};
 use mpscope::tui::draw::draw;
 use mpscope::tui::hits::{Hits, Target};
 use mpscope::tui::keys::{Action, action};
@@ -122,6 +122,17 @@ const ASCII: Theme = Theme {
 
 fn key(c: char) -> Action {
     action(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)).unwrap()
+}
+
+/// Presses `s` until the score is `kind`.
+fn score_by(app: &mut App, kind: ScoreKind) {
+    for _ in 0..ScoreKind::ALL.len() {
+        if app.score == kind {
+            return;
+        }
+        app.handle(key('s'));
+    }
+    panic!("s never reached {kind:?}");
 }
 
 fn text(lines: &[String]) -> String {
@@ -636,7 +647,7 @@ fn ranked_view_lists_every_block_strangest_first_and_s_resorts() {
     let first_q = rows.iter().find(|r| r.2 == "q" && r.3 == "-").unwrap();
     assert_eq!(first_q.1, "L0", "{all}");
     // vector_p: lowest first; whole matrices (no vectors computed) at the end.
-    app.handle(key('s'));
+    score_by(&mut app, ScoreKind::VectorP);
     let ranked = app.ranked();
     let vp: Vec<f64> = ranked.iter().filter_map(|r| r.1).collect();
     assert_eq!(vp.len(), 3 * 12, "every head has vector_p");
@@ -858,13 +869,13 @@ fn heatmap_cells_stretch_and_the_legend_gives_the_numbers() {
             assert_eq!(cell.width, share, "{w}x{h}");
         }
         assert!(share > 4, "wider than the old fixed 4 columns");
-        let max = app.max_score(Some(Proj::Q), mpscope::tui::app::ScoreKind::Ks);
+        let max = app.max_score(Some(Proj::Q), ScoreKind::Ks);
         let all = text(&lines);
         assert!(all.contains("ks close to MP 0.000 "), "{all}");
         assert!(all.contains(&format!("{max:.3} far")), "{all}");
     }
     // vector_p: close to MP is 0.5, far is 0.
-    app.handle(key('s'));
+    score_by(&mut app, ScoreKind::VectorP);
     let all = text(&frame(&app, 100, 30).0);
     assert!(all.contains("vector_p close to MP 0.500"), "{all}");
     assert!(all.contains(" 0.000 far"), "{all}");
@@ -922,7 +933,7 @@ fn footer_and_layer_list_say_what_they_show_at_every_width() {
     }
     let tab = action(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)).unwrap();
     app.handle(tab);
-    app.handle(key('s'));
+    score_by(&mut app, ScoreKind::VectorP);
     let s = screen(&app, UNICODE, 80, 24);
     assert!(s[22].contains("▲ k vec_p ╯"), "{}", s[22]);
 }

@@ -185,6 +185,8 @@ fn ranked_view_sorts_filters_and_opens_a_block_in_a_real_terminal() {
         .unwrap_or_else(|| panic!("{screen}"));
     assert!(first.contains("L1") && first.contains(" k "), "{first}");
     s.send("s");
+    s.wait_for("by alpha (lowest first)");
+    s.send("s");
     s.wait_for("by vector_p (lowest first)");
     s.send("s");
     s.wait_for("by edge_ratio (highest first)");

@@ -403,7 +403,12 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     // Each item's first label that leaves room for the items after it (their shortest).
     let shortest: Vec<usize> = items
         .iter()
-        .map(|(_, _, ls)| ls.iter().map(|l| 1 + l.chars().count() + 2).min().unwrap_or(0))
+        .map(|(_, _, ls)| {
+            ls.iter()
+                .map(|l| 1 + l.chars().count() + 2)
+                .min()
+                .unwrap_or(0)
+        })
         .collect();
     let mut spans = Vec::new();
     let mut used = 0;
