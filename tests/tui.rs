@@ -326,7 +326,7 @@ fn help_opens_with_question_mark_and_esc_closes_it() {
 fn ascii_mode_draws_only_ascii_and_no_color_draws_no_colour() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = app_for(dir.path());
-    for view in ['1', '2', '3', '4', '?'] {
+    for view in ['1', '2', '3', '4', '5', '?'] {
         app.handle(key(view));
         for (w, h) in [(80, 24), (120, 40)] {
             let s = screen(&app, ASCII, w, h);
