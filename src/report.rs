@@ -578,7 +578,7 @@ fn title_lines(model: &ModelRecord, mode: SigmaMode, r: &Results, width: usize) 
 
 /// Columns of the matrix table, with the order in which they are dropped when the table is too
 /// wide (the heads summary first moves to a line of its own).
-const TABLE_HEADER: [&str; 13] = [
+const TABLE_HEADER: [&str; 15] = [
     "layer",
     "proj",
     "shape",
@@ -591,12 +591,14 @@ const TABLE_HEADER: [&str; 13] = [
     "outlier",
     "s.rank",
     "vec_p",
+    "alpha",
+    "warning",
     "heads: mean ks / worst ks",
 ];
-/// Least important first: dtype, s.rank, below, sigma, outlier, edge, vec_p, above.
-const TABLE_DROP: [usize; 8] = [3, 10, 7, 4, 9, 8, 11, 6];
+/// Least important first: dtype, s.rank, below, sigma, outlier, edge, warning, vec_p, above.
+const TABLE_DROP: [usize; 9] = [3, 10, 7, 4, 9, 8, 13, 11, 6];
 /// The heads summary column.
-const HEADS_COL: usize = 12;
+const HEADS_COL: usize = 14;
 /// Longest projection cell (names of matrices outside the layers) before it is shortened.
 const PROJ_MAX: usize = 28;
 
@@ -652,6 +654,14 @@ pub fn to_table(model: &ModelRecord, mode: SigmaMode, r: &Results, width: usize)
             f3(m.outlier_mass),
             f3(m.stable_rank),
             f3(m.vector_p),
+            f3(m.alpha),
+            m.warning
+                .map(|w| match w {
+                    Warning::OverTrained => "over",
+                    Warning::UnderTrained => "under",
+                })
+                .unwrap_or("")
+                .to_string(),
             head_col,
         ]);
     }
