@@ -475,15 +475,31 @@ fn draw_tail(f: &mut Frame<'_>, a: &Analysis, t: &Theme, area: Rect) {
     evals.sort_by(|x, y| y.total_cmp(x));
     let n = evals.len();
     let fit = a.heavy_tail.fit.as_ref();
-    let text = match fit {
-        Ok(fit) => format!(
-            "CCDF of λ = ν², log-log · power law α {:.2} from λ {}",
-            fit.alpha,
-            fmt_tick(fit.xmin),
-        ),
-        Err(why) => format!("CCDF of λ = ν², log-log · no power-law fit: {why}"),
+    // The longest legend that fits, never a cut one.
+    let texts: Vec<String> = match fit {
+        Ok(fit) => {
+            let (a, x) = (fit.alpha, fmt_tick(fit.xmin));
+            vec![
+                format!("CCDF of λ = ν², log-log · power law α {a:.2} from λ {x}"),
+                format!("log-log CCDF · α {a:.2} from λ {x}"),
+                format!("α {a:.2} from λ {x}"),
+                format!("α {a:.2}"),
+            ]
+        }
+        Err(why) => vec![
+            format!("CCDF of λ = ν², log-log · no power-law fit: {why}"),
+            "log-log CCDF · no power-law fit".into(),
+            "no fit".into(),
+        ],
     };
-    f.render_widget(Paragraph::new(Span::styled(txt(&text, t), t.dim())), legend);
+    let width = legend.width as usize;
+    if let Some(text) = texts
+        .iter()
+        .map(|s| txt(s, t))
+        .find(|s| s.chars().count() <= width)
+    {
+        f.render_widget(Paragraph::new(Span::styled(text, t.dim())), legend);
+    }
     if n < 2 {
         return;
     }
@@ -525,7 +541,9 @@ fn draw_tail(f: &mut Frame<'_>, a: &Analysis, t: &Theme, area: Rect) {
             curves: &curves,
             x_bounds: [x0, x1],
             y_bounds: [y_lo - 0.05, 0.05],
-            x_labels: ticks(x0, x1, 4, |v| fmt_tick(10f64.powf(v))),
+            x_labels: ticks(x0, x1, (plot.width as usize / 14).clamp(2, 4), |v| {
+                fmt_tick(10f64.powf(v))
+            }),
             y_labels: ticks(y_lo, 0.0, 3, |v| fmt_tick(10f64.powf(v))),
             guide: fit.ok().map(|fit| fit.xmin.log10()),
             theme: *t,
