@@ -157,6 +157,30 @@ fn hand_made_matrices_match_weightwatcher() {
     eprintln!("hand-made matrices, worst: {worst:?}");
 }
 
+/// Fits WeightWatcher's own eigenvalues `ev` and checks α, D (to 1e-9) and xmin (exactly)
+/// against its record `ww`; returns the fit.
+fn check_fit(name: &str, ev: &Value, ww: &Value) -> mpscope::spectrum::PowerLawFit {
+    let ev: Vec<f64> = ev
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let fit = fit_power_law(&ev).unwrap();
+    let a = ww["alpha"].as_f64().unwrap();
+    assert!(
+        (fit.alpha / a - 1.0).abs() < 1e-9,
+        "{name}: α {} vs {a}",
+        fit.alpha
+    );
+    assert!(
+        (fit.d - ww["D"].as_f64().unwrap()).abs() < 1e-9,
+        "{name}: D"
+    );
+    assert_eq!(fit.xmin, ww["xmin"].as_f64().unwrap(), "{name}: xmin");
+    fit
+}
+
 /// The fit alone, on the very eigenvalues WeightWatcher computed: the same xmin and α to
 /// rounding, the small-N cases included.
 #[test]
@@ -185,24 +209,7 @@ fn the_fit_on_weightwatchers_own_eigenvalues_is_exact() {
         if ww["analyzed"] != Value::Bool(true) {
             continue;
         }
-        let ev: Vec<f64> = ev
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        let fit = fit_power_law(&ev).unwrap();
-        let a = ww["alpha"].as_f64().unwrap();
-        assert!(
-            (fit.alpha / a - 1.0).abs() < 1e-9,
-            "{name}: α {} vs {a}",
-            fit.alpha
-        );
-        assert!(
-            (fit.d - ww["D"].as_f64().unwrap()).abs() < 1e-9,
-            "{name}: D"
-        );
-        assert_eq!(fit.xmin, ww["xmin"].as_f64().unwrap(), "{name}: xmin");
+        check_fit(&name, &ev, &ww);
         checked += 1;
     }
     assert!(checked >= 50, "{checked}");
@@ -217,24 +224,7 @@ fn the_fit_matches_weightwatcher_on_a_real_model() {
     let tensors = refs["tensors"].as_object().unwrap();
     assert_eq!(tensors.len(), 6);
     for (name, ww) in tensors {
-        let ev: Vec<f64> = ww["evals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
-        let fit = fit_power_law(&ev).unwrap();
-        let a = ww["alpha"].as_f64().unwrap();
-        assert!(
-            (fit.alpha / a - 1.0).abs() < 1e-9,
-            "{name}: α {} vs {a}",
-            fit.alpha
-        );
-        assert!(
-            (fit.d - ww["D"].as_f64().unwrap()).abs() < 1e-9,
-            "{name}: D"
-        );
-        assert_eq!(fit.xmin, ww["xmin"].as_f64().unwrap(), "{name}: xmin");
+        let fit = check_fit(name, &ww["evals"], ww);
         assert_eq!(fit.n_tail as u64, ww["num_pl_spikes"].as_u64().unwrap());
         let warning = mpscope::spectrum::Warning::of(fit.alpha).map(|w| w.label());
         assert_eq!(
