@@ -513,9 +513,12 @@ fn tail_view_and_shuffled_overlay() {
     app.handle(key('t'));
     let lines = screen(&app, UNICODE, 100, 30);
     let all = text(&lines);
+    // The longest legend that fits the plot beside the stats.
+    assert!(all.contains("log-log CCDF · α "), "{all}");
+    let wide = text(&screen(&app, UNICODE, 160, 30));
     assert!(
-        all.contains("CCDF of λ = ν², log-log · power law α"),
-        "{all}"
+        wide.contains("CCDF of λ = ν², log-log · power law α"),
+        "{wide}"
     );
     assert!(
         all.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c)),
