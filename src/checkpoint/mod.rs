@@ -122,6 +122,32 @@ impl Dtype {
         self.kind().is_some()
     }
 
+    /// Why a tensor of this dtype is never analysed, or `None` when it can be decoded.
+    ///
+    /// Integer and bool tensors are buffers (position ids, masks, counters) or packed
+    /// quantized data, never a weight matrix as stored; sub-byte and scale-only floats are
+    /// packed formats mpscope does not unpack.
+    pub fn skip_reason(&self) -> Option<String> {
+        let Dtype::Unsupported(name) = self else {
+            return None;
+        };
+        let upper = name.to_ascii_uppercase();
+        let integer = upper == "BOOL"
+            || ["I", "U"].iter().any(|p| {
+                upper.strip_prefix(p).is_some_and(|bits| {
+                    !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit())
+                })
+            });
+        Some(if integer {
+            format!(
+                "{} tensor: a buffer or packed data, not a weight",
+                name.to_lowercase()
+            )
+        } else {
+            format!("{}: a dtype mpscope does not decode", name.to_lowercase())
+        })
+    }
+
     fn kind(&self) -> Option<Kind> {
         Some(match self {
             Dtype::F64 => Kind::F64,
