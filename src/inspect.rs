@@ -58,6 +58,11 @@ pub fn summary(ck: &Checkpoint, an: &Anatomy, ascii: bool) -> String {
             }
         });
     let _ = writeln!(out, "family    {}{}", an.family.label(), arch);
+    if !ck.facts().is_empty() {
+        let facts: Vec<&str> = ck.facts().iter().map(|(_, v)| v.as_str()).collect();
+        let sep = if ascii { " - " } else { " · " };
+        let _ = writeln!(out, "gguf      {}", facts.join(sep));
+    }
     let opt = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     let _ = writeln!(
         out,
