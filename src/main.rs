@@ -19,8 +19,8 @@ use mpscope::report::{self, Format};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
-    self, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily,
-    SynthSpec,
+    self, CollapseSpec, ColumnScaleSpec, GgufQuant, HeavyTailSpec, SpikeSpec, SynthDtype,
+    SynthFamily, SynthSpec,
 };
 use mpscope::tui::{self, theme::Theme};
 use mpscope::{Error, demo, inspect};
@@ -121,6 +121,15 @@ struct ReportArgs {
     compute: ComputeArgs,
 }
 
+/// File formats `mpscope synth` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SynthFormat {
+    /// safetensors shards, config.json and truth.json.
+    Safetensors,
+    /// One GGUF v3 file, model.gguf, and truth.json.
+    Gguf,
+}
+
 /// Sigma mode names on the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SigmaArg {
@@ -207,6 +216,12 @@ struct SynthArgs {
     /// Number of safetensors shards.
     #[arg(long)]
     shards: Option<usize>,
+    /// File format: safetensors (default) or gguf (one model.gguf; llama and phi3).
+    #[arg(long, value_enum, default_value_t = SynthFormat::Safetensors)]
+    format: SynthFormat,
+    /// GGUF storage of the matrices: q8_0, q4_0, q4_1, q5_0, q5_1 or f16 (vectors stay f32).
+    #[arg(long, default_value = "q8_0", value_name = "TYPE")]
+    quant: GgufQuant,
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -327,19 +342,26 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let spec = args.spec()?;
             let started = std::time::Instant::now();
             // What was planted is in OUT/truth.json; the summary line is enough here.
-            synth::write(&args.out, &spec)?;
-            let size = synth::total_size(&spec).unwrap_or(0);
+            let stored = match args.format {
+                SynthFormat::Safetensors => {
+                    synth::write(&args.out, &spec)?;
+                    let size = synth::total_size(&spec).unwrap_or(0);
+                    let s = if spec.shards == 1 { "" } else { "s" };
+                    format!("{}, {} shard{s}", mpscope::units::bytes(size), spec.shards)
+                }
+                SynthFormat::Gguf => {
+                    synth::write_gguf(&args.out, &spec, args.quant)?;
+                    format!("model.gguf, {}", args.quant)
+                }
+            };
             eprintln!(
-                "wrote {} ({} {} layers, hidden {}, {} heads / {} kv, {}, {} shard{}) in {:.1}s",
+                "wrote {} ({} {} layers, hidden {}, {} heads / {} kv, {stored}) in {:.1}s",
                 args.out.display(),
                 spec.family.as_str(),
                 spec.layers,
                 spec.hidden,
                 spec.heads,
                 spec.kv_heads,
-                mpscope::units::bytes(size),
-                spec.shards,
-                if spec.shards == 1 { "" } else { "s" },
                 started.elapsed().as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)

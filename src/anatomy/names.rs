@@ -9,7 +9,7 @@ const LAYER_WORDS: [&str; 4] = ["layers", "layer", "h", "blocks"];
 const DROPPED_PREFIXES: [&str; 5] = ["model", "language_model", "transformer", "bert", "gpt_neox"];
 
 /// Last name components (before `.weight`) that mark an embedding or the LM head.
-const EMBEDDINGS: [&str; 9] = [
+const EMBEDDINGS: [&str; 10] = [
     "embed_tokens",
     "lm_head",
     "wte",
@@ -19,6 +19,7 @@ const EMBEDDINGS: [&str; 9] = [
     "token_type_embeddings",
     "embed_in",
     "embed_out",
+    "embed_positions",
 ];
 
 /// Leaf names (last component) of buffers a model registers beside its weights.

@@ -623,6 +623,39 @@ pub(crate) fn hf_name(arch: &str, name: &str) -> String {
     }
 }
 
+/// The GGUF name of a Hugging Face tensor name in architecture `arch`: the inverse of
+/// [`hf_name`] for the names it maps; other names are kept.
+pub fn gguf_name(arch: &str, name: &str) -> String {
+    let (stem, suffix) = match name.rsplit_once('.') {
+        Some((s, x @ ("weight" | "bias"))) => (s, Some(x)),
+        _ => (name, None),
+    };
+    let tail = |s: String| match suffix {
+        Some(x) => format!("{s}.{x}"),
+        None => s,
+    };
+    if let Some(rest) = stem.strip_prefix("model.layers.")
+        && let Some((layer, part)) = rest.split_once('.')
+        && !layer.is_empty()
+        && layer.bytes().all(|b| b.is_ascii_digit())
+    {
+        let gguf = match part {
+            "mlp.gate_up_proj" if arch == "phi3" => Some("ffn_up"),
+            _ => LAYER_NAMES
+                .iter()
+                .find(|(g, hf)| *hf == part && !(arch == "phi3" && *g == "ffn_up"))
+                .map(|(g, _)| *g),
+        };
+        if let Some(g) = gguf {
+            return tail(format!("blk.{layer}.{g}"));
+        }
+    }
+    match TOP_NAMES.iter().find(|(_, hf)| *hf == stem) {
+        Some((g, _)) => tail((*g).to_owned()),
+        None => name.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,6 +706,9 @@ mod tests {
         ];
         for (arch, g, hf) in cases {
             assert_eq!(hf_name(arch, g), hf, "{arch} {g}");
+            if !g.starts_with("blk.x") && !g.contains("new_thing") {
+                assert_eq!(gguf_name(arch, hf), g, "{arch} {hf}");
+            }
         }
     }
 

@@ -27,6 +27,7 @@ use decode::Kind;
 pub use error::CheckpointError;
 use file::OpenFile;
 pub use file::{Change, Identity};
+pub use gguf::gguf_name;
 pub use hf::{hf_cache_from_env, hf_cache_root, looks_like_repo_id};
 pub use natural::natural_cmp;
 pub use quant::Quant;

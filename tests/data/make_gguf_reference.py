@@ -6,8 +6,9 @@ own Python package): `pip install gguf==0.19.0 numpy`, then run from the reposit
 Writes
 - tests/data/gguf_quants.json: for every block type gguf-py dequantizes, a few random blocks
   (hex) and gguf-py's values for them (little-endian f32 bytes, hex). Legacy types (Q4_0, Q4_1,
-  Q5_0, Q5_1, Q8_0) are gguf-py's own quantization of random normal data; k-quants are random
-  bytes with finite f16 scales (any such bytes form a valid block).
+  Q5_0, Q5_1, Q8_0) are gguf-py's own quantization of random normal data (kept as "input",
+  so mpscope's quantizers can be checked byte for byte); k-quants are random bytes with
+  finite f16 scales (any such bytes form a valid block).
 - tests/data/tiny.gguf: a 2-layer llama-architecture GGUF (v3) written by GGUFWriter, with
   F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q4_K/Q6_K tensors;
   tests/data/tiny_gguf.json: every tensor's GGUF name, type, GGUF dims and where its values
@@ -49,6 +50,7 @@ for qt in [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0]:
     data = rng.standard_normal((4, 32)).astype(np.float32)
     blocks = quantize(data, qt)
     quants[qt.name] = {
+        "input": hexbits(data),
         "blocks": blocks.tobytes().hex(),
         "values": hexbits(dequantize(blocks, qt)),
     }
