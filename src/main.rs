@@ -37,7 +37,7 @@ use mpscope::{Error, demo, inspect};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Checkpoint to explore: a .safetensors file, a model directory, or an HF cache repo id.
+    /// Checkpoint to explore: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
     path: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
@@ -80,7 +80,7 @@ impl ComputeArgs {
 /// Options of `mpscope report`.
 #[derive(Args, Debug, Clone)]
 struct ReportArgs {
-    /// Checkpoint: a .safetensors file, a model directory, or an HF cache repo id.
+    /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
     path: String,
     /// Output format (default: table on a terminal, JSON otherwise).
     #[arg(long, value_enum)]
@@ -307,7 +307,7 @@ enum Command {
     Synth(Box<SynthArgs>),
     /// Print the model summary and its layers × projections table (reads headers only).
     Inspect {
-        /// Checkpoint: a .safetensors file, a model directory, or an HF cache repo id.
+        /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
         path: String,
         /// Also list every tensor with dtype, shape and bytes.
         #[arg(long)]

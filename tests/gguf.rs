@@ -493,3 +493,67 @@ fn a_directory_opens_its_gguf_and_split_parts_open_as_one_model() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------- the Ollama store
+
+fn ollama(store: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .args(args)
+        .env("OLLAMA_MODELS", store)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ollama_names_resolve_through_manifest_and_blob_offline() {
+    let store = tempfile::tempdir().unwrap();
+    let s = store.path();
+    let digest = "0123abcd".repeat(8);
+    std::fs::create_dir_all(s.join("blobs")).unwrap();
+    std::fs::copy(data("tiny.gguf"), s.join(format!("blobs/sha256-{digest}"))).unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "layers": [
+            {"mediaType": "application/vnd.ollama.image.license", "digest": "sha256:ff"},
+            {"mediaType": "application/vnd.ollama.image.model", "digest": format!("sha256:{digest}")},
+        ]
+    });
+    for (model, tag) in [
+        ("library/tiny", "latest"),
+        ("library/tiny", "q8"),
+        ("me/tiny", "latest"),
+    ] {
+        let dir = s.join("manifests/registry.ollama.ai").join(model);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(tag), manifest.to_string()).unwrap();
+    }
+    for spec in ["ollama:tiny", "ollama:tiny:q8", "ollama:me/tiny"] {
+        let out = ollama(s, &["inspect", spec]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("gguf      tiny test model"), "{text}");
+    }
+    let out = ollama(s, &["inspect", "ollama:absent:7b"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let looked = s.join("manifests/registry.ollama.ai/library/absent/7b");
+    assert!(
+        err.contains("ollama:absent:7b") && err.contains(&looked.display().to_string()),
+        "{err}"
+    );
+    std::fs::remove_file(s.join(format!("blobs/sha256-{digest}"))).unwrap();
+    let out = ollama(s, &["inspect", "ollama:tiny"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("sha256-0123abcd"),
+        "{err}"
+    );
+    let out = ollama(s, &["inspect", "ollama:../x"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -47,6 +47,15 @@ pub enum CheckpointError {
         problem: String,
     },
 
+    /// An `ollama:NAME[:TAG]` that cannot be found in the local Ollama store.
+    #[error("ollama:{model}: {problem}")]
+    OllamaModel {
+        /// The model as given, without `ollama:`.
+        model: String,
+        /// What is missing, naming the paths looked at.
+        problem: String,
+    },
+
     /// A part of a split GGUF model that is not beside the others.
     #[error(
         "{path}: part {part} of this split GGUF model does not exist; expected every part beside the first"

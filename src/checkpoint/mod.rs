@@ -21,6 +21,7 @@ mod gguf;
 mod header;
 mod hf;
 mod natural;
+mod ollama;
 mod quant;
 
 use decode::Kind;
@@ -30,6 +31,7 @@ pub use file::{Change, Identity};
 pub use gguf::gguf_name;
 pub use hf::{hf_cache_from_env, hf_cache_root, looks_like_repo_id};
 pub use natural::natural_cmp;
+pub use ollama::ollama_models_from_env;
 pub use quant::Quant;
 
 /// Element type of a stored tensor.
@@ -212,13 +214,23 @@ struct Layout {
 }
 
 impl Checkpoint {
-    /// Opens a `.safetensors` file, a model directory, a sharded index, or an HF cache repo id.
+    /// Opens a `.safetensors` or `.gguf` file, a model directory, a sharded index, an HF cache
+    /// repo id, or `ollama:NAME[:TAG]` from Ollama's local store.
     pub fn open(spec: &str) -> Result<Self, CheckpointError> {
         Self::open_with(spec, &OpenOptions::default())
     }
 
     /// [`Checkpoint::open`] with explicit options (e.g. the HF cache to look in).
     pub fn open_with(spec: &str, opts: &OpenOptions) -> Result<Self, CheckpointError> {
+        if let Some(model) = spec.strip_prefix(ollama::PREFIX) {
+            let blob = ollama::resolve(model, ollama_models_from_env().as_deref())?;
+            return Self::load(Layout {
+                root: blob.clone(),
+                files: vec![blob.clone()],
+                index: None,
+                config_dir: parent_dir(&blob),
+            });
+        }
         let path = Path::new(spec);
         let layout = match std::fs::metadata(path) {
             Ok(md) if md.is_dir() => dir_layout(path)?,
