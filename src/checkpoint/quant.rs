@@ -7,6 +7,14 @@
 //! bit-identical to gguf-py's; tests/data/gguf_quants.json holds gguf-py's decodings of random
 //! blocks of every type (made by tests/data/make_gguf_reference.py).
 //!
+//! Throughput on one core of the project's build machine (`cargo bench --bench gguf`, values
+//! decoded per second from random blocks): Q4_0 5.6 G, Q4_1 5.4 G, Q5_0 1.9 G, Q5_1 1.9 G,
+//! Q8_0 6.5 G, Q2_K 1.7 G, Q3_K 2.4 G, Q4_K 5.1 G, Q5_K 3.9 G, Q6_K 2.8 G, Q8_K 7.0 G. The
+//! k-quants walk their super-blocks in runs of 32 values with the bit position fixed per run
+//! (llama.cpp's loop order), which lets the compiler vectorize: per-value index arithmetic ran
+//! Q6_K at 0.35 G/s. The slowest, 2048×2048 of Q5_0, decodes in 2 ms, against 0.3 s for its
+//! spectrum.
+//!
 //! IQ* (importance-matrix codebooks) and TQ* (ternary) types are not decoded: no well-kept
 //! crate decodes them from a borrowed slice (candle-core has no IQ types; ggml-quants 0.1
 //! leaves them, and the k-quants, `todo!()`), and their codebook tables are large.
@@ -192,22 +200,35 @@ fn q8_0(b: &[u8; 34], y: &mut [f32; 32]) {
     }
 }
 
-/// Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin. Value i of the block
-/// sits in qs[32·(i / 128) + i % 32] at bit 2·((i / 32) % 4); sub-block i / 16.
-fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
-    let (scales, qs) = (&b[..16], &b[16..80]);
-    let (d, dmin) = (half([b[80], b[81]]), half([b[82], b[83]]));
-    for (i, v) in y.iter_mut().enumerate() {
-        let s = scales[i / 16];
-        let dl = d * f32::from(s & 0x0f);
-        let ml = dmin * f32::from(s >> 4);
-        let q = (qs[32 * (i / 128) + i % 32] >> (2 * ((i / 32) % 4))) & 3;
-        *v = dl * f32::from(q) - ml;
+/// Walks a k-quant super-block as llama.cpp does: two halves of 128 values, each four runs
+/// of 32 (run j reads bit pair j of 32 packed bytes), each run two sub-blocks of 16.
+/// `f(h, j, y)` fills run j of half h, `y` being its 32 outputs.
+fn runs(y: &mut [f32; 256], mut f: impl FnMut(usize, usize, &mut [f32])) {
+    for (k, run) in y.chunks_exact_mut(32).enumerate() {
+        f(k / 4, k % 4, run);
     }
 }
 
+/// Q2_K: scales[16] (low nibble scale, high nibble min), qs[64], d, dmin. Value l of run j of
+/// half h sits in qs[32·h + l] at bit 2·j; sub-block (128·h + 32·j + l) / 16.
+fn q2_k(b: &[u8; 84], y: &mut [f32; 256]) {
+    let (scales, qs) = (&b[..16], &b[16..80]);
+    let (d, dmin) = (half([b[80], b[81]]), half([b[82], b[83]]));
+    runs(y, |h, j, run| {
+        let q = &qs[32 * h..32 * h + 32];
+        for (part, (out, q)) in run.chunks_exact_mut(16).zip(q.chunks_exact(16)).enumerate() {
+            let s = scales[8 * h + 2 * j + part];
+            let dl = d * f32::from(s & 0x0f);
+            let ml = dmin * f32::from(s >> 4);
+            for (v, &x) in out.iter_mut().zip(q) {
+                *v = dl * f32::from((x >> (2 * j)) & 3) - ml;
+            }
+        }
+    });
+}
+
 /// Q3_K: hmask[32], qs[64], scales[12] (16 six-bit scales − 32), d. Low two bits as Q2_K, the
-/// high bit in hmask[i % 32] at bit i / 32, subtracting 4 when it is clear.
+/// high bit of run j of half h in hmask[l] at bit 4·h + j, subtracting 4 when it is clear.
 fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
     let (hmask, qs, sc) = (&b[..32], &b[32..96], &b[96..108]);
     let d = half([b[108], b[109]]);
@@ -217,12 +238,23 @@ fn q3_k(b: &[u8; 110], y: &mut [f32; 256]) {
         let hi = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
         *out = d * f32::from((lo | (hi << 4)) as i8 - 32);
     }
-    for (i, v) in y.iter_mut().enumerate() {
-        let lo = (qs[32 * (i / 128) + i % 32] >> (2 * ((i / 32) % 4))) & 3;
-        let high_clear = ((hmask[i % 32] >> (i / 32)) & 1) ^ 1;
-        let q = lo as i8 - (high_clear << 2) as i8;
-        *v = scales[i / 16] * f32::from(q);
-    }
+    runs(y, |h, j, run| {
+        let q = &qs[32 * h..32 * h + 32];
+        let bit = 4 * h + j;
+        for (part, ((out, q), m)) in run
+            .chunks_exact_mut(16)
+            .zip(q.chunks_exact(16))
+            .zip(hmask.chunks_exact(16))
+            .enumerate()
+        {
+            let dl = scales[8 * h + 2 * j + part];
+            for ((v, &x), &m) in out.iter_mut().zip(q).zip(m) {
+                let lo = (x >> (2 * j)) & 3;
+                let high_clear = ((m >> bit) & 1) ^ 1;
+                *v = dl * f32::from(lo as i8 - (high_clear << 2) as i8);
+            }
+        }
+    });
 }
 
 /// The 8 six-bit scales and minima of Q4_K and Q5_K packed in 12 bytes.
@@ -270,18 +302,28 @@ fn q5_k(b: &[u8; 176], y: &mut [f32; 256]) {
     }
 }
 
-/// Q6_K: ql[128], qh[64], scales[16] (i8), d. Value i (half h = i / 128, r = i % 128): low
-/// nibble r / 64 of ql[64·h + r % 64], high two bits of qh[32·h + r % 32] at bit 2·(r / 32).
+/// Q6_K: ql[128], qh[64], scales[16] (i8), d. Value l of run j of half h: nibble j / 2 of
+/// ql[64·h + 32·(j % 2) + l], high two bits of qh[32·h + l] at bit 2·j.
 fn q6_k(b: &[u8; 210], y: &mut [f32; 256]) {
     let (ql, qh, sc) = (&b[..128], &b[128..192], &b[192..208]);
     let d = half([b[208], b[209]]);
-    for (i, v) in y.iter_mut().enumerate() {
-        let (h, r) = (i / 128, i % 128);
-        let lo = (ql[64 * h + r % 64] >> (4 * (r / 64))) & 0x0f;
-        let hi = (qh[32 * h + r % 32] >> (2 * (r / 32))) & 3;
-        let q = (lo | (hi << 4)) as i8 - 32;
-        *v = (d * f32::from(sc[i / 16] as i8)) * f32::from(q);
-    }
+    runs(y, |h, j, run| {
+        let lo = &ql[64 * h + 32 * (j % 2)..][..32];
+        let hi = &qh[32 * h..32 * h + 32];
+        let (ls, hs) = (4 * (j / 2), 2 * j);
+        for (part, ((out, lo), hi)) in run
+            .chunks_exact_mut(16)
+            .zip(lo.chunks_exact(16))
+            .zip(hi.chunks_exact(16))
+            .enumerate()
+        {
+            let dl = d * f32::from(sc[8 * h + 2 * j + part] as i8);
+            for ((v, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
+                let q = ((l >> ls) & 0x0f) | (((h >> hs) & 3) << 4);
+                *v = dl * f32::from(q as i8 - 32);
+            }
+        }
+    });
 }
 
 fn q8_k(b: &[u8; 292], y: &mut [f32; 256]) {
