@@ -111,8 +111,8 @@ fn open(dir: &Path) -> (Arc<Checkpoint>, Anatomy) {
     (Arc::new(ck), an)
 }
 
-/// Seconds for `report --proj q,k,v` with heads, on every core.
-fn scan(dir: &Path) -> (f64, usize) {
+/// The checkpoint at `dir` and the jobs of `report --proj q,k,v` with heads.
+fn qkv_jobs(dir: &Path) -> (Arc<Checkpoint>, Vec<scan::Job>) {
     let (ck, an) = open(dir);
     let jobs = scan::plan(
         &an,
@@ -121,6 +121,12 @@ fn scan(dir: &Path) -> (f64, usize) {
             ..ScanOptions::default()
         },
     );
+    (ck, jobs)
+}
+
+/// Seconds for `report --proj q,k,v` with heads, on every core.
+fn scan(dir: &Path) -> (f64, usize) {
+    let (ck, jobs) = qkv_jobs(dir);
     let n = jobs.len();
     let opts = ComputeOptions {
         precision: Precision::Fast,
@@ -136,14 +142,7 @@ fn scan(dir: &Path) -> (f64, usize) {
 /// Seconds to decode every q/k/v block of the scan to f64 on one core (the part of the scan
 /// that depends on the file format; the spectra are the same work for both).
 fn decode_all(dir: &Path) -> f64 {
-    let (ck, an) = open(dir);
-    let jobs = scan::plan(
-        &an,
-        &ScanOptions {
-            projs: "q,k,v".parse().expect("projection list"),
-            ..ScanOptions::default()
-        },
-    );
+    let (ck, jobs) = qkv_jobs(dir);
     let mut m = faer::Mat::<f64>::new();
     let t = Instant::now();
     for j in &jobs {

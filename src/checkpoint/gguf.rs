@@ -590,22 +590,55 @@ const TOP_NAMES: [(&str, &str); 5] = [
     ("output", "lm_head"),
 ];
 
+/// A tensor name cut at its layer: `PREFIX<layer>.<part>[.weight|.bias]`.
+struct Cut<'a> {
+    /// The layer index digits, when the name starts with the prefix and a layer.
+    layer: Option<&'a str>,
+    /// The rest without the suffix (the whole stem outside a layer).
+    part: &'a str,
+    /// `weight` or `bias`, when the name ends with it.
+    suffix: Option<&'a str>,
+}
+
+impl<'a> Cut<'a> {
+    fn new(name: &'a str, prefix: &str) -> Self {
+        let (stem, suffix) = match name.rsplit_once('.') {
+            Some((s, x @ ("weight" | "bias"))) => (s, Some(x)),
+            _ => (name, None),
+        };
+        if let Some(rest) = stem.strip_prefix(prefix)
+            && let Some((layer, part)) = rest.split_once('.')
+            && !layer.is_empty()
+            && layer.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Cut {
+                layer: Some(layer),
+                part,
+                suffix,
+            };
+        }
+        Cut {
+            layer: None,
+            part: stem,
+            suffix,
+        }
+    }
+
+    /// `base` with the suffix put back.
+    fn with_suffix(&self, base: String) -> String {
+        match self.suffix {
+            Some(x) => format!("{base}.{x}"),
+            None => base,
+        }
+    }
+}
+
 /// The Hugging Face name of a GGUF tensor of architecture `arch`; unknown names map to
 /// `model.layers.N.<rest>` inside a layer and stay as they are outside.
 pub(crate) fn hf_name(arch: &str, name: &str) -> String {
-    let (stem, suffix) = match name.rsplit_once('.') {
-        Some((s, x @ ("weight" | "bias"))) => (s, Some(x)),
-        _ => (name, None),
-    };
-    let tail = |s: String| match suffix {
-        Some(x) => format!("{s}.{x}"),
-        None => s,
-    };
-    if let Some(rest) = stem.strip_prefix("blk.")
-        && let Some((layer, part)) = rest.split_once('.')
-        && !layer.is_empty()
-        && layer.bytes().all(|b| b.is_ascii_digit())
-    {
+    let cut = Cut::new(name, "blk.");
+    if let Some(layer) = cut.layer {
+        let part = cut.part;
         let mapped = match part {
             // Phi-3 fuses gate and up rows into one `ffn_up`, as its gate_up_proj.
             "ffn_up" if arch == "phi3" => "mlp.gate_up_proj",
@@ -615,10 +648,10 @@ pub(crate) fn hf_name(arch: &str, name: &str) -> String {
                 .find(|(g, _)| *g == part)
                 .map_or(part, |(_, hf)| hf),
         };
-        return tail(format!("model.layers.{layer}.{mapped}"));
+        return cut.with_suffix(format!("model.layers.{layer}.{mapped}"));
     }
-    match TOP_NAMES.iter().find(|(g, _)| *g == stem) {
-        Some((_, hf)) => tail((*hf).to_owned()),
+    match TOP_NAMES.iter().find(|(g, _)| *g == cut.part) {
+        Some((_, hf)) => cut.with_suffix((*hf).to_owned()),
         None => name.to_owned(),
     }
 }
@@ -626,32 +659,24 @@ pub(crate) fn hf_name(arch: &str, name: &str) -> String {
 /// The GGUF name of a Hugging Face tensor name in architecture `arch`: the inverse of
 /// [`hf_name`] for the names it maps; other names are kept.
 pub fn gguf_name(arch: &str, name: &str) -> String {
-    let (stem, suffix) = match name.rsplit_once('.') {
-        Some((s, x @ ("weight" | "bias"))) => (s, Some(x)),
-        _ => (name, None),
-    };
-    let tail = |s: String| match suffix {
-        Some(x) => format!("{s}.{x}"),
-        None => s,
-    };
-    if let Some(rest) = stem.strip_prefix("model.layers.")
-        && let Some((layer, part)) = rest.split_once('.')
-        && !layer.is_empty()
-        && layer.bytes().all(|b| b.is_ascii_digit())
-    {
+    let cut = Cut::new(name, "model.layers.");
+    if let Some(layer) = cut.layer {
+        let part = cut.part;
         let gguf = match part {
             "mlp.gate_up_proj" if arch == "phi3" => Some("ffn_up"),
+            "mlp.shared_expert.down_proj" => Some("ffn_down_shexp"),
             _ => LAYER_NAMES
                 .iter()
                 .find(|(g, hf)| *hf == part && !(arch == "phi3" && *g == "ffn_up"))
                 .map(|(g, _)| *g),
         };
         if let Some(g) = gguf {
-            return tail(format!("blk.{layer}.{g}"));
+            return cut.with_suffix(format!("blk.{layer}.{g}"));
         }
+        return name.to_owned();
     }
-    match TOP_NAMES.iter().find(|(_, hf)| *hf == stem) {
-        Some((g, _)) => tail((*g).to_owned()),
+    match TOP_NAMES.iter().find(|(_, hf)| *hf == cut.part) {
+        Some((g, _)) => cut.with_suffix((*g).to_owned()),
         None => name.to_owned(),
     }
 }
