@@ -320,6 +320,41 @@ fn the_valid_baseline_opens() {
     assert_eq!(ck.tensors()[0].dtype, Dtype::F32);
 }
 
+/// A header of several MiB (a long chat template, as real tokenizers make them) is read in
+/// growing chunks past the first 1 MiB read; the data after it lands where the header says,
+/// with or without the `.gguf` extension (found by its magic).
+#[test]
+fn a_header_larger_than_the_first_read_opens_by_extension_or_magic() {
+    let mut g = Gguf::valid();
+    g.kv_str("tokenizer.chat_template", &"{% x %}".repeat(500_000));
+    g.kv_str("general.name", "long header");
+    g.data = (0..96).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let bytes = g.bytes();
+    assert!(g.infos_at() > 3 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["long.gguf", "long-weights"] {
+        let f = dir.path().join(name);
+        std::fs::write(&f, &bytes).unwrap();
+        let ck = Checkpoint::open(f.to_str().unwrap()).unwrap();
+        assert!(ck.facts().contains(&("name".into(), "long header".into())));
+        let a = ck
+            .decode_f32(&Selection {
+                tensor: ck.tensor_index("a").unwrap(),
+                rows: vec![0..2],
+                cols: 0..32,
+                transpose: false,
+            })
+            .unwrap();
+        assert_eq!(
+            (a[(0, 0)], a[(0, 31)], a[(1, 0)]),
+            (0.0, 31.0, 32.0),
+            "{name}"
+        );
+    }
+    // Cut inside the long string: refused, naming it.
+    refused(&bytes[..2 << 20], &["truncated", "tokenizer.chat_template"]);
+}
+
 #[test]
 fn bad_magic_version_and_empty_file() {
     refused(b"", &["empty"]);
