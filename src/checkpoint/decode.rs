@@ -557,6 +557,45 @@ mod tests {
             }
         }
     }
+
+    /// Block kinds read each row's whole blocks around the selected columns: wide rows (one
+    /// read per row) and narrow ones (runs of rows), columns starting and ending mid-block.
+    #[test]
+    fn block_cut_matches_whole_rows_dequantized() {
+        let mut rng = crate::rng::Rng::new(5);
+        for (q, scales, blocks_per_row) in [
+            (Quant::Q8_0, &[0usize][..], 160),
+            (Quant::Q8_0, &[0][..], 3),
+            (Quant::Q4K, &[0, 2][..], 2),
+        ] {
+            let (bv, bb) = (q.block_values(), q.block_bytes());
+            let (nr, nc) = (9, blocks_per_row * bv);
+            let mut data: Vec<u8> = (0..nr * blocks_per_row * bb)
+                .map(|_| rng.next_u64() as u8)
+                .collect();
+            for b in data.chunks_exact_mut(bb) {
+                for &o in scales {
+                    let v = f16::from_f32(rng.uniform() as f32 - 0.5);
+                    b[o..o + 2].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            let mut all = vec![0f32; nr * nc];
+            quant::dequantize(q, &data, &mut all);
+            let rows = [6..9, 0..2, 4..5];
+            let picked: Vec<usize> = rows.iter().flat_map(|r| r.clone()).collect();
+            for cols in [bv - 3..bv + 5, bv + 3..2 * bv - 5, 0..nc, 1..bv - 1] {
+                let a: Mat<f32> = cut(Kind::Block(q), &data, nc, &rows, cols.clone(), 6, false);
+                let b: Mat<f64> = cut(Kind::Block(q), &data, nc, &rows, cols.clone(), 6, true);
+                for (i, &r) in picked.iter().enumerate() {
+                    for (j, c) in cols.clone().enumerate() {
+                        let want = all[r * nc + c];
+                        assert_eq!(a[(i, j)].to_bits(), want.to_bits(), "{q:?} {r} {c}");
+                        assert_eq!(b[(j, i)], f64::from(want), "{q:?} {r} {c}");
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
-//! Finding, reading and decoding safetensors checkpoints.
+//! Finding, reading and decoding safetensors and GGUF checkpoints.
 //!
 //! Knows files, headers, dtypes and `config.json`; knows nothing of layer names, math or UI.
-//! Files are read by position, never memory-mapped, and checked for changes on disk around
-//! every read (see [`Change`] and the README's "Watching a training run").
+//! Files of both formats are read by position, never memory-mapped (a GGUF header in growing
+//! chunks, its quantized rows a whole block span at a time), and checked for changes on disk
+//! around every read (see [`Change`] and the README's "Watching a training run").
 //! CONTRACT (shared with anatomy, synth, spectrum, worker): the public types and method
 //! signatures below are relied on by other modules; extend, don't rename.
 
