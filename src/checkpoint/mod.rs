@@ -638,8 +638,7 @@ fn read_gguf_header(path: &Path, file: &OpenFile) -> Result<gguf::Parsed, Checkp
         match gguf::parse(path, len, &head)? {
             gguf::Step::Done(parsed) => return Ok(parsed),
             gguf::Step::NeedBytes(need) => {
-                let want = need.max(head.len().saturating_mul(2)).min(len);
-                if want > gguf::MAX_HEADER {
+                if need > gguf::MAX_HEADER {
                     return Err(CheckpointError::BadGguf {
                         path: path.to_path_buf(),
                         problem: format!(
@@ -650,6 +649,10 @@ fn read_gguf_header(path: &Path, file: &OpenFile) -> Result<gguf::Parsed, Checkp
                         ),
                     });
                 }
+                let want = need
+                    .max(head.len().saturating_mul(2))
+                    .min(len)
+                    .min(gguf::MAX_HEADER);
                 let have = head.len();
                 head.resize(want, 0);
                 file.read_at(have as u64, &mut head[have..])?;
