@@ -58,6 +58,11 @@ pub fn summary(ck: &Checkpoint, an: &Anatomy, ascii: bool) -> String {
             }
         });
     let _ = writeln!(out, "family    {}{}", an.family.label(), arch);
+    if !ck.facts().is_empty() {
+        let facts: Vec<&str> = ck.facts().iter().map(|(_, v)| v.as_str()).collect();
+        let sep = if ascii { " - " } else { " · " };
+        let _ = writeln!(out, "gguf      {}", facts.join(sep));
+    }
     let opt = |v: Option<usize>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     let _ = writeln!(
         out,
@@ -80,12 +85,13 @@ pub fn summary(ck: &Checkpoint, an: &Anatomy, ascii: bool) -> String {
     let emb = an.matrices.iter().filter(|b| b.embedding).count();
     let _ = writeln!(
         out,
-        "tensors   {} ({} matrices: {} in layers, {} embeddings, {} other)",
+        "tensors   {} ({} matrices: {} in layers, {} embeddings, {} other; {} skipped)",
         ck.tensors().len(),
         an.matrices.len(),
         in_layers,
         emb,
-        an.matrices.len() - in_layers - emb
+        an.matrices.len() - in_layers - emb,
+        an.skipped.len()
     );
     out.push('\n');
     out.push_str(&layer_table(an, ascii));
@@ -109,8 +115,54 @@ pub fn summary(ck: &Checkpoint, an: &Anatomy, ascii: bool) -> String {
             );
         }
     }
+    out.push_str(&skipped_list(an, ascii));
     for note in an.notes() {
         let _ = writeln!(out, "\nnote: {note}");
+    }
+    out
+}
+
+/// Skipped tensors listed one per line up to this many; beyond it, grouped by reason.
+const SKIPPED_LISTED: usize = 12;
+
+/// The tensors never analysed and why: one per line, or grouped by reason when there are many.
+fn skipped_list(an: &Anatomy, ascii: bool) -> String {
+    let mut out = String::new();
+    if an.skipped.is_empty() {
+        return out;
+    }
+    out.push_str("\nskipped (never analysed)\n");
+    if an.skipped.len() <= SKIPPED_LISTED {
+        let w = an.skipped.iter().map(|s| s.tensor.len()).max().unwrap_or(0);
+        for s in &an.skipped {
+            let _ = writeln!(
+                out,
+                "  {:<w$}  {:>12}  {}",
+                s.tensor,
+                units::shape(&s.shape, ascii),
+                s.reason
+            );
+        }
+        return out;
+    }
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for s in &an.skipped {
+        groups.entry(&s.reason).or_default().push(&s.tensor);
+    }
+    for (reason, names) in groups {
+        let shown: Vec<String> = names.iter().take(2).map(|n| format!("`{n}`")).collect();
+        let more = if names.len() > 2 { ", …" } else { "" };
+        let line = format!(
+            "  {:>5} × {reason} (e.g. {}{more})",
+            names.len(),
+            shown.join(", ")
+        );
+        let line = if ascii {
+            line.replace('×', "x").replace('…', "...")
+        } else {
+            line
+        };
+        let _ = writeln!(out, "{line}");
     }
     out
 }

@@ -19,8 +19,8 @@ use mpscope::report::{self, Format};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
-    self, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, SpikeSpec, SynthDtype, SynthFamily,
-    SynthSpec,
+    self, CollapseSpec, ColumnScaleSpec, GgufQuant, HeavyTailSpec, SpikeSpec, SynthDtype,
+    SynthFamily, SynthSpec,
 };
 use mpscope::tui::{self, theme::Theme};
 use mpscope::{Error, demo, inspect};
@@ -37,7 +37,7 @@ use mpscope::{Error, demo, inspect};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Checkpoint to explore: a .safetensors file, a model directory, or an HF cache repo id.
+    /// Checkpoint to explore: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
     path: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
@@ -80,7 +80,7 @@ impl ComputeArgs {
 /// Options of `mpscope report`.
 #[derive(Args, Debug, Clone)]
 struct ReportArgs {
-    /// Checkpoint: a .safetensors file, a model directory, or an HF cache repo id.
+    /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
     path: String,
     /// Output format (default: table on a terminal, JSON otherwise).
     #[arg(long, value_enum)]
@@ -119,6 +119,15 @@ struct ReportArgs {
     model: ModelArgs,
     #[command(flatten)]
     compute: ComputeArgs,
+}
+
+/// File formats `mpscope synth` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SynthFormat {
+    /// safetensors shards, config.json and truth.json.
+    Safetensors,
+    /// One GGUF v3 file, model.gguf, and truth.json.
+    Gguf,
 }
 
 /// Sigma mode names on the command line.
@@ -207,6 +216,12 @@ struct SynthArgs {
     /// Number of safetensors shards.
     #[arg(long)]
     shards: Option<usize>,
+    /// File format: safetensors (default) or gguf (one model.gguf; llama and phi3).
+    #[arg(long, value_enum, default_value_t = SynthFormat::Safetensors)]
+    format: SynthFormat,
+    /// GGUF storage of the matrices: q8_0, q4_0, q4_1, q5_0, q5_1 or f16 (vectors stay f32).
+    #[arg(long, default_value = "q8_0", value_name = "TYPE")]
+    quant: GgufQuant,
     /// Random seed.
     #[arg(long)]
     seed: Option<u64>,
@@ -292,7 +307,7 @@ enum Command {
     Synth(Box<SynthArgs>),
     /// Print the model summary and its layers × projections table (reads headers only).
     Inspect {
-        /// Checkpoint: a .safetensors file, a model directory, or an HF cache repo id.
+        /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
         path: String,
         /// Also list every tensor with dtype, shape and bytes.
         #[arg(long)]
@@ -327,19 +342,26 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let spec = args.spec()?;
             let started = std::time::Instant::now();
             // What was planted is in OUT/truth.json; the summary line is enough here.
-            synth::write(&args.out, &spec)?;
-            let size = synth::total_size(&spec).unwrap_or(0);
+            let stored = match args.format {
+                SynthFormat::Safetensors => {
+                    synth::write(&args.out, &spec)?;
+                    let size = synth::total_size(&spec).unwrap_or(0);
+                    let s = if spec.shards == 1 { "" } else { "s" };
+                    format!("{}, {} shard{s}", mpscope::units::bytes(size), spec.shards)
+                }
+                SynthFormat::Gguf => {
+                    synth::write_gguf(&args.out, &spec, args.quant)?;
+                    format!("model.gguf, {}", args.quant)
+                }
+            };
             eprintln!(
-                "wrote {} ({} {} layers, hidden {}, {} heads / {} kv, {}, {} shard{}) in {:.1}s",
+                "wrote {} ({} {} layers, hidden {}, {} heads / {} kv, {stored}) in {:.1}s",
                 args.out.display(),
                 spec.family.as_str(),
                 spec.layers,
                 spec.hidden,
                 spec.heads,
                 spec.kv_heads,
-                mpscope::units::bytes(size),
-                spec.shards,
-                if spec.shards == 1 { "" } else { "s" },
                 started.elapsed().as_secs_f64()
             );
             Ok(ExitCode::SUCCESS)

@@ -1101,15 +1101,100 @@ fn second_layer_stack_and_unsupported_dtypes_become_other() {
         .unwrap();
     assert!(a.matrix(id(0, Proj::Q, None)).is_none());
     assert!(
-        a.matrices
-            .iter()
-            .any(|b| b.name == "L0 self_attn.q_proj" && b.dtype == Dtype::Unsupported("I8".into()))
+        !a.matrices.iter().any(|b| b.tensor.contains("q_proj")),
+        "an I8 tensor is packed data, never a matrix"
+    );
+    assert_eq!(a.skipped.len(), 1);
+    assert_eq!(
+        a.skipped[0].tensor,
+        "model.layers.0.self_attn.q_proj.weight"
+    );
+    assert!(a.skipped[0].reason.contains("i8 tensor"), "{:?}", a.skipped);
+}
+
+#[test]
+fn buffers_of_every_family_are_skipped_never_matrices() {
+    // The buffers real checkpoints carry beside their weights, as each family names them.
+    let mut m = llama("model.", 1, 2, 2, 4, false);
+    let mut add = |name: &str, dtype: Dtype, shape: &[usize]| {
+        m.add(name, shape, |_, _| 0.0);
+        if let Some(t) = m.tensors.last_mut() {
+            t.dtype = dtype;
+        }
+    };
+    let i64 = || Dtype::Unsupported("I64".into());
+    let boolean = || Dtype::Unsupported("BOOL".into());
+    add("bert.embeddings.position_ids", i64(), &[1, 512]);
+    add("bert.embeddings.token_type_ids", i64(), &[1, 512]);
+    add(
+        "model.layers.0.self_attn.rotary_emb.inv_freq",
+        Dtype::F32,
+        &[2],
+    );
+    add("h.0.attn.bias", Dtype::F32, &[1, 1, 8, 8]);
+    add("h.0.attn.masked_bias", Dtype::F32, &[]);
+    add("gpt_neox.layers.0.attention.bias", boolean(), &[1, 1, 8, 8]);
+    add("encoder.attention_mask", Dtype::F32, &[8, 8]);
+    add("bn.num_batches_tracked", i64(), &[]);
+    add(
+        "model.layers.0.mlp.qweight",
+        Dtype::Unsupported("I32".into()),
+        &[1, 12],
+    );
+    let a = m
+        .anatomy(
+            None,
+            &Overrides {
+                num_heads: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let skipped: Vec<(&str, &str)> = a
+        .skipped
+        .iter()
+        .map(|s| (s.tensor.as_str(), s.reason.as_str()))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            (
+                "bert.embeddings.position_ids",
+                "i64 tensor: a buffer or packed data, not a weight"
+            ),
+            (
+                "bert.embeddings.token_type_ids",
+                "i64 tensor: a buffer or packed data, not a weight"
+            ),
+            (
+                "model.layers.0.self_attn.rotary_emb.inv_freq",
+                "rotary frequencies, not a weight"
+            ),
+            ("h.0.attn.bias", "an attention mask, not a weight"),
+            ("h.0.attn.masked_bias", "a masking constant, not a weight"),
+            (
+                "gpt_neox.layers.0.attention.bias",
+                "bool tensor: a buffer or packed data, not a weight"
+            ),
+            ("encoder.attention_mask", "an attention mask, not a weight"),
+            (
+                "bn.num_batches_tracked",
+                "i64 tensor: a buffer or packed data, not a weight"
+            ),
+            (
+                "model.layers.0.mlp.qweight",
+                "i32 tensor: a buffer or packed data, not a weight"
+            ),
+        ]
     );
     assert!(
-        a.notes().iter().any(|n| n.contains("I8")),
+        a.matrices
+            .iter()
+            .all(|b| b.dtype.is_supported() && !a.skipped.iter().any(|s| s.tensor == b.tensor)),
         "{:?}",
-        a.notes()
+        names(&a.matrices)
     );
+    m.check_all(&a);
 }
 
 #[test]

@@ -336,7 +336,7 @@ fn missing_path_and_empty_directory() {
 
     let empty = d.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    open_err(&empty, &empty, &["no safetensors weights", "no files"]);
+    open_err(&empty, &empty, &["no weights here", "no files"]);
 
     let torch = d.path().join("torch");
     std::fs::create_dir(&torch).unwrap();

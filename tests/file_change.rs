@@ -208,3 +208,76 @@ fn a_same_size_rewrite_is_noticed_and_never_mixed_in() {
         .unwrap();
     assert!(after == theirs && after != before);
 }
+
+/// A small q4_0 GGUF Llama (`model.gguf`) written by `mpscope synth`, with `extra` flags.
+fn gguf(dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let shape = [
+        "--format",
+        "gguf",
+        "--quant",
+        "q4_0",
+        "--layers",
+        "2",
+        "--hidden",
+        "256",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+    ];
+    synth(dir, &[&shape[..], extra].concat());
+    dir.join("model.gguf")
+}
+
+#[test]
+fn a_gguf_changed_on_disk_fails_its_blocks_like_safetensors() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let path = gguf(a.path(), &[]);
+    let new = std::fs::read(gguf(b.path(), &["--seed", "99"])).unwrap();
+    assert_eq!(new.len() as u64, std::fs::metadata(&path).unwrap().len());
+
+    let ck = Checkpoint::open(path.to_str().unwrap()).unwrap();
+    let t = ck
+        .tensor_index("model.layers.1.self_attn.q_proj.weight")
+        .unwrap();
+    // Columns 40..200 start and end inside q4_0 blocks of 32: whole blocks are read.
+    let sel = Selection {
+        tensor: t,
+        rows: vec![64..128],
+        cols: 40..200,
+        transpose: false,
+    };
+    let before = ck.decode_f32(&sel).unwrap();
+    let whole = ck
+        .decode_f32(&Selection {
+            rows: vec![0..256],
+            cols: 0..256,
+            ..sel.clone()
+        })
+        .unwrap();
+    assert_eq!(before, whole.subrows(64, 64).subcols(40, 160).to_owned());
+
+    rewrite_in_place(&path, &new);
+    assert_eq!(
+        ck.changed().expect("the rewrite is noticed").what(),
+        "rewritten with the same size"
+    );
+    let err = ck.decode_f32(&sel).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "model.gguf changed on disk since it was opened (rewritten with the same size); \
+             reopen it"
+        ),
+        "{err}"
+    );
+
+    // Truncated under a fresh open: the error names the sizes; the new contents, reopened,
+    // decode to other values.
+    let ck = Checkpoint::open(path.to_str().unwrap()).unwrap();
+    assert_ne!(ck.decode_f32(&sel).unwrap(), before);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(4096).unwrap();
+    let err = ck.decode_f32(&sel).unwrap_err().to_string();
+    assert!(err.contains("model.gguf changed on disk"), "{err}");
+    assert!(err.contains(" → 4.00 KiB); reopen it"), "{err}");
+}

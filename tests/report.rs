@@ -379,3 +379,58 @@ fn top_ranks_the_strangest_blocks_in_all_three_formats() {
     assert!(first.contains(" k ") && first.contains("32x128"), "{first}");
     assert!(table.lines().all(|l| l.chars().count() <= 60), "{table}");
 }
+
+#[test]
+fn integer_buffers_are_skipped_and_a_healthy_checkpoint_exits_0() {
+    // A synthetic BERT plus the int64 `embeddings.position_ids` buffer every real BERT
+    // checkpoint stores (all-MiniLM-L6-v2 exited 1 on it: "1 failed").
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let out = mpscope(&[
+        "synth", d, "--family", "bert", "--layers", "2", "--hidden", "64", "--heads", "2",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let file = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let ids: Vec<u8> = (0..512i64).flat_map(|i| i.to_le_bytes()).collect();
+    let mut views: Vec<(String, safetensors::tensor::TensorView)> = st.tensors();
+    views.push((
+        "bert.embeddings.position_ids".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1, 512], &ids).unwrap(),
+    ));
+    let with_buffer = safetensors::serialize(views, None).unwrap();
+    std::fs::write(&file, with_buffer).unwrap();
+
+    let out = mpscope(&["inspect", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("; 1 skipped)"), "{text}");
+    let skipped = text
+        .split("skipped (never analysed)\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no skipped section:\n{text}"));
+    assert!(
+        skipped.starts_with("  bert.embeddings.position_ids  ")
+            && skipped
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with("1×512  i64 tensor: a buffer or packed data, not a weight"),
+        "{text}"
+    );
+
+    let out = mpscope(&["report", d, "--format", "csv", "--embeddings"]);
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{csv}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!csv.contains("position_ids"), "{csv}");
+    assert!(
+        csv.contains("bert.embeddings.position_embeddings.weight"),
+        "{csv}"
+    );
+}

@@ -8,7 +8,7 @@ use std::ops::Range;
 use super::family::{self, is_candidate};
 use super::heads::{self, Counts, Facts, Source};
 use super::names::{self, Fused, NameParts, Role};
-use super::{Anatomy, AnatomyError, Block, Family, MatrixId, Overrides, Proj};
+use super::{Anatomy, AnatomyError, Block, Family, MatrixId, Overrides, Proj, Skipped};
 use crate::checkpoint::{Dtype, ModelConfig, Selection, TensorInfo};
 
 /// What one 2-D tensor becomes.
@@ -42,11 +42,16 @@ pub(crate) fn build(
     let cfg = config.unwrap_or(&default_cfg);
     let parts: Vec<NameParts> = tensors.iter().map(|t| names::parse(&t.name)).collect();
     let mut notes = Vec::new();
+    let skipped: Vec<Option<Skipped>> = tensors
+        .iter()
+        .zip(&parts)
+        .map(|(t, p)| skip(t, p))
+        .collect();
 
     let (family, note) = family::detect(tensors, &parts, config);
     notes.extend(note);
     let main = main_stack(family, tensors, &parts);
-    let items = classify(family, main.as_deref(), tensors, &parts);
+    let items = classify(family, main.as_deref(), tensors, &parts, &skipped);
     let facts = facts(&items, tensors, cfg);
     let counts = heads::resolve(&facts, cfg, ov)?;
 
@@ -133,19 +138,6 @@ pub(crate) fn build(
             ));
         }
     }
-    let unsupported: Vec<&TensorInfo> = tensors
-        .iter()
-        .filter(|t| t.shape.len() == 2 && matches!(t.dtype, Dtype::Unsupported(_)))
-        .collect();
-    if let Some(first) = unsupported.first() {
-        notes.push(format!(
-            "{} matrices have dtypes that cannot be decoded (e.g. `{}` {:?}): listed as other",
-            unsupported.len(),
-            first.name,
-            first.dtype
-        ));
-    }
-
     Ok(Anatomy {
         family,
         num_layers,
@@ -155,6 +147,21 @@ pub(crate) fn build(
         hidden: cfg.hidden_size.or(facts.hidden),
         matrices,
         notes,
+        skipped: skipped.into_iter().flatten().collect(),
+    })
+}
+
+/// Why a tensor is never analysed: a dtype that holds no weights mpscope can decode, or a name
+/// that marks a buffer (position ids, rotary frequencies, masks, counters).
+fn skip(t: &TensorInfo, p: &NameParts) -> Option<Skipped> {
+    let reason = t.dtype.skip_reason().or_else(|| {
+        names::buffer_kind(p, t.shape.len()).map(|what| format!("{what}, not a weight"))
+    })?;
+    Some(Skipped {
+        tensor: t.name.clone(),
+        dtype: t.dtype.clone(),
+        shape: t.shape.clone(),
+        reason,
     })
 }
 
@@ -190,15 +197,20 @@ fn classify(
     main: Option<&str>,
     tensors: &[TensorInfo],
     parts: &[NameParts],
+    skipped: &[Option<Skipped>],
 ) -> Vec<Item> {
     tensors
         .iter()
         .zip(parts)
+        .zip(skipped)
         .enumerate()
-        .filter_map(|(i, (t, p))| {
+        .filter_map(|(i, ((t, p), skipped))| {
             let [r, c] = t.shape[..] else {
                 return None;
             };
+            if skipped.is_some() {
+                return None;
+            }
             let in_main = main.is_some() && p.stack.as_deref() == main;
             let layer = if in_main { p.layer } else { None };
             let role = if in_main && is_candidate(t, p) {

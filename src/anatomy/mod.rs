@@ -84,6 +84,19 @@ pub struct Block {
     pub embedding: bool,
 }
 
+/// A tensor that is never analysed (an integer or bool buffer, packed data, a mask), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skipped {
+    /// Full tensor name as stored.
+    pub tensor: String,
+    /// Stored element type.
+    pub dtype: Dtype,
+    /// Stored shape.
+    pub shape: Vec<usize>,
+    /// Why it is skipped, e.g. "i64 tensor: a buffer or packed data, not a weight".
+    pub reason: String,
+}
+
 /// User overrides for what config.json says (or does not say).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Overrides {
@@ -116,6 +129,8 @@ pub struct Anatomy {
     pub matrices: Vec<Block>,
     /// Hints for the user about what could not be inferred (e.g. unknown head count).
     pub notes: Vec<String>,
+    /// Tensors that are never analysed (buffers, integer or packed data), in checkpoint order.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Anatomy {

@@ -9,7 +9,7 @@ const LAYER_WORDS: [&str; 4] = ["layers", "layer", "h", "blocks"];
 const DROPPED_PREFIXES: [&str; 5] = ["model", "language_model", "transformer", "bert", "gpt_neox"];
 
 /// Last name components (before `.weight`) that mark an embedding or the LM head.
-const EMBEDDINGS: [&str; 9] = [
+const EMBEDDINGS: [&str; 10] = [
     "embed_tokens",
     "lm_head",
     "wte",
@@ -19,7 +19,35 @@ const EMBEDDINGS: [&str; 9] = [
     "token_type_embeddings",
     "embed_in",
     "embed_out",
+    "embed_positions",
 ];
+
+/// Leaf names (last component) of buffers a model registers beside its weights.
+const BUFFERS: [(&str, &str); 6] = [
+    ("position_ids", "position ids"),
+    ("token_type_ids", "token type ids"),
+    ("inv_freq", "rotary frequencies"),
+    ("num_batches_tracked", "a batch-norm counter"),
+    ("masked_bias", "a masking constant"),
+    ("_float_tensor", "a placeholder"),
+];
+
+/// What a buffer tensor is when its name says it is not a weight (position ids, rotary
+/// frequencies, attention masks, counters), else `None`.
+pub(crate) fn buffer_kind(parts: &NameParts, rank: usize) -> Option<&'static str> {
+    if parts.has_weight {
+        return None;
+    }
+    let leaf = parts.leaf.as_str();
+    if let Some((_, what)) = BUFFERS.iter().find(|(n, _)| *n == leaf) {
+        return Some(what);
+    }
+    // GPT-2's `attn.bias` and GPT-NeoX's `attention.bias` are [1, 1, n, n] causal masks.
+    if leaf.ends_with("mask") || (leaf == "bias" && rank >= 3) {
+        return Some("an attention mask");
+    }
+    None
+}
 
 /// A tensor name cut at its layer index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,6 +253,26 @@ mod tests {
         assert_eq!(role(Family::Bert, "output.dense"), plain(Proj::Down));
         assert_eq!(role(Family::NeoX, "attention.dense"), plain(Proj::O));
         assert_eq!(role(Family::Unknown, "self_attn.q_proj"), None);
+    }
+
+    #[test]
+    fn buffers_by_name() {
+        let kind = |n: &str, rank| buffer_kind(&parse(n), rank);
+        assert_eq!(kind("embeddings.position_ids", 2), Some("position ids"));
+        assert_eq!(
+            kind("model.layers.0.self_attn.rotary_emb.inv_freq", 1),
+            Some("rotary frequencies")
+        );
+        assert_eq!(kind("h.0.attn.bias", 4), Some("an attention mask"));
+        assert_eq!(kind("h.0.attn.masked_bias", 0), Some("a masking constant"));
+        assert_eq!(
+            kind("bn.num_batches_tracked", 0),
+            Some("a batch-norm counter")
+        );
+        assert_eq!(kind("encoder.causal_mask", 2), Some("an attention mask"));
+        // Weights and ordinary biases are not buffers.
+        assert_eq!(kind("h.0.attn.c_attn.bias", 1), None);
+        assert_eq!(kind("model.position_ids.weight", 2), None);
     }
 
     #[test]

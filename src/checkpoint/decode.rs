@@ -11,6 +11,8 @@ use faer::traits::ComplexField;
 use half::f16;
 use half::slice::{HalfBitsSliceExt, HalfFloatSliceExt};
 
+use super::quant::{self, Quant};
+
 /// A stored element type that can be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -20,17 +22,77 @@ pub(crate) enum Kind {
     BF16,
     E4M3,
     E5M2,
+    /// GGML blocks of several values with their own scales.
+    Block(Quant),
 }
 
 impl Kind {
-    /// Bytes per stored element.
+    /// Bytes per stored element (per block for block kinds).
     pub(crate) fn size(self) -> usize {
         match self {
             Kind::F64 => 8,
             Kind::F32 => 4,
             Kind::F16 | Kind::BF16 => 2,
             Kind::E4M3 | Kind::E5M2 => 1,
+            Kind::Block(q) => q.block_bytes(),
         }
+    }
+
+    /// Values per stored element (per block for block kinds).
+    pub(crate) fn values(self) -> usize {
+        match self {
+            Kind::Block(q) => q.block_values(),
+            _ => 1,
+        }
+    }
+
+    /// Bytes of a stored row of `ncols` values; `None` when a block kind's row is not whole
+    /// blocks or the size overflows.
+    pub(crate) fn row_bytes(self, ncols: usize) -> Option<usize> {
+        if !ncols.is_multiple_of(self.values()) {
+            return None;
+        }
+        (ncols / self.values()).checked_mul(self.size())
+    }
+
+    /// The stored bytes, within a row, of the blocks holding columns `cols` (the elements
+    /// themselves for element kinds), and how many decoded values of the first block come
+    /// before `cols.start`.
+    pub(crate) fn span(self, cols: &Range<usize>) -> (Range<usize>, usize) {
+        let (bv, bb) = (self.values(), self.size());
+        let (b0, b1) = (cols.start / bv, cols.end.div_ceil(bv));
+        (b0 * bb..b1 * bb, cols.start - b0 * bv)
+    }
+}
+
+/// Reusable working space of the row decoders.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    halves: Vec<u16>,
+    values: Vec<f32>,
+}
+
+/// Decodes `dst.len()` values from `bytes`, the stored span [`Kind::span`] gave for them,
+/// skipping the first `skip` decoded values (those of a block before the selected columns).
+pub(crate) fn decode_span<T: Elem>(
+    kind: Kind,
+    bytes: &[u8],
+    skip: usize,
+    dst: &mut [T],
+    scratch: &mut Scratch,
+) {
+    let Kind::Block(q) = kind else {
+        T::decode_row(kind, bytes, dst, &mut scratch.halves);
+        return;
+    };
+    // The blocks covering the columns, decoded whole, then the columns copied out.
+    scratch
+        .values
+        .resize(bytes.len() / q.block_bytes() * q.block_values(), 0.0);
+    quant::dequantize(q, bytes, &mut scratch.values);
+    let n = dst.len();
+    for (d, &v) in dst.iter_mut().zip(&scratch.values[skip..skip + n]) {
+        *d = T::from_f32(v);
     }
 }
 
@@ -138,6 +200,13 @@ pub(crate) trait Elem: ComplexField + Copy + Default + 'static {
                     *d = Self::from_f32(E5M2_TABLE[usize::from(b)]);
                 }
             }
+            Kind::Block(q) => {
+                let mut values = vec![0f32; dst.len()];
+                quant::dequantize(q, src, &mut values);
+                for (d, v) in dst.iter_mut().zip(values) {
+                    *d = Self::from_f32(v);
+                }
+            }
         }
     }
 }
@@ -194,20 +263,18 @@ const READ_MAX: usize = 1 << 20;
 /// than skipped with a separate read (about what a system call costs in copying).
 const GAP_MAX: usize = 4096;
 
-/// Reads the stored rows `rows` (columns `cols`) of a row-major `[.., ncols]` tensor through
-/// `read(offset within the tensor, buffer)` and hands each row's selected bytes to `row`, in
+/// Reads the stored rows `rows` of a row-major tensor of `stride` bytes per row through
+/// `read(offset within the tensor, buffer)` and hands each row's bytes `span` to `row`, in
 /// order. Consecutive rows are read in one run of at most [`READ_MAX`] bytes unless the
 /// unselected gap between them exceeds [`GAP_MAX`].
 fn each_row(
-    es: usize,
     read: &mut dyn FnMut(usize, &mut [u8]) -> io::Result<()>,
-    ncols: usize,
+    stride: usize,
+    span: &Range<usize>,
     rows: &[Range<usize>],
-    cols: &Range<usize>,
     mut row: impl FnMut(&[u8]),
 ) -> io::Result<()> {
-    let stride = ncols * es;
-    let take = cols.len() * es;
+    let take = span.len();
     let per_read = if stride - take > GAP_MAX {
         1
     } else {
@@ -219,7 +286,7 @@ fn each_row(
         while first < r.end {
             let n = per_read.min(r.end - first);
             raw.resize((n - 1) * stride + take, 0);
-            read(first * stride + cols.start * es, &mut raw)?;
+            read(first * stride + span.start, &mut raw)?;
             for i in 0..n {
                 row(&raw[i * stride..i * stride + take]);
             }
@@ -233,8 +300,9 @@ fn each_row(
 /// within the tensor, buffer to fill) into `out`, column-major, transposed when asked; `out`
 /// is reshaped, reusing its allocation when it is at least as large in both dimensions.
 ///
-/// The caller has checked every range against the shape and that the tensor holds
-/// `nrows · ncols · kind.size()` bytes; a failed read (a file that shrank) is returned.
+/// Block kinds read the whole blocks holding the selected columns of each row. The caller has
+/// checked every range against the shape and that the tensor holds
+/// `nrows · kind.row_bytes(ncols)` bytes; a failed read (a file that shrank) is returned.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn cut_from<T: Elem>(
     kind: Kind,
@@ -246,7 +314,13 @@ pub(crate) fn cut_from<T: Elem>(
     transpose: bool,
     out: &mut Mat<T>,
 ) -> io::Result<()> {
-    let es = kind.size();
+    let stride_bytes = kind.row_bytes(ncols).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a row is not a whole number of blocks",
+        )
+    })?;
+    let (span, skip) = kind.span(&cols);
     let width = cols.len();
     let (nr, nc) = if transpose {
         (width, total_rows)
@@ -262,15 +336,15 @@ pub(crate) fn cut_from<T: Elem>(
     if nr == 0 || nc == 0 {
         return Ok(());
     }
-    let mut scratch = Vec::new();
+    let mut scratch = Scratch::default();
     let mut out_cols = columns(out);
 
     if transpose {
         // Stored row i becomes output column i: contiguous in column-major, decode in place.
         let mut next = out_cols.iter_mut();
-        return each_row(es, read, ncols, rows, &cols, |bytes| {
+        return each_row(read, stride_bytes, &span, rows, |bytes| {
             if let Some(col) = next.next() {
-                T::decode_row(kind, bytes, col, &mut scratch);
+                decode_span(kind, bytes, skip, col, &mut scratch);
             }
         });
     }
@@ -282,8 +356,9 @@ pub(crate) fn cut_from<T: Elem>(
     let stride = width + 16;
     let mut buf = vec![T::default(); ROW_BLOCK * stride];
     let (mut n, mut i0) = (0, 0);
-    each_row(es, read, ncols, rows, &cols, |bytes| {
-        T::decode_row(kind, bytes, &mut buf[n * stride..][..width], &mut scratch);
+    each_row(read, stride_bytes, &span, rows, |bytes| {
+        let dst = &mut buf[n * stride..][..width];
+        decode_span(kind, bytes, skip, dst, &mut scratch);
         n += 1;
         if n == ROW_BLOCK {
             scatter(&buf, stride, n, &mut out_cols, i0);
@@ -478,6 +553,45 @@ mod tests {
                         y == want || (y.is_nan() && want.is_nan()),
                         "{kind:?} {r} {c}"
                     );
+                }
+            }
+        }
+    }
+
+    /// Block kinds read each row's whole blocks around the selected columns: wide rows (one
+    /// read per row) and narrow ones (runs of rows), columns starting and ending mid-block.
+    #[test]
+    fn block_cut_matches_whole_rows_dequantized() {
+        let mut rng = crate::rng::Rng::new(5);
+        for (q, scales, blocks_per_row) in [
+            (Quant::Q8_0, &[0usize][..], 160),
+            (Quant::Q8_0, &[0][..], 3),
+            (Quant::Q4K, &[0, 2][..], 2),
+        ] {
+            let (bv, bb) = (q.block_values(), q.block_bytes());
+            let (nr, nc) = (9, blocks_per_row * bv);
+            let mut data: Vec<u8> = (0..nr * blocks_per_row * bb)
+                .map(|_| rng.next_u64() as u8)
+                .collect();
+            for b in data.chunks_exact_mut(bb) {
+                for &o in scales {
+                    let v = f16::from_f32(rng.uniform() as f32 - 0.5);
+                    b[o..o + 2].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            let mut all = vec![0f32; nr * nc];
+            quant::dequantize(q, &data, &mut all);
+            let rows = [6..9, 0..2, 4..5];
+            let picked: Vec<usize> = rows.iter().flat_map(|r| r.clone()).collect();
+            for cols in [bv - 3..bv + 5, bv + 3..2 * bv - 5, 0..nc, 1..bv - 1] {
+                let a: Mat<f32> = cut(Kind::Block(q), &data, nc, &rows, cols.clone(), 6, false);
+                let b: Mat<f64> = cut(Kind::Block(q), &data, nc, &rows, cols.clone(), 6, true);
+                for (i, &r) in picked.iter().enumerate() {
+                    for (j, c) in cols.clone().enumerate() {
+                        let want = all[r * nc + c];
+                        assert_eq!(a[(i, j)].to_bits(), want.to_bits(), "{q:?} {r} {c}");
+                        assert_eq!(b[(j, i)], f64::from(want), "{q:?} {r} {c}");
+                    }
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum CheckpointError {
     /// The path does not exist.
     #[error(
-        "{path}: no such file or directory; expected a .safetensors file, a model directory, \
+        "{path}: no such file or directory; expected a .safetensors or .gguf file, a model directory, \
          a model.safetensors.index.json, or a Hugging Face repo id such as org/name"
     )]
     NotFound {
@@ -28,14 +28,54 @@ pub enum CheckpointError {
 
     /// A directory without any safetensors weights.
     #[error(
-        "{path}: no safetensors weights here; expected model.safetensors, a \
-         *.safetensors.index.json index, or *.safetensors files{hint}"
+        "{path}: no weights here; expected model.safetensors, a \
+         *.safetensors.index.json index, *.safetensors files, or a .gguf file{hint}"
     )]
     NoWeights {
         /// The directory.
         path: PathBuf,
         /// Extra advice (what was found instead), empty or starting with "; ".
         hint: String,
+    },
+
+    /// A GGUF file that cannot be read: bad magic or version, truncated, or inconsistent.
+    #[error("{path}: not a readable GGUF file: {problem}")]
+    BadGguf {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        problem: String,
+    },
+
+    /// An `ollama:NAME[:TAG]` that cannot be found in the local Ollama store.
+    #[error("ollama:{model}: {problem}")]
+    OllamaModel {
+        /// The model as given, without `ollama:`.
+        model: String,
+        /// What is missing, naming the paths looked at.
+        problem: String,
+    },
+
+    /// A part of a split GGUF model that is not beside the others.
+    #[error(
+        "{path}: part {part} of this split GGUF model does not exist; expected every part beside the first"
+    )]
+    MissingGgufPart {
+        /// The first part.
+        path: PathBuf,
+        /// The missing part.
+        part: PathBuf,
+    },
+
+    /// A directory with several GGUF files that are not the parts of one split model.
+    #[error("{path}: several GGUF files ({names}); name the one to open, e.g. {path}/{first}")]
+    SeveralGguf {
+        /// The directory.
+        path: PathBuf,
+        /// The files found, comma separated.
+        names: String,
+        /// The first of them.
+        first: String,
     },
 
     /// A file in another checkpoint format (PyTorch pickle, GGUF, ...).

@@ -1,8 +1,9 @@
-//! Finding, reading and decoding safetensors checkpoints.
+//! Finding, reading and decoding safetensors and GGUF checkpoints.
 //!
 //! Knows files, headers, dtypes and `config.json`; knows nothing of layer names, math or UI.
-//! Files are read by position, never memory-mapped, and checked for changes on disk around
-//! every read (see [`Change`] and the README's "Watching a training run").
+//! Files of both formats are read by position, never memory-mapped (a GGUF header in growing
+//! chunks, its quantized rows a whole block span at a time), and checked for changes on disk
+//! around every read (see [`Change`] and the README's "Watching a training run").
 //! CONTRACT (shared with anatomy, synth, spectrum, worker): the public types and method
 //! signatures below are relied on by other modules; extend, don't rename.
 
@@ -17,16 +18,22 @@ mod config;
 mod decode;
 mod error;
 mod file;
+mod gguf;
 mod header;
 mod hf;
 mod natural;
+mod ollama;
+mod quant;
 
 use decode::Kind;
 pub use error::CheckpointError;
 use file::OpenFile;
 pub use file::{Change, Identity};
+pub use gguf::gguf_name;
 pub use hf::{hf_cache_from_env, hf_cache_root, looks_like_repo_id};
 pub use natural::natural_cmp;
+pub use ollama::ollama_models_from_env;
+pub use quant::Quant;
 
 /// Element type of a stored tensor.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,6 +50,8 @@ pub enum Dtype {
     F8E4M3,
     /// 8-bit float, 5 exponent bits, 2 mantissa bits.
     F8E5M2,
+    /// A GGML block quantization (GGUF files): blocks of 32 or 256 values with their scales.
+    Quant(Quant),
     /// Any other dtype (integers, bool, packed formats): listed, never decoded.
     Unsupported(String),
 }
@@ -113,6 +122,7 @@ impl Dtype {
             Dtype::BF16 => "BF16",
             Dtype::F8E4M3 => "F8_E4M3",
             Dtype::F8E5M2 => "F8_E5M2",
+            Dtype::Quant(q) => q.name(),
             Dtype::Unsupported(name) => name,
         }
     }
@@ -120,6 +130,33 @@ impl Dtype {
     /// Whether mpscope can decode this dtype.
     pub fn is_supported(&self) -> bool {
         self.kind().is_some()
+    }
+
+    /// Why a tensor of this dtype is never analysed, or `None` when it can be decoded.
+    ///
+    /// Integer and bool tensors are buffers (position ids, masks, counters) or packed
+    /// quantized data, never a weight matrix as stored; sub-byte and scale-only floats are
+    /// packed formats mpscope does not unpack; GGUF's IQ*, TQ* and FP4 types are quantized
+    /// weights whose codebooks mpscope does not decode.
+    pub fn skip_reason(&self) -> Option<String> {
+        let Dtype::Unsupported(name) = self else {
+            return None;
+        };
+        let upper = name.to_ascii_uppercase();
+        let integer = upper == "BOOL"
+            || ["I", "U"].iter().any(|p| {
+                upper.strip_prefix(p).is_some_and(|bits| {
+                    !bits.is_empty() && bits.bytes().all(|b| b.is_ascii_digit())
+                })
+            });
+        Some(if integer {
+            format!(
+                "{} tensor: a buffer or packed data, not a weight",
+                name.to_lowercase()
+            )
+        } else {
+            format!("{}: a dtype mpscope does not decode", name.to_lowercase())
+        })
     }
 
     fn kind(&self) -> Option<Kind> {
@@ -130,6 +167,7 @@ impl Dtype {
             Dtype::BF16 => Kind::BF16,
             Dtype::F8E4M3 => Kind::E4M3,
             Dtype::F8E5M2 => Kind::E5M2,
+            Dtype::Quant(q) => Kind::Block(*q),
             Dtype::Unsupported(_) => return None,
         })
     }
@@ -164,6 +202,7 @@ pub struct Checkpoint {
     tensors: Vec<TensorInfo>,
     config: Option<ModelConfig>,
     config_path: Option<PathBuf>,
+    facts: Vec<(String, String)>,
 }
 
 /// What to open: resolved from the user's path before any file is read.
@@ -176,13 +215,23 @@ struct Layout {
 }
 
 impl Checkpoint {
-    /// Opens a `.safetensors` file, a model directory, a sharded index, or an HF cache repo id.
+    /// Opens a `.safetensors` or `.gguf` file, a model directory, a sharded index, an HF cache
+    /// repo id, or `ollama:NAME[:TAG]` from Ollama's local store.
     pub fn open(spec: &str) -> Result<Self, CheckpointError> {
         Self::open_with(spec, &OpenOptions::default())
     }
 
     /// [`Checkpoint::open`] with explicit options (e.g. the HF cache to look in).
     pub fn open_with(spec: &str, opts: &OpenOptions) -> Result<Self, CheckpointError> {
+        if let Some(model) = spec.strip_prefix(ollama::PREFIX) {
+            let blob = ollama::resolve(model, ollama_models_from_env().as_deref())?;
+            return Self::load(Layout {
+                root: blob.clone(),
+                files: vec![blob.clone()],
+                index: None,
+                config_dir: parent_dir(&blob),
+            });
+        }
         let path = Path::new(spec);
         let layout = match std::fs::metadata(path) {
             Ok(md) if md.is_dir() => dir_layout(path)?,
@@ -210,9 +259,18 @@ impl Checkpoint {
     fn load(layout: Layout) -> Result<Self, CheckpointError> {
         let mut open = Vec::with_capacity(layout.files.len());
         let mut tensors = Vec::new();
+        // The first GGUF file's metadata (split models keep it in part 1).
+        let mut gguf_meta: Option<gguf::Parsed> = None;
         for (file, path) in layout.files.iter().enumerate() {
-            let (f, entries) = open_file(path)?;
+            let (f, mut entries, meta) = open_file(path)?;
             open.push(f);
+            if let Some(meta) = meta {
+                let first = gguf_meta.get_or_insert(meta);
+                let arch = first.architecture().unwrap_or_default();
+                for e in &mut entries {
+                    e.name = gguf::hf_name(arch, &e.name);
+                }
+            }
             tensors.extend(entries.into_iter().map(|e| TensorInfo {
                 name: e.name,
                 dtype: e.dtype,
@@ -252,23 +310,14 @@ impl Checkpoint {
             return Err(CheckpointError::NoTensors { path: layout.root });
         }
         let config_path = layout.config_dir.join("config.json");
-        let (config, config_path) = match std::fs::read(&config_path) {
-            Ok(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|e| CheckpointError::BadConfig {
-                    path: config_path.clone(),
-                    problem: format!("not UTF-8: {e}"),
-                })?;
-                (Some(config::parse(&config_path, &text)?), Some(config_path))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (None, None),
-            Err(source) => {
-                return Err(CheckpointError::Io {
-                    path: config_path,
-                    action: "read",
-                    source,
-                });
-            }
+        let (config, config_path) = match &gguf_meta {
+            Some(meta) => (Some(meta.config()), None),
+            None => read_config(config_path)?,
         };
+        let facts = gguf_meta
+            .as_ref()
+            .map(gguf::Parsed::facts)
+            .unwrap_or_default();
         Ok(Checkpoint {
             root: layout.root,
             files: layout.files,
@@ -276,12 +325,19 @@ impl Checkpoint {
             tensors,
             config,
             config_path,
+            facts,
         })
     }
 
     /// The directory or file the user named, resolved.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// What the file's own metadata says about the model, as (label, value) pairs for people
+    /// (GGUF: name, size label, file type, architecture); empty for safetensors.
+    pub fn facts(&self) -> &[(String, String)] {
+        &self.facts
     }
 
     /// The files opened, in order.
@@ -401,12 +457,16 @@ impl Checkpoint {
                 count: self.tensors.len(),
             })?;
         let path = || self.files.get(t.file).cloned().unwrap_or_default();
-        let &[nrows, ncols] = t.shape.as_slice() else {
-            return Err(CheckpointError::NotMatrix {
-                path: path(),
-                tensor: t.name.clone(),
-                shape: t.shape.clone(),
-            });
+        // A stacked tensor ([experts, out, in]) is cut as the matrix [experts·out, in].
+        let (nrows, ncols) = match t.shape.as_slice() {
+            [lead @ .., ncols] if !lead.is_empty() => (lead.iter().product::<usize>(), *ncols),
+            _ => {
+                return Err(CheckpointError::NotMatrix {
+                    path: path(),
+                    tensor: t.name.clone(),
+                    shape: t.shape.clone(),
+                });
+            }
         };
         let kind = t
             .dtype
@@ -454,11 +514,7 @@ impl Checkpoint {
             .get(t.file)
             .filter(|f| t.bytes.end as u64 <= f.len())
             .ok_or_else(|| bad("the tensor lies outside its file".into()))?;
-        if Some(t.bytes.len())
-            != nrows
-                .checked_mul(ncols)
-                .and_then(|n| n.checked_mul(kind.size()))
-        {
+        if Some(t.bytes.len()) != kind.row_bytes(ncols).and_then(|row| row.checked_mul(nrows)) {
             return Err(bad("stored bytes do not match the shape".into()));
         }
         Ok(Checked {
@@ -491,10 +547,49 @@ impl fmt::Debug for Checkpoint {
     }
 }
 
-/// Opens one safetensors file and reads its header.
-fn open_file(path: &Path) -> Result<(OpenFile, Vec<header::Entry>), CheckpointError> {
+/// A config.json and its path, or nothing when there is none.
+fn read_config(
+    config_path: PathBuf,
+) -> Result<(Option<ModelConfig>, Option<PathBuf>), CheckpointError> {
+    match std::fs::read(&config_path) {
+        Ok(bytes) => {
+            let text = String::from_utf8(bytes).map_err(|e| CheckpointError::BadConfig {
+                path: config_path.clone(),
+                problem: format!("not UTF-8: {e}"),
+            })?;
+            Ok((Some(config::parse(&config_path, &text)?), Some(config_path)))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((None, None)),
+        Err(source) => Err(CheckpointError::Io {
+            path: config_path,
+            action: "read",
+            source,
+        }),
+    }
+}
+
+/// True for a `.gguf` file name.
+fn is_gguf_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// An open weights file, the tensors its header lists, and a GGUF file's metadata.
+type Opened = (OpenFile, Vec<header::Entry>, Option<gguf::Parsed>);
+
+/// Opens one weights file and reads its header: GGUF (by extension or magic) or safetensors.
+fn open_file(path: &Path) -> Result<Opened, CheckpointError> {
     let file = OpenFile::open(path)?;
     let len = file.len();
+    let mut magic = [0u8; 4];
+    let gguf = is_gguf_name(path)
+        || (len >= 4 && file.read_at(0, &mut magic).is_ok() && gguf::is_gguf(&magic));
+    if gguf {
+        let parsed = read_gguf_header(path, &file)?;
+        let entries = parsed.entries.clone();
+        return Ok((file, entries, Some(parsed)));
+    }
     if len < 8 {
         return Err(CheckpointError::ShortFile {
             path: path.to_path_buf(),
@@ -516,13 +611,54 @@ fn open_file(path: &Path) -> Result<(OpenFile, Vec<header::Entry>), CheckpointEr
         head.resize(8 + header_len as usize, 0);
         file.read_at(8, &mut head[8..])?;
     }
-    let len = usize::try_from(len).map_err(|_| CheckpointError::Io {
+    let entries = header::parse(path, addressable(path, len)?, &head)?;
+    Ok((file, entries, None))
+}
+
+/// A file length as `usize`, or an error on a platform that cannot address it.
+fn addressable(path: &Path, len: u64) -> Result<usize, CheckpointError> {
+    usize::try_from(len).map_err(|_| CheckpointError::Io {
         path: path.to_path_buf(),
         action: "read",
         source: io::Error::other("the file is larger than this platform can address"),
-    })?;
-    let entries = header::parse(path, len, &head)?;
-    Ok((file, entries))
+    })
+}
+
+/// First read of a GGUF header; real headers (tokenizer vocabularies included) are a few MB.
+const GGUF_FIRST_READ: usize = 1 << 20;
+
+/// Reads a GGUF file's header (metadata and tensor infos, never the data) in growing chunks
+/// from its start: each chunk is parsed, and when the parser runs past it, a chunk at least
+/// twice as long and reaching what the parser needed is read, up to [`gguf::MAX_HEADER`].
+fn read_gguf_header(path: &Path, file: &OpenFile) -> Result<gguf::Parsed, CheckpointError> {
+    let len = addressable(path, file.len())?;
+    let mut head = vec![0u8; len.min(GGUF_FIRST_READ)];
+    file.read_at(0, &mut head)?;
+    loop {
+        match gguf::parse(path, len, &head)? {
+            gguf::Step::Done(parsed) => return Ok(parsed),
+            gguf::Step::NeedBytes(need) => {
+                if need > gguf::MAX_HEADER {
+                    return Err(CheckpointError::BadGguf {
+                        path: path.to_path_buf(),
+                        problem: format!(
+                            "the header (metadata and tensor infos) runs past {} bytes, more \
+                             than mpscope reads ({} bytes); the file is corrupt",
+                            need,
+                            gguf::MAX_HEADER
+                        ),
+                    });
+                }
+                let want = need
+                    .max(head.len().saturating_mul(2))
+                    .min(len)
+                    .min(gguf::MAX_HEADER);
+                let have = head.len();
+                head.resize(want, 0);
+                file.read_at(have as u64, &mut head[have..])?;
+            }
+        }
+    }
 }
 
 /// Extensions of checkpoint formats other than safetensors, and their names.
@@ -530,7 +666,7 @@ fn foreign_format(path: &Path) -> Option<&'static str> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     Some(match ext.as_str() {
         "bin" | "pt" | "pth" | "ckpt" => "PyTorch pickle",
-        "gguf" | "ggml" => "GGUF",
+        "ggml" | "ggjt" => "legacy GGML",
         "h5" | "hdf5" => "Keras/TensorFlow HDF5",
         "msgpack" => "Flax msgpack",
         "onnx" => "ONNX",
@@ -551,6 +687,27 @@ fn file_layout(path: &Path) -> Result<Layout, CheckpointError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     if name.as_deref().is_some_and(|n| n.ends_with(".json")) {
         return index_layout(path.to_path_buf(), path);
+    }
+    if let Some((prefix, 1, total)) = name.as_deref().and_then(split_part) {
+        // Part 1 of a split GGUF names the whole model: open every part.
+        let dir = parent_dir(path);
+        let mut files = Vec::with_capacity(total);
+        for k in 1..=total {
+            let part = dir.join(format!("{prefix}-{k:05}-of-{total:05}.gguf"));
+            if !part.is_file() {
+                return Err(CheckpointError::MissingGgufPart {
+                    path: path.to_path_buf(),
+                    part,
+                });
+            }
+            files.push(part);
+        }
+        return Ok(Layout {
+            root: path.to_path_buf(),
+            files,
+            index: None,
+            config_dir: dir,
+        });
     }
     if let Some(format) = foreign_format(path) {
         return Err(CheckpointError::NotSafetensors {
@@ -623,6 +780,13 @@ fn dir_layout(dir: &Path) -> Result<Layout, CheckpointError> {
         .filter(|n| n.ends_with(".safetensors"))
         .map(|n| dir.join(n))
         .collect();
+    let ggufs: Vec<&String> = names
+        .iter()
+        .filter(|n| is_gguf_name(Path::new(n.as_str())))
+        .collect();
+    if files.is_empty() && !ggufs.is_empty() {
+        return gguf_dir_layout(dir, &ggufs);
+    }
     if files.is_empty() {
         let foreign: Vec<&str> = names
             .iter()
@@ -651,6 +815,53 @@ fn dir_layout(dir: &Path) -> Result<Layout, CheckpointError> {
         index: None,
         config_dir: dir.to_path_buf(),
     })
+}
+
+/// A directory of GGUF files: one file, or the parts `NAME-0000k-of-0000N.gguf` of one split
+/// model; anything else is ambiguous.
+fn gguf_dir_layout(dir: &Path, names: &[&String]) -> Result<Layout, CheckpointError> {
+    let one = |files: Vec<PathBuf>| Layout {
+        root: dir.to_path_buf(),
+        files,
+        index: None,
+        config_dir: dir.to_path_buf(),
+    };
+    if let [only] = names {
+        return Ok(one(vec![dir.join(only.as_str())]));
+    }
+    let parts: Option<Vec<(&str, usize, usize)>> =
+        names.iter().map(|n| split_part(n.as_str())).collect();
+    if let Some(parts) = parts
+        && let Some(&(prefix, _, total)) = parts.first()
+        && total == parts.len()
+        && parts
+            .iter()
+            .enumerate()
+            .all(|(i, &(p, k, n))| p == prefix && n == total && k == i + 1)
+    {
+        return Ok(one(names.iter().map(|n| dir.join(n.as_str())).collect()));
+    }
+    Err(CheckpointError::SeveralGguf {
+        path: dir.to_path_buf(),
+        names: names
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        first: names.first().map(|s| s.to_string()).unwrap_or_default(),
+    })
+}
+
+/// `(NAME, k, N)` of a split GGUF part `NAME-0000k-of-0000N.gguf` (llama.cpp's gguf-split).
+fn split_part(name: &str) -> Option<(&str, usize, usize)> {
+    let stem = name.strip_suffix(".gguf")?;
+    let (left, total) = stem.rsplit_once("-of-")?;
+    let (prefix, k) = left.rsplit_once('-')?;
+    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(k) || !digits(total) {
+        return None;
+    }
+    Some((prefix, k.parse().ok()?, total.parse().ok()?))
 }
 
 /// A sharded index: every shard named in its weight_map, once, in natural order.

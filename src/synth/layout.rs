@@ -9,7 +9,7 @@ use super::draw::{
 };
 use super::error::SynthError;
 use super::recipe::{Bulk, CollapseSpec, Target};
-use super::spec::{SynthFamily, SynthProj, SynthSpec};
+use super::spec::{SynthDtype, SynthFamily, SynthProj, SynthSpec};
 use super::truth::{CollapseTruth, ColumnScaleTruth, HeadTruth, MatrixTruth, SpikeTruth};
 use crate::rng::Rng;
 
@@ -750,6 +750,20 @@ impl Plan {
                 },
             );
         out
+    }
+
+    /// The stored values of tensor `idx` (dtype-rounded, row-major, as in the file).
+    pub(crate) fn stored_values(&self, idx: usize) -> Vec<f32> {
+        let dt = self.spec.dtype;
+        self.render(idx)
+            .chunks_exact(dt.size())
+            .map(|b| match (dt, b) {
+                (SynthDtype::Bf16, &[a, b]) => half::bf16::from_le_bytes([a, b]).to_f32(),
+                (SynthDtype::F16, &[a, b]) => half::f16::from_le_bytes([a, b]).to_f32(),
+                (SynthDtype::F32, &[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),
+                _ => f32::NAN,
+            })
+            .collect()
     }
 
     /// The stored bytes of tensor `idx` (little-endian, row-major, as in the file).

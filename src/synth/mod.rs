@@ -14,6 +14,7 @@
 
 mod draw;
 mod error;
+mod gguf;
 mod layout;
 mod presets;
 mod recipe;
@@ -25,6 +26,7 @@ use std::ops::Range;
 use std::path::Path;
 
 pub use error::SynthError;
+pub use gguf::GgufQuant;
 pub use presets::{DEMO_SEED, PRESETS, preset};
 pub use recipe::{
     Bulk, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, Span, SpikeSpec, Target, parse_list,
@@ -86,6 +88,12 @@ pub fn write(out_dir: &Path, spec: &SynthSpec) -> Result<Truth, SynthError> {
     write::write_plan(out_dir, &Plan::build(spec)?)
 }
 
+/// Writes the model of `spec` as one GGUF file, `out_dir/model.gguf` (plus truth.json), with
+/// its matrices stored as `quant` and its vectors as f32; llama and phi3 families only.
+pub fn write_gguf(out_dir: &Path, spec: &SynthSpec, quant: GgufQuant) -> Result<Truth, SynthError> {
+    gguf::write_gguf(out_dir, &Plan::build(spec)?, quant)
+}
+
 /// What [`write`] would plant and record in truth.json, without writing anything.
 pub fn truth(spec: &SynthSpec) -> Result<Truth, SynthError> {
     Ok(write::truth_of(&Plan::build(spec)?))
@@ -126,17 +134,7 @@ pub fn stored_tensor(spec: &SynthSpec, name: &str) -> Result<StoredTensor, Synth
         .iter()
         .position(|s| s.name == name)
         .ok_or_else(|| SynthError::NoSuchMatrix(format!("tensor `{name}`")))?;
-    let dt = spec.dtype;
-    let bytes = plan.render(idx);
-    let data = bytes
-        .chunks_exact(dt.size())
-        .map(|b| match (dt, b) {
-            (SynthDtype::Bf16, &[a, b]) => half::bf16::from_le_bytes([a, b]).to_f32(),
-            (SynthDtype::F16, &[a, b]) => half::f16::from_le_bytes([a, b]).to_f32(),
-            (SynthDtype::F32, &[a, b, c, d]) => f32::from_le_bytes([a, b, c, d]),
-            _ => f32::NAN,
-        })
-        .collect();
+    let data = plan.stored_values(idx);
     Ok(StoredTensor {
         shape: plan.stored[idx].shape.clone(),
         data,

@@ -111,7 +111,7 @@ pub(crate) fn write_plan(out_dir: &Path, plan: &Plan) -> Result<Truth, SynthErro
 
 /// Removes weight files of an earlier run that the new one does not overwrite (an old index or
 /// shards of another count would otherwise be read together with the new files).
-fn remove_stale(dir: &Path, keep: &[String]) -> Result<(), SynthError> {
+pub(crate) fn remove_stale(dir: &Path, keep: &[String]) -> Result<(), SynthError> {
     let entries = fs::read_dir(dir).map_err(|source| SynthError::Io {
         path: dir.to_path_buf(),
         source,
@@ -119,6 +119,7 @@ fn remove_stale(dir: &Path, keep: &[String]) -> Result<(), SynthError> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let ours = name == "model.safetensors"
+            || name == "model.gguf"
             || name == "model.safetensors.index.json"
             || is_shard_name(&name);
         if ours && !keep.contains(&name) {
@@ -148,7 +149,7 @@ fn is_shard_name(name: &str) -> bool {
     }
 }
 
-fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
     let mut text = serde_json::to_string_pretty(value).map_err(|source| SynthError::Json {
         path: path.to_path_buf(),
         source,

@@ -1,0 +1,344 @@
+//! Writing a plan as one GGUF v3 file (`synth --format gguf --quant …`), the way llama.cpp's
+//! converter lays it out: matrices quantized (or f16), vectors f32, architecture metadata.
+//!
+//! The quantizers are gguf-py's reference ones (`quants.py`), step for step in f32, so a
+//! block written here has the same bytes gguf-py would write for the same values
+//! (tests/synth_gguf.rs checks them against tests/data/gguf_quants.json).
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use half::f16;
+
+use super::error::SynthError;
+use super::layout::Plan;
+use super::spec::SynthFamily;
+use super::truth::Truth;
+use super::write::{remove_stale, truth_of, write_json};
+use crate::checkpoint::gguf_name;
+
+/// How the matrices of a synthetic GGUF are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GgufQuant {
+    /// 8-bit blocks of 32.
+    Q8_0,
+    /// 4-bit blocks of 32, symmetric.
+    Q4_0,
+    /// 4-bit blocks of 32 with a minimum.
+    Q4_1,
+    /// 5-bit blocks of 32, symmetric.
+    Q5_0,
+    /// 5-bit blocks of 32 with a minimum.
+    Q5_1,
+    /// IEEE half, unquantized.
+    F16,
+}
+
+impl GgufQuant {
+    /// The CLI name (`q8_0`, ..., `f16`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GgufQuant::Q8_0 => "q8_0",
+            GgufQuant::Q4_0 => "q4_0",
+            GgufQuant::Q4_1 => "q4_1",
+            GgufQuant::Q5_0 => "q5_0",
+            GgufQuant::Q5_1 => "q5_1",
+            GgufQuant::F16 => "f16",
+        }
+    }
+
+    /// GGML type id, bytes per block of 32, and llama.cpp's `general.file_type`.
+    fn ids(self) -> (u32, usize, u32) {
+        match self {
+            GgufQuant::Q8_0 => (8, 34, 7),
+            GgufQuant::Q4_0 => (2, 18, 2),
+            GgufQuant::Q4_1 => (3, 20, 3),
+            GgufQuant::Q5_0 => (6, 22, 8),
+            GgufQuant::Q5_1 => (7, 24, 9),
+            GgufQuant::F16 => (1, 64, 1),
+        }
+    }
+
+    /// Encodes values (a multiple of 32 of them) into `out`.
+    pub fn quantize(self, xs: &[f32], out: &mut Vec<u8>) {
+        for b in xs.chunks_exact(32) {
+            let b: &[f32; 32] = b.try_into().unwrap_or(&[0.0; 32]);
+            match self {
+                GgufQuant::Q8_0 => q8_0(b, out),
+                GgufQuant::Q4_0 => q4_0(b, out),
+                GgufQuant::Q4_1 => q4_1(b, out),
+                GgufQuant::Q5_0 => q5_0(b, out),
+                GgufQuant::Q5_1 => q5_1(b, out),
+                GgufQuant::F16 => {
+                    out.extend(b.iter().flat_map(|&x| f16::from_f32(x).to_le_bytes()))
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for GgufQuant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for GgufQuant {
+    type Err = SynthError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "q8_0" => GgufQuant::Q8_0,
+            "q4_0" => GgufQuant::Q4_0,
+            "q4_1" => GgufQuant::Q4_1,
+            "q5_0" => GgufQuant::Q5_0,
+            "q5_1" => GgufQuant::Q5_1,
+            "f16" => GgufQuant::F16,
+            _ => {
+                return Err(SynthError::parse(
+                    "quant",
+                    s,
+                    "expected one of q8_0, q4_0, q4_1, q5_0, q5_1, f16",
+                ));
+            }
+        })
+    }
+}
+
+/// 1 / d, or 0 for d = 0 (gguf-py's `np.where(d == 0, 0, 1 / d)`).
+fn inv(d: f32) -> f32 {
+    if d == 0.0 { 0.0 } else { 1.0 / d }
+}
+
+fn h(out: &mut Vec<u8>, x: f32) {
+    out.extend(f16::from_f32(x).to_le_bytes());
+}
+
+/// The value of largest magnitude, the first one on ties (numpy's `argmax` of `abs`).
+fn signed_max(b: &[f32; 32]) -> f32 {
+    b.iter()
+        .copied()
+        .fold(0.0f32, |m, x| if x.abs() > m.abs() { x } else { m })
+}
+
+fn min_max(b: &[f32; 32]) -> (f32, f32) {
+    b.iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        })
+}
+
+fn q8_0(b: &[f32; 32], out: &mut Vec<u8>) {
+    let amax = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let d = amax / 127.0;
+    let id = inv(d);
+    h(out, d);
+    // np_roundf: round half away from zero.
+    out.extend(b.iter().map(|&x| (x * id).round() as i8 as u8));
+}
+
+fn q4_0(b: &[f32; 32], out: &mut Vec<u8>) {
+    let d = signed_max(b) / -8.0;
+    let id = inv(d);
+    let q = b.map(|x| ((x * id + 8.5).trunc() as i32).clamp(0, 15) as u8);
+    h(out, d);
+    out.extend((0..16).map(|j| q[j] | (q[j + 16] << 4)));
+}
+
+fn q4_1(b: &[f32; 32], out: &mut Vec<u8>) {
+    let (min, max) = min_max(b);
+    let d = (max - min) / 15.0;
+    let id = inv(d);
+    let q = b.map(|x| (((x - min) * id + 0.5).trunc() as i32).clamp(0, 15) as u8);
+    h(out, d);
+    h(out, min);
+    out.extend((0..16).map(|j| q[j] | (q[j + 16] << 4)));
+}
+
+/// Packs 5-bit values: the fifth bits little-endian in a u32, then low nibbles as Q4.
+fn pack5(q: &[u8; 32], out: &mut Vec<u8>) {
+    let qh = q
+        .iter()
+        .enumerate()
+        .fold(0u32, |acc, (i, &v)| acc | (u32::from(v >> 4) << i));
+    out.extend(qh.to_le_bytes());
+    out.extend((0..16).map(|j| (q[j] & 0x0f) | ((q[j + 16] & 0x0f) << 4)));
+}
+
+fn q5_0(b: &[f32; 32], out: &mut Vec<u8>) {
+    let d = signed_max(b) / -16.0;
+    let id = inv(d);
+    let q = b.map(|x| ((x * id + 16.5).trunc() as i32).clamp(0, 31) as u8);
+    h(out, d);
+    pack5(&q, out);
+}
+
+fn q5_1(b: &[f32; 32], out: &mut Vec<u8>) {
+    let (min, max) = min_max(b);
+    let d = (max - min) / 31.0;
+    let id = inv(d);
+    let q = b.map(|x| (((x - min) * id + 0.5).trunc() as i32).clamp(0, 31) as u8);
+    h(out, d);
+    h(out, min);
+    pack5(&q, out);
+}
+
+/// GGUF metadata value types used here.
+enum Meta {
+    U32(u32),
+    F32(f32),
+    Str(String),
+}
+
+fn gguf_string(out: &mut Vec<u8>, s: &str) {
+    out.extend((s.len() as u64).to_le_bytes());
+    out.extend(s.as_bytes());
+}
+
+/// Data section alignment (GGUF's default).
+const ALIGN: usize = 32;
+
+/// Writes `plan` as `out_dir/model.gguf` (plus truth.json) with matrices stored as `quant`.
+pub(crate) fn write_gguf(
+    out_dir: &Path,
+    plan: &Plan,
+    quant: GgufQuant,
+) -> Result<Truth, SynthError> {
+    let spec = &plan.spec;
+    let arch = match spec.family {
+        SynthFamily::Llama => "llama",
+        SynthFamily::Phi3 => "phi3",
+        f => {
+            return Err(SynthError::Spec(format!(
+                "--format gguf writes the llama and phi3 families (llama.cpp's layouts for \
+                 them); {f} is not supported"
+            )));
+        }
+    };
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SynthError::Io { path, source }
+    };
+    fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    remove_stale(out_dir, &[])?;
+    let (qtype, qbytes, file_type) = quant.ids();
+
+    let meta = [
+        ("general.architecture", Meta::Str(arch.into())),
+        ("general.name", Meta::Str(format!("mpscope synth {arch}"))),
+        ("general.file_type", Meta::U32(file_type)),
+        ("general.quantization_version", Meta::U32(2)),
+        ("block_count", Meta::U32(spec.layers as u32)),
+        ("context_length", Meta::U32(spec.positions as u32)),
+        ("embedding_length", Meta::U32(spec.hidden as u32)),
+        ("feed_forward_length", Meta::U32(spec.intermediate() as u32)),
+        ("attention.head_count", Meta::U32(spec.heads as u32)),
+        ("attention.head_count_kv", Meta::U32(spec.kv_heads as u32)),
+        ("attention.key_length", Meta::U32(spec.head_dim() as u32)),
+        ("attention.value_length", Meta::U32(spec.head_dim() as u32)),
+        ("attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
+        ("vocab_size", Meta::U32(spec.vocab as u32)),
+    ];
+    let mut head = b"GGUF".to_vec();
+    head.extend(3u32.to_le_bytes());
+    head.extend((plan.stored.len() as u64).to_le_bytes());
+    head.extend((meta.len() as u64).to_le_bytes());
+    for (key, value) in &meta {
+        let key = if key.starts_with("general.") {
+            (*key).to_owned()
+        } else {
+            format!("{arch}.{key}")
+        };
+        gguf_string(&mut head, &key);
+        match value {
+            Meta::U32(v) => {
+                head.extend(4u32.to_le_bytes());
+                head.extend(v.to_le_bytes());
+            }
+            Meta::F32(v) => {
+                head.extend(6u32.to_le_bytes());
+                head.extend(v.to_le_bytes());
+            }
+            Meta::Str(s) => {
+                head.extend(8u32.to_le_bytes());
+                gguf_string(&mut head, s);
+            }
+        }
+    }
+    // Matrices whose rows are whole blocks get `quant`; vectors (norms, biases) stay f32.
+    let stored_type = |shape: &[usize]| match shape {
+        [_, cols] if cols % 32 == 0 => (qtype, qbytes),
+        _ => (0, 128),
+    };
+    let mut offset = 0usize;
+    for st in &plan.stored {
+        let (ty, bytes_per_32) = stored_type(&st.shape);
+        gguf_string(&mut head, &gguf_name(arch, &st.name));
+        head.extend((st.shape.len() as u32).to_le_bytes());
+        for d in st.shape.iter().rev() {
+            head.extend((*d as u64).to_le_bytes());
+        }
+        head.extend(ty.to_le_bytes());
+        head.extend((offset as u64).to_le_bytes());
+        let size = (st.numel() * bytes_per_32).div_ceil(32);
+        offset = (offset + size).div_ceil(ALIGN) * ALIGN;
+    }
+    head.resize(head.len().div_ceil(ALIGN) * ALIGN, 0);
+
+    let path = out_dir.join("model.gguf");
+    let file = fs::File::create(&path).map_err(io(&path))?;
+    let mut w = std::io::BufWriter::new(file);
+    w.write_all(&head).map_err(io(&path))?;
+    let mut buf = Vec::new();
+    for (idx, st) in plan.stored.iter().enumerate() {
+        let values = plan.stored_values(idx);
+        buf.clear();
+        match stored_type(&st.shape) {
+            (0, _) => buf.extend(values.iter().flat_map(|x| x.to_le_bytes())),
+            _ => quant.quantize(&values, &mut buf),
+        }
+        buf.resize(buf.len().div_ceil(ALIGN) * ALIGN, 0);
+        w.write_all(&buf).map_err(io(&path))?;
+    }
+    w.flush().map_err(io(&path))?;
+    let truth = truth_of(plan);
+    write_json(&out_dir.join("truth.json"), &truth)?;
+    Ok(truth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantizers_round_trip_within_half_a_step() {
+        let xs: Vec<f32> = (0..64)
+            .map(|i| ((i * 37 % 64) as f32 - 31.5) / 50.0)
+            .collect();
+        for (q, levels) in [
+            (GgufQuant::Q8_0, 127.0),
+            (GgufQuant::Q4_0, 8.0),
+            (GgufQuant::Q4_1, 15.0),
+            (GgufQuant::Q5_0, 16.0),
+            (GgufQuant::Q5_1, 31.0),
+        ] {
+            let mut bytes = Vec::new();
+            q.quantize(&xs, &mut bytes);
+            let (id, size, _) = q.ids();
+            assert_eq!(bytes.len(), 2 * size, "{q}");
+            let quant = crate::checkpoint::Quant::ALL
+                .into_iter()
+                .find(|k| k.name().eq_ignore_ascii_case(q.as_str()))
+                .unwrap();
+            assert!(id > 1);
+            let mut back = vec![0f32; 64];
+            quant.dequantize(&bytes, &mut back);
+            let step = 0.63 / levels;
+            for (a, b) in xs.iter().zip(&back) {
+                assert!((a - b).abs() <= step * 1.01, "{q}: {a} vs {b}");
+            }
+        }
+    }
+}
