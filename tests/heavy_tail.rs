@@ -103,25 +103,25 @@ fn shuffled_control_keeps_noise_and_loses_spikes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m");
     let p = path.to_str().unwrap();
-    let out = common::mpscope(&[
-        "synth",
-        p,
-        "--layers",
-        "2",
-        "--hidden",
-        "256",
-        "--heads",
-        "4",
-        "--kv-heads",
-        "2",
-        "--intermediate",
-        "512",
-        "--spikes",
-        "L0.q:3x4",
-        "--seed",
-        "3",
-    ]);
-    assert!(out.status.success());
+    common::synth(
+        &path,
+        &[
+            "--layers",
+            "2",
+            "--hidden",
+            "256",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--intermediate",
+            "512",
+            "--spikes",
+            "L0.q:3x4",
+            "--seed",
+            "3",
+        ],
+    );
     let run = || {
         let out = common::mpscope(&["report", p, "--randomize", "--no-heads", "--format", "json"]);
         assert!(
