@@ -183,8 +183,10 @@ pub fn fit_sigma_checked(values: &[f64], rows: usize, cols: usize) -> SigmaFit {
     }
     starts.extend((1..=20).map(|i| entry * 0.1 * i as f64));
     let mut best: Option<(f64, usize, f64, f64)> = None; // (merit, kept, ks, σ)
+    let mut seen = std::collections::HashSet::new();
     for start in starts {
-        let Some((sigma, range)) = fixed_point(&sorted, rows, cols, start, &quantiles) else {
+        let Some((sigma, range)) = fixed_point(&sorted, rows, cols, start, &quantiles, &mut seen)
+        else {
             continue;
         };
         let Ok(law) = MpLaw::new(sigma, rows, cols) else {
@@ -237,23 +239,45 @@ fn bulk_indices(sorted: &[f64], law: &MpLaw) -> std::ops::Range<usize> {
 }
 
 /// Iterates bulk selection and quantile regression from `start` to a fixed point; `None`
-/// when the bulk falls below [`min_bulk`] values on the way.
+/// when the bulk falls below [`min_bulk`] values on the way, or when it reaches a bulk an
+/// earlier start already went through (`seen`): the next σ depends on the bulk alone, so from
+/// there the path is the earlier one, and so is its end.
 fn fixed_point(
     sorted: &[f64],
     rows: usize,
     cols: usize,
     start: f64,
     quantiles: &QuantileTable,
+    seen: &mut std::collections::HashSet<(usize, usize)>,
 ) -> Option<(f64, std::ops::Range<usize>)> {
     let min = min_bulk(sorted.len());
+    let mut own = Vec::new();
+    let end = walk(sorted, rows, cols, start, quantiles, seen, &mut own, min);
+    seen.extend(own);
+    end
+}
+
+/// The path of [`fixed_point`], recording the bulks it visits in `own`.
+#[allow(clippy::too_many_arguments)]
+fn walk(
+    sorted: &[f64],
+    rows: usize,
+    cols: usize,
+    start: f64,
+    quantiles: &QuantileTable,
+    seen: &std::collections::HashSet<(usize, usize)>,
+    own: &mut Vec<(usize, usize)>,
+    min: usize,
+) -> Option<(f64, std::ops::Range<usize>)> {
     let mut sigma = start;
     let mut last = 0..0;
     for _ in 0..50 {
         let law = MpLaw::new(sigma, rows, cols).ok()?;
         let range = bulk_indices(sorted, &law);
-        if range.len() < min {
+        if range.len() < min || seen.contains(&(range.start, range.end)) {
             return None;
         }
+        own.push((range.start, range.end));
         let next = qq_sigma(&sorted[range.clone()], quantiles)?;
         let settled = range == last && (next - sigma).abs() <= 1e-12 * sigma;
         sigma = next;
