@@ -23,6 +23,7 @@ mod error;
 pub mod heavy_tail;
 mod histogram;
 mod mp;
+mod onestage;
 mod scores;
 mod sigma;
 mod svd;

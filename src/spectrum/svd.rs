@@ -23,13 +23,14 @@
 //! f64 Gram matrix to f32 for the reduction instead costs ε₃₂·‖G‖ in the eigenvalues, which is
 //! at most 50·ε₃₂·c relative for any ν ≥ 0.1·ν₁ whatever the spectrum (measured 2e-6 on
 //! 2048², 5× inside the target), and halves the reduction's time. So `Fast` is
-//! `gram-f64/band-f32`: the Gram matrix in f64; from p = 512 on, the two-stage reduction to
-//! tridiagonal (dense → band by Householder panels and gemm updates, then bulge chasing; see
-//! `symeig`) in f32; the tridiagonal eigenvalues always in f64, by root-free QL (`tridiag`,
-//! 3.5× faster than faer's implicit QR). Below p = 512, faer's one-stage f64 reduction. On a
-//! square 2048² block this takes one core ~0.17 s for the Gram matrix, ~0.16 s for the band
-//! reduction, ~0.08 s for the chase and ~0.024 s for the QL; on 512×2048, 11 ms, 3.8 ms,
-//! 3.6 ms and 1.9 ms.
+//! `gram-f64/band-f32`: the Gram matrix in f64; from p = 160 on, the reduction to tridiagonal
+//! in f32; the tridiagonal eigenvalues always in f64, by root-free QL (`tridiag`, 3.5× faster
+//! than faer's implicit QR). Below p = 160, faer's one-stage f64 reduction. The f32 reduction
+//! is the blocked one-stage one (`onestage`, LAPACK's `sytrd`) on one thread; a block given
+//! more threads from p = 1024 on takes the two-stage one (dense → band by Householder panels
+//! and gemm updates, then bulge chasing; see `symeig`), whose band stage and chase use them.
+//! One core, 576² (the MLP and attention blocks of ~100M-parameter models): Gram 3.7 ms, then
+//! one-stage 11.9 ms against two-stage 15.5 ms in all; 2048²: 0.47 s against 0.51 s.
 //! `Precise` uses the f64 bidiagonal SVD, which is backward stable on W itself rather than on
 //! WWᵀ.
 
@@ -41,7 +42,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 use super::error::SpectrumError;
-use super::{symeig, tridiag};
+use super::{onestage, symeig, tridiag};
 
 /// How accurately singular values are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -76,9 +77,9 @@ pub enum Method {
     GramF64OneStage,
     /// Gram matrix accumulated in f32, eigenvalues in f64 as `GramF64`.
     GramF32EvdF64,
-    /// Gram matrix accumulated in f64; from p = 512 on, scaled and rounded to f32 for the
-    /// two-stage reduction to tridiagonal, whose eigenvalues are then found in f64; below,
-    /// faer's one-stage reduction in f64.
+    /// Gram matrix accumulated in f64; from p = 160 on, scaled and rounded to f32 for the
+    /// reduction to tridiagonal (one-stage on one thread, two-stage on more from p = 1024),
+    /// whose eigenvalues are then found in f64; below, faer's one-stage reduction in f64.
     GramMixed,
     /// Gram matrix accumulated in f64, rounded to f32, eigenvalues in f32.
     GramF64EvdF32,
@@ -248,7 +249,8 @@ fn gram_lambdas<S: Element>(a: MatRef<'_, S>, method: Method, par: Par) -> Optio
             let g = gram_f64(a, par);
             let p = g.nrows();
             if p >= MIXED_MIN {
-                eigenvalues_f32_reduction(g, band_width_f32(p), par)
+                let two_stage = par.degree() > 1 && p >= TWO_STAGE_F32_MIN;
+                eigenvalues_f32_reduction(g, two_stage.then(|| band_width_f32(p)), par)
             } else {
                 eigenvalues(g.as_ref(), par)
             }
@@ -357,27 +359,55 @@ pub fn values_and_right_vectors<S: Element>(
 /// Smallest Gram size for which the two-stage eigensolver is used (measured).
 const TWO_STAGE_MIN: usize = 1024;
 
-/// Smallest Gram size reduced in f32 by `GramMixed` (measured).
-const MIXED_MIN: usize = 512;
+/// Smallest Gram size reduced in f32 by `GramMixed` (measured, one core: 192² took 1.28 ms
+/// against 1.36 ms for faer's f64 one-stage, 128² 0.54 against 0.47 ms).
+const MIXED_MIN: usize = 160;
 
-/// Eigenvalues (ascending) of the f64 Gram matrix `g` (lower triangle) by the two-stage
-/// reduction in f32 with half-bandwidth `band`. G is scaled by its largest diagonal entry
-/// first, which no entry of a Gram matrix exceeds, so that f32 neither overflows nor
-/// underflows whatever the weights' scale; the scale is undone on the eigenvalues.
-fn eigenvalues_f32_reduction(g: Mat<f64>, band: usize, par: Par) -> Option<Vec<f64>> {
+/// Smallest Gram size that `GramMixed` reduces in two stages, and only when it may use more
+/// than one thread (the band stage and the chase run on two; measured on one core the blocked
+/// one-stage reduction beat the two-stage one at every size from 192 to 2048: 576² 16.2 ms
+/// against 19.8 ms for the whole values computation, 2048² 0.47 s against 0.51 s).
+const TWO_STAGE_F32_MIN: usize = 1024;
+
+/// Eigenvalues (ascending) of the f64 Gram matrix `g` (lower triangle) by a reduction to
+/// tridiagonal in f32: two-stage with half-bandwidth `band` when given, else the blocked
+/// one-stage reduction (`onestage`). G is scaled by its largest diagonal entry first, which no
+/// entry of a Gram matrix exceeds, so that f32 neither overflows nor underflows whatever the
+/// weights' scale; the scale is undone on the eigenvalues.
+fn eigenvalues_f32_reduction(g: Mat<f64>, band: Option<usize>, par: Par) -> Option<Vec<f64>> {
     let p = g.nrows();
     let s = (0..p).map(|i| g[(i, i)]).fold(0.0f64, f64::max);
     if s == 0.0 {
         return Some(vec![0.0; p]);
     }
     let inv = 1.0 / s;
-    let mut g32 = if inv.is_finite() {
-        Mat::<f32>::from_fn(p, p, |i, j| (g[(i, j)] * inv) as f32)
-    } else {
-        Mat::<f32>::from_fn(p, p, |i, j| (g[(i, j)] / s) as f32)
+    let scaled = |x: f64| {
+        if inv.is_finite() {
+            (x * inv) as f32
+        } else {
+            (x / s) as f32
+        }
     };
-    drop(g);
-    let mut lambdas = symeig::eigenvalues_two_stage(g32.as_mut(), band, par)?;
+    let mut lambdas = if let Some(band) = band {
+        let mut g32 = Mat::<f32>::from_fn(p, p, |i, j| scaled(g[(i, j)]));
+        drop(g);
+        symeig::eigenvalues_two_stage(g32.as_mut(), band, par)?
+    } else {
+        // Lower triangle, column-major, as the one-stage reduction takes it.
+        let mut a = vec![0.0f32; p * p];
+        for (c, col) in a.chunks_exact_mut(p).enumerate() {
+            let src = g.col(c).subrows(c, p - c);
+            for (x, y) in col[c..].iter_mut().zip(src.iter()) {
+                *x = scaled(*y);
+            }
+        }
+        drop(g);
+        let (d, e) = onestage::tridiagonalize(&mut a, p);
+        drop(a);
+        let mut d: Vec<f64> = d.into_iter().map(f64::from).collect();
+        let mut e: Vec<f64> = e.into_iter().map(f64::from).collect();
+        tridiag::eigenvalues(&mut d, &mut e).then_some(d)?
+    };
     for l in &mut lambdas {
         *l *= s;
     }
@@ -408,7 +438,7 @@ pub fn gram_values_two_stage<S: Element>(
     let (rows, cols) = m.shape();
     let mut g = gram_f64(short_side(m), par);
     let lambdas = if reduce_in_f32 {
-        eigenvalues_f32_reduction(g, band, par)
+        eigenvalues_f32_reduction(g, Some(band), par)
     } else {
         symeig::eigenvalues_two_stage(g.as_mut(), band, par)
     }

@@ -25,10 +25,164 @@ use num_traits::Float;
 use super::svd::Element;
 
 /// The real types the reduction runs in: T, or f32 for speed where its accuracy suffices.
-pub(crate) trait Real: Element + Float + std::iter::Sum {}
+pub(crate) trait Real: Element + Float + std::iter::Sum {
+    /// Σ aᵢbᵢ over the common length with `simd`'s vectors (four accumulators).
+    fn dot_simd<S: pulp::Simd>(simd: S, a: &[Self], b: &[Self]) -> Self;
+    /// Four columns of a symmetric product at once: y += Σⱼ fⱼ·xⱼ, and returns (xⱼ·v)ⱼ
+    /// (all slices of one length), loading y and v once for the four.
+    fn symv4_simd<S: pulp::Simd>(
+        simd: S,
+        x: [&[Self]; 4],
+        f: [Self; 4],
+        v: &[Self],
+        y: &mut [Self],
+    ) -> [Self; 4];
+}
 
-impl Real for f32 {}
-impl Real for f64 {}
+/// [`Real`]'s SIMD kernels for one element type, from its pulp split, splat and FMA.
+macro_rules! dot_simd {
+    ($t:ty, $split:ident, $split_mut:ident, $splat:ident, $fma:ident) => {
+        impl Real for $t {
+            #[inline(always)]
+            fn dot_simd<S: pulp::Simd>(simd: S, a: &[$t], b: &[$t]) -> $t {
+                let n = a.len().min(b.len());
+                let (ah, at) = S::$split(&a[..n]);
+                let (bh, bt) = S::$split(&b[..n]);
+                let zero = simd.$splat(0.0);
+                let mut acc = [zero; 4];
+                let (ac, bc) = (ah.chunks_exact(4), bh.chunks_exact(4));
+                let (ar, br) = (ac.remainder(), bc.remainder());
+                for (x, y) in ac.zip(bc) {
+                    for l in 0..4 {
+                        acc[l] = simd.$fma(x[l], y[l], acc[l]);
+                    }
+                }
+                for (l, (x, y)) in ar.iter().zip(br).enumerate() {
+                    acc[l] = simd.$fma(*x, *y, acc[l]);
+                }
+                let mut t: $t = at.iter().zip(bt).map(|(x, y)| x * y).sum();
+                for a in acc {
+                    t += lanes_sum::<S, $t>(a);
+                }
+                t
+            }
+
+            #[inline(always)]
+            fn symv4_simd<S: pulp::Simd>(
+                simd: S,
+                x: [&[$t]; 4],
+                f: [$t; 4],
+                v: &[$t],
+                y: &mut [$t],
+            ) -> [$t; 4] {
+                let n = y.len();
+                let v = &v[..n];
+                let (x0, x1, x2, x3) = (&x[0][..n], &x[1][..n], &x[2][..n], &x[3][..n]);
+                let (yh, yt) = S::$split_mut(y);
+                let (vh, vt) = S::$split(v);
+                let (h0, h1, h2, h3) = (
+                    S::$split(x0).0,
+                    S::$split(x1).0,
+                    S::$split(x2).0,
+                    S::$split(x3).0,
+                );
+                let (f0, f1, f2, f3) = (
+                    simd.$splat(f[0]),
+                    simd.$splat(f[1]),
+                    simd.$splat(f[2]),
+                    simd.$splat(f[3]),
+                );
+                let zero = simd.$splat(0.0);
+                let (mut a0, mut a1, mut a2, mut a3) = (zero, zero, zero, zero);
+                for (i, (yy, vv)) in yh.iter_mut().zip(vh).enumerate() {
+                    let (p0, p1, p2, p3) = (h0[i], h1[i], h2[i], h3[i]);
+                    let lo = simd.$fma(p1, f1, simd.$fma(p0, f0, *yy));
+                    *yy = simd.$fma(p3, f3, simd.$fma(p2, f2, lo));
+                    a0 = simd.$fma(p0, *vv, a0);
+                    a1 = simd.$fma(p1, *vv, a1);
+                    a2 = simd.$fma(p2, *vv, a2);
+                    a3 = simd.$fma(p3, *vv, a3);
+                }
+                let mut out = [
+                    lanes_sum::<S, $t>(a0),
+                    lanes_sum::<S, $t>(a1),
+                    lanes_sum::<S, $t>(a2),
+                    lanes_sum::<S, $t>(a3),
+                ];
+                let at = n - yt.len();
+                for (i, (yy, vv)) in yt.iter_mut().zip(vt).enumerate() {
+                    let k = at + i;
+                    *yy += f[0] * x0[k] + f[1] * x1[k] + f[2] * x2[k] + f[3] * x3[k];
+                    out[0] += x0[k] * *vv;
+                    out[1] += x1[k] * *vv;
+                    out[2] += x2[k] * *vv;
+                    out[3] += x3[k] * *vv;
+                }
+                out
+            }
+        }
+    };
+}
+
+/// Σ of a SIMD vector's lanes, stored and summed as a tree (pulp's own reduction calls
+/// intrinsics that are not inlined outside its dispatch).
+#[inline(always)]
+fn lanes_sum<S: pulp::Simd, T: Lanes<S>>(x: T::Vector) -> T {
+    T::lanes_sum(x)
+}
+
+/// An element type whose pulp vectors can be summed across lanes.
+trait Lanes<S: pulp::Simd>: Sized {
+    /// pulp's vector of this type.
+    type Vector: Copy;
+    /// Σ of the lanes of `x`.
+    fn lanes_sum(x: Self::Vector) -> Self;
+}
+
+/// [`Lanes`] for f32 and f64: the vector written to a 512-bit buffer, then a tree sum.
+macro_rules! lanes {
+    ($t:ty, $v:ident, $split_mut:ident) => {
+        impl<S: pulp::Simd> Lanes<S> for $t {
+            type Vector = S::$v;
+            #[inline(always)]
+            fn lanes_sum(x: S::$v) -> $t {
+                const W: usize = 64 / std::mem::size_of::<$t>();
+                let mut buf = [0.0 as $t; W];
+                let (h, _) = S::$split_mut(&mut buf);
+                match h.first_mut() {
+                    Some(slot) => *slot = x,
+                    None => return 0.0,
+                }
+                let mut half = W / 2;
+                while half > 0 {
+                    for l in 0..half {
+                        buf[l] += buf[l + half];
+                    }
+                    half /= 2;
+                }
+                buf[0]
+            }
+        }
+    };
+}
+
+lanes!(f32, f32s, as_mut_simd_f32s);
+lanes!(f64, f64s, as_mut_simd_f64s);
+
+dot_simd!(
+    f32,
+    as_simd_f32s,
+    as_mut_simd_f32s,
+    splat_f32s,
+    mul_add_f32s
+);
+dot_simd!(
+    f64,
+    as_simd_f64s,
+    as_mut_simd_f64s,
+    splat_f64s,
+    mul_add_f64s
+);
 
 /// Eigenvalues (ascending) of the symmetric matrix whose lower triangle is `a` (n × n), by
 /// two-stage reduction with half-bandwidth `band`; `a` is overwritten.
