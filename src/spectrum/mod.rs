@@ -25,6 +25,7 @@ mod histogram;
 mod mp;
 mod onestage;
 mod scores;
+mod scratch;
 mod sigma;
 mod svd;
 mod symeig;

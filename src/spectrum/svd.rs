@@ -42,7 +42,7 @@ use faer::{Accum, Mat, MatMut, MatRef, Par};
 use serde::{Deserialize, Serialize};
 
 use super::error::SpectrumError;
-use super::{onestage, symeig, tridiag};
+use super::{onestage, scratch, symeig, tridiag};
 
 /// How accurately singular values are computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -246,13 +246,15 @@ fn gram_lambdas<S: Element>(a: MatRef<'_, S>, method: Method, par: Par) -> Optio
             eigenvalues(g32.as_ref(), par)
         }
         Method::GramMixed => {
-            let g = gram_f64(a, par);
+            let g = gram_f64_lower(a, par);
             let p = g.nrows();
             if p >= MIXED_MIN {
                 let two_stage = par.degree() > 1 && p >= TWO_STAGE_F32_MIN;
                 eigenvalues_f32_reduction(g, two_stage.then(|| band_width_f32(p)), par)
             } else {
-                eigenvalues(g.as_ref(), par)
+                let lambdas = eigenvalues(g.as_ref(), par);
+                scratch::keep_gram(g);
+                lambdas
             }
         }
         Method::SvdF32 | Method::SvdF64 => None,
@@ -389,21 +391,22 @@ fn eigenvalues_f32_reduction(g: Mat<f64>, band: Option<usize>, par: Par) -> Opti
         }
     };
     let mut lambdas = if let Some(band) = band {
-        let mut g32 = Mat::<f32>::from_fn(p, p, |i, j| scaled(g[(i, j)]));
-        drop(g);
+        let mut g32 =
+            Mat::<f32>::from_fn(p, p, |i, j| if i >= j { scaled(g[(i, j)]) } else { 0.0 });
+        scratch::keep_gram(g);
         symeig::eigenvalues_two_stage(g32.as_mut(), band, par)?
     } else {
         // Lower triangle, column-major, as the one-stage reduction takes it.
-        let mut a = vec![0.0f32; p * p];
+        let mut a = scratch::reduce_buffer(p * p);
         for (c, col) in a.chunks_exact_mut(p).enumerate() {
             let src = g.col(c).subrows(c, p - c);
             for (x, y) in col[c..].iter_mut().zip(src.iter()) {
                 *x = scaled(*y);
             }
         }
-        drop(g);
+        scratch::keep_gram(g);
         let (d, e) = onestage::tridiagonalize(&mut a, p);
-        drop(a);
+        scratch::keep_reduce_buffer(a);
         let mut d: Vec<f64> = d.into_iter().map(f64::from).collect();
         let mut e: Vec<f64> = e.into_iter().map(f64::from).collect();
         tridiag::eigenvalues(&mut d, &mut e).then_some(d)?
@@ -543,6 +546,17 @@ fn gram_f64<S: Element>(a: MatRef<'_, S>, par: Par) -> Mat<f64> {
         return gram::<S, f64>(a, par);
     };
     let mut g = Mat::<f64>::zeros(a.nrows(), a.nrows());
+    add_gram(g.as_mut(), a, Accum::Replace, par);
+    g
+}
+
+/// [`gram_f64`]'s lower triangle in this thread's kept buffer (the upper triangle is stale;
+/// give it back with [`scratch::keep_gram`]).
+fn gram_f64_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Mat<f64> {
+    let Some(a) = S::f64_view(a) else {
+        return gram::<S, f64>(a, par);
+    };
+    let mut g = scratch::gram(a.nrows());
     add_gram(g.as_mut(), a, Accum::Replace, par);
     g
 }
