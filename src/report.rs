@@ -208,6 +208,9 @@ pub struct MatrixRecord {
     pub proj: String,
     /// Head index, `null` for the whole matrix.
     pub head: Option<usize>,
+    /// Routed expert index (Mixture of Experts), `null` for every other matrix.
+    #[serde(default)]
+    pub expert: Option<usize>,
     /// Logical rows.
     pub rows: usize,
     /// Logical columns.
@@ -307,6 +310,7 @@ impl MatrixRecord {
             layer: b.id.layer,
             proj: b.id.proj.proj_label().into(),
             head: b.id.head,
+            expert: b.id.expert,
             rows: b.rows,
             cols: b.cols,
             dtype: dtype_label(&b.dtype),
@@ -431,11 +435,12 @@ pub fn to_json(
 }
 
 /// CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 34] = [
+pub const CSV_COLUMNS: [&str; 35] = [
     "tensor",
     "layer",
     "proj",
     "head",
+    "expert",
     "rows",
     "cols",
     "dtype",
@@ -491,6 +496,7 @@ pub fn to_csv(r: &Results) -> String {
             opt(m.layer),
             m.proj,
             opt(m.head),
+            opt(m.expert),
             m.rows.to_string(),
             m.cols.to_string(),
             m.dtype,
@@ -681,8 +687,12 @@ fn layer_cell(m: &MatrixRecord) -> String {
     m.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// q, k, … or, outside the layers, the tensor's name (shortened from the left when long).
+/// q, k, … ("gate e3" for a routed expert) or, outside the layers, the tensor's name
+/// (shortened from the left when long).
 fn proj_cell(m: &MatrixRecord, b: &Block) -> String {
+    if let Some(e) = m.expert {
+        return format!("{} e{e}", m.proj);
+    }
     if m.proj != "other" {
         return m.proj.clone();
     }

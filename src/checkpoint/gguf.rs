@@ -99,6 +99,9 @@ impl Parsed {
             intermediate_size: n("feed_forward_length"),
             vocab_size: vocab,
             initializer_range: None,
+            num_experts: n("expert_count"),
+            experts_used: n("expert_used_count"),
+            shared_experts: n("expert_shared_count"),
         }
     }
 

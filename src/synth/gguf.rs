@@ -208,12 +208,13 @@ pub(crate) fn write_gguf(
 ) -> Result<Truth, SynthError> {
     let spec = &plan.spec;
     let arch = match spec.family {
-        SynthFamily::Llama => "llama",
+        // llama.cpp converts Mixtral as a llama with experts.
+        SynthFamily::Llama | SynthFamily::Mixtral => "llama",
         SynthFamily::Phi3 => "phi3",
         f => {
             return Err(SynthError::Spec(format!(
-                "--format gguf writes the llama and phi3 families (llama.cpp's layouts for \
-                 them); {f} is not supported"
+                "--format gguf writes the llama, phi3 and mixtral families (llama.cpp's \
+                 layouts for them); {f} is not supported"
             )));
         }
     };
@@ -225,7 +226,7 @@ pub(crate) fn write_gguf(
     remove_stale(out_dir, &[])?;
     let (qtype, qbytes, file_type) = quant.ids();
 
-    let meta = [
+    let mut meta = vec![
         ("general.architecture", Meta::Str(arch.into())),
         ("general.name", Meta::Str(format!("mpscope synth {arch}"))),
         ("general.file_type", Meta::U32(file_type)),
@@ -241,6 +242,10 @@ pub(crate) fn write_gguf(
         ("attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
         ("vocab_size", Meta::U32(spec.vocab as u32)),
     ];
+    if spec.experts > 0 {
+        meta.push(("expert_count", Meta::U32(spec.experts as u32)));
+        meta.push(("expert_used_count", Meta::U32(spec.experts_used() as u32)));
+    }
     let mut head = b"GGUF".to_vec();
     head.extend(3u32.to_le_bytes());
     head.extend((plan.stored.len() as u64).to_le_bytes());
@@ -267,9 +272,10 @@ pub(crate) fn write_gguf(
             }
         }
     }
-    // Matrices whose rows are whole blocks get `quant`; vectors (norms, biases) stay f32.
+    // Matrices (and stacked experts) whose rows are whole blocks get `quant`; vectors (norms,
+    // biases) stay f32.
     let stored_type = |shape: &[usize]| match shape {
-        [_, cols] if cols % 32 == 0 => (qtype, qbytes),
+        [_, cols] | [_, _, cols] if cols % 32 == 0 => (qtype, qbytes),
         _ => (0, 128),
     };
     let mut offset = 0usize;
