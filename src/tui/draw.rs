@@ -1427,10 +1427,11 @@ fn ranked_row(
         .layer
         .map(|l| format!("L{l}"))
         .unwrap_or_else(|| "-".into());
-    let head = id
-        .head
-        .map(|h| format!("h{h}"))
-        .unwrap_or_else(|| "-".into());
+    let head = match (id.head, id.expert) {
+        (Some(h), _) => format!("h{h}"),
+        (None, Some(e)) => format!("e{e}"),
+        (None, None) => "-".into(),
+    };
     let shape = block
         .map(|b| units::shape(&[b.rows, b.cols], t.ascii))
         .unwrap_or_default();

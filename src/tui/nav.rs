@@ -311,10 +311,10 @@ mod tests {
         assert_eq!(
             projs,
             &vec![
-                (Proj::Q, Some(4)),
-                (Proj::K, Some(2)),
-                (Proj::V, Some(2)),
-                (Proj::O, Some(4)),
+                (Proj::Q, Some(Axis::Heads(4))),
+                (Proj::K, Some(Axis::Heads(2))),
+                (Proj::V, Some(Axis::Heads(2))),
+                (Proj::O, Some(Axis::Heads(4))),
                 (Proj::Up, None)
             ]
         );
@@ -344,5 +344,67 @@ mod tests {
         let target = MatrixId::whole(Some(2), Proj::V).with_head(1);
         assert!(nav.select(target));
         assert_eq!(nav.focus(), Some(target));
+    }
+
+    /// A DeepSeek-like stack: layer 0 dense, layer 1 with 3 routed experts and a router.
+    fn moe() -> Anatomy {
+        let mut tensors = Vec::new();
+        let mut add = |name: String, shape: [usize; 2]| {
+            tensors.push(TensorInfo {
+                name,
+                dtype: Dtype::F32,
+                shape: shape.to_vec(),
+                file: 0,
+                bytes: 0..shape[0] * shape[1] * 4,
+            })
+        };
+        for l in 0..2 {
+            let p = format!("model.layers.{l}.");
+            add(format!("{p}self_attn.q_proj.weight"), [32, 32]);
+            if l == 0 {
+                add(format!("{p}mlp.gate_proj.weight"), [64, 32]);
+            } else {
+                add(format!("{p}mlp.gate.weight"), [3, 32]);
+                for e in 0..3 {
+                    add(format!("{p}mlp.experts.{e}.gate_proj.weight"), [16, 32]);
+                }
+            }
+        }
+        let cfg = ModelConfig {
+            num_heads: Some(4),
+            ..Default::default()
+        };
+        from_parts(&tensors, Some(&cfg), &Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn experts_are_the_second_axis_of_expert_projections() {
+        let mut nav = Nav::new(&moe());
+        assert_eq!(nav.projs()[1], (Proj::Gate, None), "layer 0's gate is dense");
+        assert_eq!(nav.axis_of(Proj::Gate), Some(Axis::Experts(3)));
+        nav.move_row(1);
+        assert_eq!(
+            nav.projs(),
+            &[
+                (Proj::Q, Some(Axis::Heads(4))),
+                (Proj::Gate, Some(Axis::Experts(3))),
+                (Proj::Router, None)
+            ]
+        );
+        nav.move_proj(1);
+        let gate = MatrixId::whole(Some(1), Proj::Gate);
+        // No matrix of all experts: the first position is expert 0, and they wrap.
+        assert_eq!(nav.focus(), Some(gate.with_expert(0)));
+        nav.move_head(2);
+        assert_eq!(nav.focus(), Some(gate.with_expert(2)));
+        nav.move_head(1);
+        assert_eq!(nav.focus(), Some(gate.with_expert(0)));
+        assert!(nav.select(gate.with_expert(1)));
+        assert_eq!(nav.focus(), Some(gate.with_expert(1)));
+        // Back to the dense layer: its gate is the whole matrix.
+        nav.move_row(-1);
+        assert_eq!(nav.focus(), Some(MatrixId::whole(Some(0), Proj::Gate)));
+        assert_eq!(Axis::Experts(3).member(gate, 2), gate.with_expert(2));
+        assert_eq!(Axis::Heads(4).member(gate, 2), gate.with_head(2));
     }
 }

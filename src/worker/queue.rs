@@ -77,6 +77,7 @@ mod tests {
             layer: Some(layer),
             proj,
             head,
+            expert: None,
         }
     }
 
