@@ -211,7 +211,11 @@ pub fn layer_table(an: &Anatomy, ascii: bool) -> String {
                     let shape = units::shape(&[b.rows, b.cols], ascii);
                     format!("{shape} {times}{}e", experts.len())
                 });
-                dense.into_iter().chain(experts).collect::<Vec<_>>().join(" + ")
+                dense
+                    .into_iter()
+                    .chain(experts)
+                    .collect::<Vec<_>>()
+                    .join(" + ")
             })
             .map(|c| if c.is_empty() { "-".into() } else { c })
             .collect();

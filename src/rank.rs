@@ -168,7 +168,10 @@ fn token_matches(token: &str, b: &Block) -> bool {
     if token == "experts" {
         return b.id.expert.is_some();
     }
-    let mut labels = Proj::NAMED.into_iter().chain(Proj::MOE).map(|p| p.proj_label());
+    let mut labels = Proj::NAMED
+        .into_iter()
+        .chain(Proj::MOE)
+        .map(|p| p.proj_label());
     if token == "other" || labels.any(|l| l == token) {
         return b.id.proj.proj_label() == token;
     }

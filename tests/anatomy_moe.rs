@@ -70,8 +70,19 @@ impl Model {
 
     /// Llama attention (q, k, v, o of 8 × 8, 2 heads of 4) in layer `l`.
     fn attention(&mut self, prefix: &str, l: usize) {
-        for (p, n) in [(Proj::Q, "q"), (Proj::K, "k"), (Proj::V, "v"), (Proj::O, "o")] {
-            self.matrix(&format!("{prefix}self_attn.{n}_proj.weight"), [8, 8], l, p, None);
+        for (p, n) in [
+            (Proj::Q, "q"),
+            (Proj::K, "k"),
+            (Proj::V, "v"),
+            (Proj::O, "o"),
+        ] {
+            self.matrix(
+                &format!("{prefix}self_attn.{n}_proj.weight"),
+                [8, 8],
+                l,
+                p,
+                None,
+            );
         }
         self.add(&format!("{prefix}input_layernorm.weight"), &[8], None);
     }
@@ -90,7 +101,12 @@ impl Model {
             if b.id.head.is_some() {
                 continue;
             }
-            assert_eq!((b.id.layer, b.id.proj), (Some(h.layer), h.proj), "{}", b.name);
+            assert_eq!(
+                (b.id.layer, b.id.proj),
+                (Some(h.layer), h.proj),
+                "{}",
+                b.name
+            );
             let cols = *self.tensors[b.selection.tensor].shape.last().unwrap();
             assert_eq!((b.rows, b.cols), (h.rows, cols), "{}", b.name);
             let mut r = 0;
@@ -136,7 +152,13 @@ fn mixtral_experts_w1_w2_w3_and_router() {
     for l in 0..2 {
         let p = format!("model.layers.{l}.");
         m.attention(&p, l);
-        m.matrix(&format!("{p}block_sparse_moe.gate.weight"), [3, 8], l, Proj::Router, None);
+        m.matrix(
+            &format!("{p}block_sparse_moe.gate.weight"),
+            [3, 8],
+            l,
+            Proj::Router,
+            None,
+        );
         for e in 0..3 {
             let x = format!("{p}block_sparse_moe.experts.{e}.");
             m.matrix(&format!("{x}w1.weight"), [12, 8], l, Proj::Gate, Some(e));
@@ -151,20 +173,34 @@ fn mixtral_experts_w1_w2_w3_and_router() {
     };
     let a = m.anatomy(Some(&config));
     m.check_all(&a);
-    assert_eq!((a.num_experts, a.experts_used, a.shared_experts), (Some(3), Some(2), None));
+    assert_eq!(
+        (a.num_experts, a.experts_used, a.shared_experts),
+        (Some(3), Some(2), None)
+    );
     assert!(a.has_experts() && a.notes().is_empty(), "{:?}", a.notes());
-    let mut want = vec![(Proj::Q, None), (Proj::K, None), (Proj::V, None), (Proj::O, None)];
+    let mut want = vec![
+        (Proj::Q, None),
+        (Proj::K, None),
+        (Proj::V, None),
+        (Proj::O, None),
+    ];
     for p in [Proj::Gate, Proj::Up, Proj::Down] {
         want.extend((0..3).map(|e| (p, Some(e))));
     }
     want.push((Proj::Router, None));
     assert_eq!(ids(&a, 1), want);
-    assert_eq!(names(&a, 1)[4..7], ["L1 gate e0", "L1 gate e1", "L1 gate e2"]);
+    assert_eq!(
+        names(&a, 1)[4..7],
+        ["L1 gate e0", "L1 gate e1", "L1 gate e2"]
+    );
     assert_eq!(a.experts_of(1, Proj::Down), 3);
     // Experts have no heads; the block with an expert's id is that expert's matrix.
     let e2 = MatrixId::whole(Some(0), Proj::Up).with_expert(2);
     let b = a.block(e2).expect("expert block");
-    assert_eq!(b.tensor, "model.layers.0.block_sparse_moe.experts.2.w3.weight");
+    assert_eq!(
+        b.tensor,
+        "model.layers.0.block_sparse_moe.experts.2.w3.weight"
+    );
     assert!(a.heads(&b).is_empty());
     assert_eq!(a.matrix(MatrixId::whole(Some(0), Proj::Up)), None);
     // More experts in the config than in the names is worth a note.
@@ -184,22 +220,62 @@ fn qwen_moe_experts_router_shared_expert() {
         let mut m = Model::default();
         let p = "model.layers.0.";
         m.attention(p, 0);
-        m.matrix(&format!("{p}mlp.gate.weight"), [4, 8], 0, Proj::Router, None);
+        m.matrix(
+            &format!("{p}mlp.gate.weight"),
+            [4, 8],
+            0,
+            Proj::Router,
+            None,
+        );
         for e in 0..4 {
             let x = format!("{p}mlp.experts.{e}.");
-            m.matrix(&format!("{x}gate_proj.weight"), [6, 8], 0, Proj::Gate, Some(e));
+            m.matrix(
+                &format!("{x}gate_proj.weight"),
+                [6, 8],
+                0,
+                Proj::Gate,
+                Some(e),
+            );
             m.matrix(&format!("{x}up_proj.weight"), [6, 8], 0, Proj::Up, Some(e));
-            m.matrix(&format!("{x}down_proj.weight"), [8, 6], 0, Proj::Down, Some(e));
+            m.matrix(
+                &format!("{x}down_proj.weight"),
+                [8, 6],
+                0,
+                Proj::Down,
+                Some(e),
+            );
         }
         if shared {
             let x = format!("{p}mlp.shared_expert.");
-            m.matrix(&format!("{x}gate_proj.weight"), [16, 8], 0, Proj::SharedGate, None);
-            m.matrix(&format!("{x}up_proj.weight"), [16, 8], 0, Proj::SharedUp, None);
-            m.matrix(&format!("{x}down_proj.weight"), [8, 16], 0, Proj::SharedDown, None);
+            m.matrix(
+                &format!("{x}gate_proj.weight"),
+                [16, 8],
+                0,
+                Proj::SharedGate,
+                None,
+            );
+            m.matrix(
+                &format!("{x}up_proj.weight"),
+                [16, 8],
+                0,
+                Proj::SharedUp,
+                None,
+            );
+            m.matrix(
+                &format!("{x}down_proj.weight"),
+                [8, 16],
+                0,
+                Proj::SharedDown,
+                None,
+            );
             let g = format!("{p}mlp.shared_expert_gate.weight");
             m.matrix(&g, [1, 8], 0, Proj::SharedRouter, None);
         }
-        let arch = if shared { "Qwen2MoeForCausalLM" } else { "Qwen3MoeForCausalLM" };
+        let arch = if shared {
+            "Qwen2MoeForCausalLM"
+        } else {
+            "Qwen3MoeForCausalLM"
+        };
         let a = m.anatomy(Some(&cfg(arch)));
         m.check_all(&a);
         assert_eq!(a.num_experts, Some(4));
@@ -208,12 +284,22 @@ fn qwen_moe_experts_router_shared_expert() {
         if shared {
             assert_eq!(
                 tail,
-                ["L0 router", "L0 shared_gate", "L0 shared_up", "L0 shared_down", "L0 shared_router"]
+                [
+                    "L0 router",
+                    "L0 shared_gate",
+                    "L0 shared_up",
+                    "L0 shared_down",
+                    "L0 shared_router"
+                ]
             );
         } else {
             assert_eq!(tail, ["L0 router"]);
         }
-        assert!(a.projections().ends_with(if shared { &Proj::MOE[..] } else { &Proj::MOE[..1] }));
+        assert!(a.projections().ends_with(if shared {
+            &Proj::MOE[..]
+        } else {
+            &Proj::MOE[..1]
+        }));
     }
 }
 
@@ -225,25 +311,83 @@ fn deepseek_dense_then_moe_with_shared_experts() {
     for l in 0..2 {
         let p = format!("model.layers.{l}.");
         m.attention(&p, l);
-        m.add(&format!("{p}self_attn.kv_a_proj_with_mqa.weight"), &[5, 8], None);
+        m.add(
+            &format!("{p}self_attn.kv_a_proj_with_mqa.weight"),
+            &[5, 8],
+            None,
+        );
         if l == 0 {
-            m.matrix(&format!("{p}mlp.gate_proj.weight"), [20, 8], 0, Proj::Gate, None);
-            m.matrix(&format!("{p}mlp.up_proj.weight"), [20, 8], 0, Proj::Up, None);
-            m.matrix(&format!("{p}mlp.down_proj.weight"), [8, 20], 0, Proj::Down, None);
+            m.matrix(
+                &format!("{p}mlp.gate_proj.weight"),
+                [20, 8],
+                0,
+                Proj::Gate,
+                None,
+            );
+            m.matrix(
+                &format!("{p}mlp.up_proj.weight"),
+                [20, 8],
+                0,
+                Proj::Up,
+                None,
+            );
+            m.matrix(
+                &format!("{p}mlp.down_proj.weight"),
+                [8, 20],
+                0,
+                Proj::Down,
+                None,
+            );
             continue;
         }
-        m.matrix(&format!("{p}mlp.gate.weight"), [2, 8], l, Proj::Router, None);
+        m.matrix(
+            &format!("{p}mlp.gate.weight"),
+            [2, 8],
+            l,
+            Proj::Router,
+            None,
+        );
         m.add(&format!("{p}mlp.gate.e_score_correction_bias"), &[2], None);
         for e in 0..2 {
             let x = format!("{p}mlp.experts.{e}.");
-            m.matrix(&format!("{x}gate_proj.weight"), [4, 8], l, Proj::Gate, Some(e));
+            m.matrix(
+                &format!("{x}gate_proj.weight"),
+                [4, 8],
+                l,
+                Proj::Gate,
+                Some(e),
+            );
             m.matrix(&format!("{x}up_proj.weight"), [4, 8], l, Proj::Up, Some(e));
-            m.matrix(&format!("{x}down_proj.weight"), [8, 4], l, Proj::Down, Some(e));
+            m.matrix(
+                &format!("{x}down_proj.weight"),
+                [8, 4],
+                l,
+                Proj::Down,
+                Some(e),
+            );
         }
         let x = format!("{p}mlp.shared_experts.");
-        m.matrix(&format!("{x}gate_proj.weight"), [8, 8], l, Proj::SharedGate, None);
-        m.matrix(&format!("{x}up_proj.weight"), [8, 8], l, Proj::SharedUp, None);
-        m.matrix(&format!("{x}down_proj.weight"), [8, 8], l, Proj::SharedDown, None);
+        m.matrix(
+            &format!("{x}gate_proj.weight"),
+            [8, 8],
+            l,
+            Proj::SharedGate,
+            None,
+        );
+        m.matrix(
+            &format!("{x}up_proj.weight"),
+            [8, 8],
+            l,
+            Proj::SharedUp,
+            None,
+        );
+        m.matrix(
+            &format!("{x}down_proj.weight"),
+            [8, 8],
+            l,
+            Proj::SharedDown,
+            None,
+        );
     }
     let config = ModelConfig {
         num_experts: Some(2),
@@ -253,14 +397,35 @@ fn deepseek_dense_then_moe_with_shared_experts() {
     };
     let a = m.anatomy(Some(&config));
     m.check_all(&a);
-    assert_eq!((a.num_experts, a.experts_used, a.shared_experts), (Some(2), Some(1), Some(2)));
+    assert_eq!(
+        (a.num_experts, a.experts_used, a.shared_experts),
+        (Some(2), Some(1), Some(2))
+    );
     let dense: Vec<_> = ids(&a, 0).into_iter().filter(|(p, _)| p.is_mlp()).collect();
-    assert_eq!(dense, [(Proj::Gate, None), (Proj::Up, None), (Proj::Down, None)]);
+    assert_eq!(
+        dense,
+        [(Proj::Gate, None), (Proj::Up, None), (Proj::Down, None)]
+    );
     assert_eq!(a.experts_of(0, Proj::Gate), 0);
     assert_eq!(a.experts_of(1, Proj::Gate), 2);
-    let moe: Vec<Proj> = ids(&a, 1).into_iter().filter(|(p, _)| p.is_moe()).map(|x| x.0).collect();
-    assert_eq!(moe, [Proj::Router, Proj::SharedGate, Proj::SharedUp, Proj::SharedDown]);
-    assert!(ids(&a, 1).iter().any(|(p, _)| p.is_other()), "MLA kv_a is other");
+    let moe: Vec<Proj> = ids(&a, 1)
+        .into_iter()
+        .filter(|(p, _)| p.is_moe())
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(
+        moe,
+        [
+            Proj::Router,
+            Proj::SharedGate,
+            Proj::SharedUp,
+            Proj::SharedDown
+        ]
+    );
+    assert!(
+        ids(&a, 1).iter().any(|(p, _)| p.is_other()),
+        "MLA kv_a is other"
+    );
 }
 
 /// GGUF after the name map: `ffn_{gate,up,down}_exps` are 3-D [experts, out, in] tensors named
@@ -271,7 +436,13 @@ fn gguf_stacked_experts_are_cut_by_position() {
     let mut m = Model::default();
     let p = "model.layers.0.";
     m.attention(p, 0);
-    m.matrix(&format!("{p}mlp.gate.weight"), [4, 8], 0, Proj::Router, None);
+    m.matrix(
+        &format!("{p}mlp.gate.weight"),
+        [4, 8],
+        0,
+        Proj::Router,
+        None,
+    );
     for (proj, n, out, inp) in [
         (Proj::Gate, "gate", 6, 8),
         (Proj::Up, "up", 6, 8),
@@ -283,12 +454,28 @@ fn gguf_stacked_experts_are_cut_by_position() {
             expert: Some(0),
             rows: out,
         };
-        m.add(&format!("{p}mlp.experts.{n}_proj.weight"), &[4, out, inp], Some(holds));
+        m.add(
+            &format!("{p}mlp.experts.{n}_proj.weight"),
+            &[4, out, inp],
+            Some(holds),
+        );
     }
     for (proj, n) in [(Proj::SharedGate, "gate"), (Proj::SharedUp, "up")] {
-        m.matrix(&format!("{p}mlp.shared_expert.{n}_proj.weight"), [10, 8], 0, proj, None);
+        m.matrix(
+            &format!("{p}mlp.shared_expert.{n}_proj.weight"),
+            [10, 8],
+            0,
+            proj,
+            None,
+        );
     }
-    m.matrix(&format!("{p}mlp.shared_expert.down_proj.weight"), [8, 10], 0, Proj::SharedDown, None);
+    m.matrix(
+        &format!("{p}mlp.shared_expert.down_proj.weight"),
+        [8, 10],
+        0,
+        Proj::SharedDown,
+        None,
+    );
     m.add(&format!("{p}mlp.shared_expert_gate.weight"), &[8], None);
     // A 3-D tensor under a dense name is no matrix.
     m.add(&format!("{p}mlp.up_proj.weight"), &[2, 3, 8], None);

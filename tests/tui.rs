@@ -853,9 +853,7 @@ fn heatmap_cells_stretch_and_the_legend_gives_the_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = app_for(dir.path());
     app.handle(key('4'));
-    let id = |l, h| {
-        Target::Block(MatrixId::whole(Some(l), Proj::Q).with_head(h))
-    };
+    let id = |l, h| Target::Block(MatrixId::whole(Some(l), Proj::Q).with_head(h));
     for (w, h) in [(80, 24), (120, 30)] {
         let (lines, hits) = frame(&app, w, h);
         // Main area: w − 19 (layer list) − 2 (border) − 4 (layer labels), shared by 4 heads.

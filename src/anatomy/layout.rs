@@ -157,9 +157,12 @@ pub(crate) fn build(
             "the config says {c} experts per layer, the tensor names have {f}"
         ));
     }
-    let has_shared = matrices
-        .iter()
-        .any(|b| matches!(b.id.proj, Proj::SharedGate | Proj::SharedUp | Proj::SharedDown));
+    let has_shared = matrices.iter().any(|b| {
+        matches!(
+            b.id.proj,
+            Proj::SharedGate | Proj::SharedUp | Proj::SharedDown
+        )
+    });
     Ok(Anatomy {
         family,
         num_layers,
@@ -238,11 +241,7 @@ fn classify(
             }
             let in_main = main.is_some() && p.stack.as_deref() == main;
             let layer = if in_main { p.layer } else { None };
-            let role = if in_main {
-                role_of(family, t, p)
-            } else {
-                None
-            };
+            let role = if in_main { role_of(family, t, p) } else { None };
             let (stack, r, c) = match (&t.shape[..], role) {
                 (&[r, c], _) => (1, r, c),
                 (&[e, r, c], Some(Role::Experts(_))) => (e, r, c),

@@ -212,9 +212,9 @@ impl Anatomy {
 
     /// The whole matrix with this id's layer, projection and expert (its `head` is ignored).
     pub fn matrix(&self, id: MatrixId) -> Option<&Block> {
-        self.matrices.iter().find(|b| {
-            b.id.layer == id.layer && b.id.proj == id.proj && b.id.expert == id.expert
-        })
+        self.matrices
+            .iter()
+            .find(|b| b.id.layer == id.layer && b.id.proj == id.proj && b.id.expert == id.expert)
     }
 
     /// The block with exactly this id: a whole matrix or one of its heads.

@@ -128,7 +128,11 @@ pub(crate) enum Role {
 impl Role {
     /// The stored rank this role expects: 3 for stacked experts, 2 for everything else.
     pub(crate) fn rank(self) -> usize {
-        if matches!(self, Role::Experts(_)) { 3 } else { 2 }
+        if matches!(self, Role::Experts(_)) {
+            3
+        } else {
+            2
+        }
     }
 }
 

@@ -177,7 +177,10 @@ mod tests {
             r#"{"architectures":["MixtralForCausalLM"],"num_local_experts":8,
             "num_experts_per_tok":2}"#,
         );
-        assert_eq!((mixtral.num_experts, mixtral.experts_used), (Some(8), Some(2)));
+        assert_eq!(
+            (mixtral.num_experts, mixtral.experts_used),
+            (Some(8), Some(2))
+        );
         let qwen = cfg(
             r#"{"architectures":["Qwen2MoeForCausalLM"],"num_experts":60,
             "num_experts_per_tok":4,"shared_expert_intermediate_size":5632}"#,

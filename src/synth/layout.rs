@@ -164,7 +164,14 @@ impl Builder<'_> {
 
     /// A plain Kaiming-uniform layer matrix with no planted structure (an expert's matrix
     /// or the router), stored as is under `name`.
-    fn plain_layer_matrix(&mut self, name: &str, key: String, rows: usize, cols: usize, moe: MoePart) {
+    fn plain_layer_matrix(
+        &mut self,
+        name: &str,
+        key: String,
+        rows: usize,
+        cols: usize,
+        moe: MoePart,
+    ) {
         let sigma = self.spec.gain / (cols as f64).sqrt();
         let bulk = Bulk::KaimingUniform;
         let (layer, proj, expert) = match moe {

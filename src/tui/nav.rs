@@ -380,7 +380,11 @@ mod tests {
     #[test]
     fn experts_are_the_second_axis_of_expert_projections() {
         let mut nav = Nav::new(&moe());
-        assert_eq!(nav.projs()[1], (Proj::Gate, None), "layer 0's gate is dense");
+        assert_eq!(
+            nav.projs()[1],
+            (Proj::Gate, None),
+            "layer 0's gate is dense"
+        );
         assert_eq!(nav.axis_of(Proj::Gate), Some(Axis::Experts(3)));
         nav.move_row(1);
         assert_eq!(
