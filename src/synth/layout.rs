@@ -861,6 +861,24 @@ impl Plan {
     /// one 3-D tensor [experts, out, in] named `mlp.experts.{gate,up,down}_proj` (GGUF
     /// `ffn_*_exps`), at the place of its first expert; the router renamed `mlp.gate`
     /// (GGUF `ffn_gate_inp`). Dense plans are returned unchanged.
+    /// The plan as llama.cpp's converter lays it out: experts stacked (see
+    /// [`Plan::stacked_experts`]), GPT-2's Conv1D weights transposed back to [out, in], and
+    /// GPT-NeoX's per-head interleaved `query_key_value` reordered into q, k, v row blocks.
+    pub(crate) fn for_gguf(&self) -> Plan {
+        let mut plan = self.stacked_experts();
+        for st in &mut plan.stored {
+            match &st.layout {
+                Layout::Transpose(parts) => {
+                    st.layout = Layout::Stack(parts.clone());
+                    st.shape.reverse();
+                }
+                Layout::Interleave { parts, .. } => st.layout = Layout::Stack(parts.to_vec()),
+                Layout::Stack(_) => {}
+            }
+        }
+        plan
+    }
+
     pub(crate) fn stacked_experts(&self) -> Plan {
         let mut stored: Vec<Stored> = Vec::new();
         let mut logicals = self.logicals.clone();

@@ -89,10 +89,11 @@ pub fn write(out_dir: &Path, spec: &SynthSpec) -> Result<Truth, SynthError> {
 }
 
 /// Writes the model of `spec` as one GGUF file, `out_dir/model.gguf` (plus truth.json), with
-/// its matrices stored as `quant` and its vectors as f32; llama, phi3 and mixtral families
-/// (Mixtral's experts stacked into llama.cpp's 3-D `ffn_*_exps` tensors).
+/// its matrices stored as `quant` and its vectors as f32, laid out and named as llama.cpp's
+/// converter does: Mixtral's experts stacked into 3-D `ffn_*_exps` tensors, GPT-2's and
+/// GPT-NeoX's fused q, k, v as `attn_qkv` row blocks [3·hidden, hidden]. Not BERT.
 pub fn write_gguf(out_dir: &Path, spec: &SynthSpec, quant: GgufQuant) -> Result<Truth, SynthError> {
-    gguf::write_gguf(out_dir, &Plan::build(spec)?.stacked_experts(), quant)
+    gguf::write_gguf(out_dir, &Plan::build(spec)?.for_gguf(), quant)
 }
 
 /// What [`write`] would plant and record in truth.json, without writing anything.
