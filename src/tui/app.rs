@@ -146,13 +146,16 @@ impl App {
             .num_kv_heads
             .map(|h| h.to_string())
             .unwrap_or_else(|| "?".into());
-        let model_line = format!(
+        let mut model_line = format!(
             "{} · {} layers · {} heads / {} kv",
             anatomy.family.label(),
             anatomy.num_layers,
             heads,
             kv
         );
+        if let Some(n) = anatomy.num_experts {
+            model_line.push_str(&format!(" · {n} experts"));
+        }
         let total = blocks.len();
         Self {
             title,

@@ -979,8 +979,18 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     );
     let inner = framed(f, &title, t, area);
     let n = layer_count(app);
-    let colors = [Color::Cyan, Color::Yellow, Color::Magenta];
-    let curves: Vec<Curve> = [(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')]
+    let colors = [Color::Cyan, Color::Yellow, Color::Magenta, Color::Green];
+    // q, k and v, plus the focused projection when it is another one (o, an MLP, the routed
+    // experts: the mean over them), drawn with its label's first letter.
+    let mut lines = vec![(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')];
+    let extra = app
+        .focus()
+        .filter(|id| id.layer.is_some() && !matches!(id.proj, Proj::Q | Proj::K | Proj::V))
+        .map(|id| id.proj);
+    if let Some(p) = extra {
+        lines.push((p, p.proj_label().chars().next().unwrap_or('*')));
+    }
+    let curves: Vec<Curve> = lines
         .iter()
         .zip(colors)
         .map(|((p, m), color)| Curve {
@@ -999,16 +1009,22 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         .collect();
     let [legend, plot] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     let mut spans = vec![Span::raw(" ")];
-    for c in &curves {
+    for (c, (p, _)) in curves.iter().zip(&lines) {
         let style = if t.color {
             Style::default().fg(c.color)
         } else {
             t.text()
         };
-        let label = if t.ascii || !t.color {
-            format!("{}  ", c.marker)
+        // The extra curve says which projection it is: "g=gate".
+        let name = if Some(*p) == extra {
+            format!("{}={p}", c.marker)
         } else {
-            format!("⣀⣀ {}  ", c.marker)
+            c.marker.to_string()
+        };
+        let label = if t.ascii || !t.color {
+            format!("{name}  ")
+        } else {
+            format!("⣀⣀ {name}  ")
         };
         spans.push(Span::styled(label, style));
     }
