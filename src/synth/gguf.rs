@@ -330,7 +330,7 @@ pub(crate) fn write_gguf(
 /// The GGUF name llama.cpp's converter gives a tensor of the synthetic model: Llama-style
 /// names through [`gguf_name`]; GPT-2's and GPT-NeoX's own names through their tables.
 fn converted_name(family: SynthFamily, arch: &str, name: &str) -> String {
-    let (layers, layer_names, top_names): (&str, &[(&str, &str)], &[(&str, &str)]) = match family {
+    let (layers, layer_names, top_names): (&str, &[NamePair], &[NamePair]) = match family {
         SynthFamily::Gpt2 => ("h.", &GPT2_LAYER, &GPT2_TOP),
         SynthFamily::Neox => ("gpt_neox.layers.", &NEOX_LAYER, &NEOX_TOP),
         _ => return gguf_name(arch, name),
@@ -351,6 +351,9 @@ fn converted_name(family: SynthFamily, arch: &str, name: &str) -> String {
         None => name.to_owned(),
     }
 }
+
+/// A Hugging Face name part and its GGUF name.
+type NamePair = (&'static str, &'static str);
 
 /// GPT-2 layer tensors (after `h.N.`) and their GGUF names.
 const GPT2_LAYER: [(&str, &str); 6] = [
