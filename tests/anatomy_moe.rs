@@ -87,6 +87,39 @@ impl Model {
         self.add(&format!("{prefix}input_layernorm.weight"), &[8], None);
     }
 
+    /// Routed experts 0..n of layer `l`: `{prefix}E.{leaf}.weight` for the gate, up and down
+    /// leaves given, [width, 8] and [8, width].
+    fn experts(&mut self, prefix: &str, l: usize, n: usize, width: usize, leaves: [&str; 3]) {
+        for e in 0..n {
+            for (proj, leaf) in [Proj::Gate, Proj::Up, Proj::Down].into_iter().zip(leaves) {
+                let shape = if proj == Proj::Down {
+                    [8, width]
+                } else {
+                    [width, 8]
+                };
+                self.matrix(
+                    &format!("{prefix}{e}.{leaf}.weight"),
+                    shape,
+                    l,
+                    proj,
+                    Some(e),
+                );
+            }
+        }
+    }
+
+    /// A shared expert of layer `l`: `{prefix}{gate,up,down}_proj.weight`.
+    fn shared(&mut self, prefix: &str, l: usize, width: usize) {
+        for (proj, n) in [
+            (Proj::SharedGate, "gate"),
+            (Proj::SharedUp, "up"),
+            (Proj::SharedDown, "down"),
+        ] {
+            let shape = if n == "down" { [8, width] } else { [width, 8] };
+            self.matrix(&format!("{prefix}{n}_proj.weight"), shape, l, proj, None);
+        }
+    }
+
     fn anatomy(&self, cfg: Option<&ModelConfig>) -> Anatomy {
         Anatomy::from_parts(&self.tensors, cfg, &Overrides::default()).expect("anatomy")
     }
@@ -159,12 +192,13 @@ fn mixtral_experts_w1_w2_w3_and_router() {
             Proj::Router,
             None,
         );
-        for e in 0..3 {
-            let x = format!("{p}block_sparse_moe.experts.{e}.");
-            m.matrix(&format!("{x}w1.weight"), [12, 8], l, Proj::Gate, Some(e));
-            m.matrix(&format!("{x}w2.weight"), [8, 12], l, Proj::Down, Some(e));
-            m.matrix(&format!("{x}w3.weight"), [12, 8], l, Proj::Up, Some(e));
-        }
+        m.experts(
+            &format!("{p}block_sparse_moe.experts."),
+            l,
+            3,
+            12,
+            ["w1", "w3", "w2"],
+        );
     }
     let config = ModelConfig {
         num_experts: Some(3),
@@ -227,47 +261,10 @@ fn qwen_moe_experts_router_shared_expert() {
             Proj::Router,
             None,
         );
-        for e in 0..4 {
-            let x = format!("{p}mlp.experts.{e}.");
-            m.matrix(
-                &format!("{x}gate_proj.weight"),
-                [6, 8],
-                0,
-                Proj::Gate,
-                Some(e),
-            );
-            m.matrix(&format!("{x}up_proj.weight"), [6, 8], 0, Proj::Up, Some(e));
-            m.matrix(
-                &format!("{x}down_proj.weight"),
-                [8, 6],
-                0,
-                Proj::Down,
-                Some(e),
-            );
-        }
+        let leaves = ["gate_proj", "up_proj", "down_proj"];
+        m.experts(&format!("{p}mlp.experts."), 0, 4, 6, leaves);
         if shared {
-            let x = format!("{p}mlp.shared_expert.");
-            m.matrix(
-                &format!("{x}gate_proj.weight"),
-                [16, 8],
-                0,
-                Proj::SharedGate,
-                None,
-            );
-            m.matrix(
-                &format!("{x}up_proj.weight"),
-                [16, 8],
-                0,
-                Proj::SharedUp,
-                None,
-            );
-            m.matrix(
-                &format!("{x}down_proj.weight"),
-                [8, 16],
-                0,
-                Proj::SharedDown,
-                None,
-            );
+            m.shared(&format!("{p}mlp.shared_expert."), 0, 16);
             let g = format!("{p}mlp.shared_expert_gate.weight");
             m.matrix(&g, [1, 8], 0, Proj::SharedRouter, None);
         }
@@ -348,46 +345,9 @@ fn deepseek_dense_then_moe_with_shared_experts() {
             None,
         );
         m.add(&format!("{p}mlp.gate.e_score_correction_bias"), &[2], None);
-        for e in 0..2 {
-            let x = format!("{p}mlp.experts.{e}.");
-            m.matrix(
-                &format!("{x}gate_proj.weight"),
-                [4, 8],
-                l,
-                Proj::Gate,
-                Some(e),
-            );
-            m.matrix(&format!("{x}up_proj.weight"), [4, 8], l, Proj::Up, Some(e));
-            m.matrix(
-                &format!("{x}down_proj.weight"),
-                [8, 4],
-                l,
-                Proj::Down,
-                Some(e),
-            );
-        }
-        let x = format!("{p}mlp.shared_experts.");
-        m.matrix(
-            &format!("{x}gate_proj.weight"),
-            [8, 8],
-            l,
-            Proj::SharedGate,
-            None,
-        );
-        m.matrix(
-            &format!("{x}up_proj.weight"),
-            [8, 8],
-            l,
-            Proj::SharedUp,
-            None,
-        );
-        m.matrix(
-            &format!("{x}down_proj.weight"),
-            [8, 8],
-            l,
-            Proj::SharedDown,
-            None,
-        );
+        let leaves = ["gate_proj", "up_proj", "down_proj"];
+        m.experts(&format!("{p}mlp.experts."), l, 2, 4, leaves);
+        m.shared(&format!("{p}mlp.shared_experts."), l, 8);
     }
     let config = ModelConfig {
         num_experts: Some(2),
@@ -460,22 +420,7 @@ fn gguf_stacked_experts_are_cut_by_position() {
             Some(holds),
         );
     }
-    for (proj, n) in [(Proj::SharedGate, "gate"), (Proj::SharedUp, "up")] {
-        m.matrix(
-            &format!("{p}mlp.shared_expert.{n}_proj.weight"),
-            [10, 8],
-            0,
-            proj,
-            None,
-        );
-    }
-    m.matrix(
-        &format!("{p}mlp.shared_expert.down_proj.weight"),
-        [8, 10],
-        0,
-        Proj::SharedDown,
-        None,
-    );
+    m.shared(&format!("{p}mlp.shared_expert."), 0, 10);
     m.add(&format!("{p}mlp.shared_expert_gate.weight"), &[8], None);
     // A 3-D tensor under a dense name is no matrix.
     m.add(&format!("{p}mlp.up_proj.weight"), &[2, 3, 8], None);

@@ -118,21 +118,8 @@ impl Builder<'_> {
     fn named(&mut self, name: &str, rows: usize, cols: usize, bulk: Bulk, sigma: f64, emb: bool) {
         let rows_gen = GenPlan::plain(key_seed(self.spec.seed, name), Draw::bulk(bulk, sigma));
         let truth = MatrixTruth {
-            key: name.to_string(),
-            tensor: name.to_string(),
-            layer: None,
-            proj: None,
-            expert: None,
-            rows,
-            cols,
             embedding: emb,
-            bulk,
-            sigma,
-            bound: bound_of(bulk, sigma),
-            spikes: Vec::new(),
-            collapse: None,
-            column_scale: None,
-            heads: Vec::new(),
+            ..plain_truth(name.to_string(), name, rows, cols, bulk, sigma)
         };
         self.logicals.push(Logical {
             layer: None,
@@ -191,21 +178,10 @@ impl Builder<'_> {
             cols,
             rows_gen,
             truth: Some(MatrixTruth {
-                key,
-                tensor: name.to_string(),
                 layer: Some(layer),
                 proj,
                 expert,
-                rows,
-                cols,
-                embedding: false,
-                bulk,
-                sigma,
-                bound: bound_of(bulk, sigma),
-                spikes: Vec::new(),
-                collapse: None,
-                column_scale: None,
-                heads: Vec::new(),
+                ..plain_truth(key, name, rows, cols, bulk, sigma)
             }),
         });
         let idx = self.logicals.len() - 1;
@@ -276,6 +252,34 @@ enum LayoutKind {
     Stack,
     Transpose,
     Interleave,
+}
+
+/// The truth of a matrix with nothing planted, outside the layers until said otherwise.
+fn plain_truth(
+    key: String,
+    tensor: &str,
+    rows: usize,
+    cols: usize,
+    bulk: Bulk,
+    sigma: f64,
+) -> MatrixTruth {
+    MatrixTruth {
+        key,
+        tensor: tensor.to_string(),
+        layer: None,
+        proj: None,
+        expert: None,
+        rows,
+        cols,
+        embedding: false,
+        bulk,
+        sigma,
+        bound: bound_of(bulk, sigma),
+        spikes: Vec::new(),
+        collapse: None,
+        column_scale: None,
+        heads: Vec::new(),
+    }
 }
 
 fn bound_of(bulk: Bulk, sigma: f64) -> Option<f64> {
@@ -947,6 +951,16 @@ impl Plan {
         (0..self.stored.len())
             .map(|i| self.bytes_of(i) as u64)
             .sum()
+    }
+
+    /// Logical matrix `idx` as written (rounded to the dtype).
+    pub(crate) fn matrix(&self, idx: usize) -> super::Matrix {
+        let lg = &self.logicals[idx];
+        super::Matrix {
+            rows: lg.rows,
+            cols: lg.cols,
+            data: self.logical_values(idx),
+        }
     }
 
     /// All rows of logical matrix `idx`, rounded to the dtype, row-major.

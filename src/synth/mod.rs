@@ -120,12 +120,7 @@ pub fn logical_matrix(
                 .collect::<Vec<_>>()
         ))
     })?;
-    let lg = &plan.logicals[idx];
-    Ok(Matrix {
-        rows: lg.rows,
-        cols: lg.cols,
-        data: plan.logical_values(idx),
-    })
+    Ok(plan.matrix(idx))
 }
 
 /// Routed expert `expert`'s logical [out, in] matrix `proj` (gate, up or down) of `layer`,
@@ -143,12 +138,7 @@ pub fn expert_matrix(
             spec.family, spec.layers, spec.experts
         ))
     })?;
-    let lg = &plan.logicals[idx];
-    Ok(Matrix {
-        rows: lg.rows,
-        cols: lg.cols,
-        data: plan.logical_values(idx),
-    })
+    Ok(plan.matrix(idx))
 }
 
 /// The stored tensor `name` exactly as written (shape and dtype-rounded values, stored layout).

@@ -270,17 +270,19 @@ mod tests {
     use crate::anatomy::{Overrides, from_parts};
     use crate::checkpoint::{Dtype, ModelConfig, TensorInfo};
 
+    fn f32_matrix(name: String, shape: [usize; 2]) -> TensorInfo {
+        TensorInfo {
+            name,
+            dtype: Dtype::F32,
+            shape: shape.to_vec(),
+            file: 0,
+            bytes: 0..shape[0] * shape[1] * 4,
+        }
+    }
+
     fn llama(layers: usize) -> Anatomy {
         let mut tensors = Vec::new();
-        let mut add = |name: String, shape: [usize; 2]| {
-            tensors.push(TensorInfo {
-                name,
-                dtype: Dtype::F32,
-                shape: shape.to_vec(),
-                file: 0,
-                bytes: 0..shape[0] * shape[1] * 4,
-            })
-        };
+        let mut add = |name: String, shape: [usize; 2]| tensors.push(f32_matrix(name, shape));
         for l in 0..layers {
             let p = format!("model.layers.{l}.");
             add(format!("{p}self_attn.q_proj.weight"), [32, 32]);
@@ -349,15 +351,7 @@ mod tests {
     /// A DeepSeek-like stack: layer 0 dense, layer 1 with 3 routed experts and a router.
     fn moe() -> Anatomy {
         let mut tensors = Vec::new();
-        let mut add = |name: String, shape: [usize; 2]| {
-            tensors.push(TensorInfo {
-                name,
-                dtype: Dtype::F32,
-                shape: shape.to_vec(),
-                file: 0,
-                bytes: 0..shape[0] * shape[1] * 4,
-            })
-        };
+        let mut add = |name: String, shape: [usize; 2]| tensors.push(f32_matrix(name, shape));
         for l in 0..2 {
             let p = format!("model.layers.{l}.");
             add(format!("{p}self_attn.q_proj.weight"), [32, 32]);
