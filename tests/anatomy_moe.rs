@@ -108,6 +108,11 @@ impl Model {
         }
     }
 
+    /// A router [n, 8] of layer `l`.
+    fn router(&mut self, name: &str, l: usize, n: usize) {
+        self.matrix(name, [n, 8], l, Proj::Router, None);
+    }
+
     /// A shared expert of layer `l`: `{prefix}{gate,up,down}_proj.weight`.
     fn shared(&mut self, prefix: &str, l: usize, width: usize) {
         for (proj, n) in [
@@ -185,13 +190,7 @@ fn mixtral_experts_w1_w2_w3_and_router() {
     for l in 0..2 {
         let p = format!("model.layers.{l}.");
         m.attention(&p, l);
-        m.matrix(
-            &format!("{p}block_sparse_moe.gate.weight"),
-            [3, 8],
-            l,
-            Proj::Router,
-            None,
-        );
+        m.router(&format!("{p}block_sparse_moe.gate.weight"), l, 3);
         m.experts(
             &format!("{p}block_sparse_moe.experts."),
             l,
@@ -254,13 +253,7 @@ fn qwen_moe_experts_router_shared_expert() {
         let mut m = Model::default();
         let p = "model.layers.0.";
         m.attention(p, 0);
-        m.matrix(
-            &format!("{p}mlp.gate.weight"),
-            [4, 8],
-            0,
-            Proj::Router,
-            None,
-        );
+        m.router(&format!("{p}mlp.gate.weight"), 0, 4);
         let leaves = ["gate_proj", "up_proj", "down_proj"];
         m.experts(&format!("{p}mlp.experts."), 0, 4, 6, leaves);
         if shared {
@@ -337,13 +330,7 @@ fn deepseek_dense_then_moe_with_shared_experts() {
             );
             continue;
         }
-        m.matrix(
-            &format!("{p}mlp.gate.weight"),
-            [2, 8],
-            l,
-            Proj::Router,
-            None,
-        );
+        m.router(&format!("{p}mlp.gate.weight"), l, 2);
         m.add(&format!("{p}mlp.gate.e_score_correction_bias"), &[2], None);
         let leaves = ["gate_proj", "up_proj", "down_proj"];
         m.experts(&format!("{p}mlp.experts."), l, 2, 4, leaves);
@@ -396,13 +383,7 @@ fn gguf_stacked_experts_are_cut_by_position() {
     let mut m = Model::default();
     let p = "model.layers.0.";
     m.attention(p, 0);
-    m.matrix(
-        &format!("{p}mlp.gate.weight"),
-        [4, 8],
-        0,
-        Proj::Router,
-        None,
-    );
+    m.router(&format!("{p}mlp.gate.weight"), 0, 4);
     for (proj, n, out, inp) in [
         (Proj::Gate, "gate", 6, 8),
         (Proj::Up, "up", 6, 8),
