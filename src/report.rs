@@ -373,6 +373,9 @@ pub struct ModelRecord {
     pub kv_heads: Option<usize>,
     /// Head dimension.
     pub head_dim: Option<usize>,
+    /// Routed experts per layer (Mixture of Experts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<usize>,
     /// Tensor count per dtype.
     pub dtypes: BTreeMap<String, usize>,
 }
@@ -391,6 +394,7 @@ impl ModelRecord {
             heads: an.num_heads,
             kv_heads: an.num_kv_heads,
             head_dim: an.head_dim,
+            experts: an.num_experts,
             dtypes,
         }
     }

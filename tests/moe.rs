@@ -192,6 +192,7 @@ fn report_has_an_expert_column() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["model"]["experts"], 3);
     let rows = doc["matrices"].as_array().unwrap();
     let experts: Vec<(u64, &str, u64)> = rows
         .iter()
@@ -291,6 +292,25 @@ fn report_has_an_expert_column() {
             .any(|l| l.starts_with("0      down e2  64x96")),
         "{table}"
     );
+
+    // `--top` ranks experts with everything else.
+    let out = mpscope(&[
+        "report",
+        path,
+        "--format",
+        "json",
+        "--top",
+        "4",
+        "--proj",
+        "experts,o",
+        "--no-heads",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let top = doc["matrices"].as_array().unwrap();
+    assert_eq!((doc["ranked_by"].as_str(), top.len()), (Some("ks"), 4));
+    assert!(top.iter().any(|m| m["expert"].is_u64()), "{top:?}");
+    let ks: Vec<f64> = top.iter().map(|m| m["ks"].as_f64().unwrap()).collect();
+    assert!(ks.windows(2).all(|w| w[0] >= w[1]), "{ks:?}");
 
     let out = mpscope(&["inspect", path, "--ascii"]);
     let text = String::from_utf8(out.stdout).unwrap();

@@ -102,6 +102,20 @@ mod tests {
     }
 
     #[test]
+    fn the_focused_experts_siblings_come_next() {
+        let gate = MatrixId::whole(Some(1), Proj::Gate);
+        let ids = vec![
+            id(1, Proj::Q, None),
+            gate.with_expert(0),
+            gate.with_expert(1),
+            MatrixId::whole(Some(1), Proj::Up).with_expert(1),
+            MatrixId::whole(Some(0), Proj::Gate).with_expert(2),
+        ];
+        let p = Pending::all(ids.len(), &ids, Some(&ids[2]));
+        assert_eq!(p.in_run_order().collect::<Vec<_>>(), vec![2, 1, 0, 3, 4]);
+    }
+
+    #[test]
     fn refocus_keeps_everything_and_cancel_removes() {
         let ids: Vec<MatrixId> = (0..5).map(|l| id(l, Proj::V, None)).collect();
         let mut p = Pending::all(5, &ids, None);
