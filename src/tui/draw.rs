@@ -1145,7 +1145,9 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
     let first_row = layer
         .saturating_sub(rows.saturating_sub(1) / 2)
         .min(n.saturating_sub(rows));
+    let focus_col = axis.index(&focus).unwrap_or(0);
     let heatmap = Heatmap {
+        first_col: super::heat::first_col(heads, map.width, focus_col),
         cells: &cells,
         focus: focus
             .layer
