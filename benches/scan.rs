@@ -188,11 +188,7 @@ fn main() {
     }
 
     let (ck, an) = open(&l1b);
-    let head = MatrixId {
-        layer: Some(8),
-        proj: Proj::Q,
-        head: Some(3),
-    };
+    let head = MatrixId::whole(Some(8), Proj::Q).with_head(3);
     let whole = MatrixId { head: None, ..head };
     println!("\nfirst spectrum after the worker starts");
     for (label, id) in [

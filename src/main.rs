@@ -85,7 +85,7 @@ struct ReportArgs {
     /// Output format (default: table on a terminal, JSON otherwise).
     #[arg(long, value_enum)]
     format: Option<Format>,
-    /// Projection groups: q,k,v,o,mlp,other (default all).
+    /// Projection groups: q,k,v,o,mlp,experts,router,shared,moe,other (default all).
     #[arg(long, value_name = "LIST")]
     proj: Option<ProjFilter>,
     /// Layers, e.g. 0-3,10 (default all).
@@ -186,9 +186,12 @@ struct SynthArgs {
     /// Start from a preset: llama-3.2-1b, llama-3.1-8b or demo.
     #[arg(long)]
     preset: Option<String>,
-    /// Naming and layout: llama, bert, gpt2, phi3, neox.
+    /// Naming and layout: llama, bert, gpt2, phi3, neox, mixtral (Mixture of Experts).
     #[arg(long)]
     family: Option<SynthFamily>,
+    /// Routed experts per layer (mixtral; default 4).
+    #[arg(long, value_name = "N")]
+    experts: Option<usize>,
     /// Transformer layers.
     #[arg(long)]
     layers: Option<usize>,
@@ -216,7 +219,7 @@ struct SynthArgs {
     /// Number of safetensors shards.
     #[arg(long)]
     shards: Option<usize>,
-    /// File format: safetensors (default) or gguf (one model.gguf; llama and phi3).
+    /// File format: safetensors (default) or gguf (one model.gguf; llama, phi3, mixtral).
     #[arg(long, value_enum, default_value_t = SynthFormat::Safetensors)]
     format: SynthFormat,
     /// GGUF storage of the matrices: q8_0, q4_0, q4_1, q5_0, q5_1 or f16 (vectors stay f32).
@@ -257,6 +260,12 @@ impl SynthArgs {
         };
         if let Some(f) = self.family {
             spec.family = f;
+            if f.is_moe() && spec.experts == 0 {
+                spec.experts = synth::DEFAULT_EXPERTS;
+            }
+        }
+        if let Some(v) = self.experts {
+            spec.experts = v;
         }
         if let Some(v) = self.layers {
             spec.layers = v;
@@ -354,8 +363,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     format!("model.gguf, {}", args.quant)
                 }
             };
+            let experts = match spec.experts {
+                0 => String::new(),
+                n => format!(", {n} experts"),
+            };
             eprintln!(
-                "wrote {} ({} {} layers, hidden {}, {} heads / {} kv, {stored}) in {:.1}s",
+                "wrote {} ({} {} layers, hidden {}, {} heads / {} kv{experts}, {stored}) in {:.1}s",
                 args.out.display(),
                 spec.family.as_str(),
                 spec.layers,

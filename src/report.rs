@@ -208,6 +208,9 @@ pub struct MatrixRecord {
     pub proj: String,
     /// Head index, `null` for the whole matrix.
     pub head: Option<usize>,
+    /// Routed expert index (Mixture of Experts), `null` for every other matrix.
+    #[serde(default)]
+    pub expert: Option<usize>,
     /// Logical rows.
     pub rows: usize,
     /// Logical columns.
@@ -307,6 +310,7 @@ impl MatrixRecord {
             layer: b.id.layer,
             proj: b.id.proj.proj_label().into(),
             head: b.id.head,
+            expert: b.id.expert,
             rows: b.rows,
             cols: b.cols,
             dtype: dtype_label(&b.dtype),
@@ -369,6 +373,9 @@ pub struct ModelRecord {
     pub kv_heads: Option<usize>,
     /// Head dimension.
     pub head_dim: Option<usize>,
+    /// Routed experts per layer (Mixture of Experts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<usize>,
     /// Tensor count per dtype.
     pub dtypes: BTreeMap<String, usize>,
 }
@@ -387,6 +394,7 @@ impl ModelRecord {
             heads: an.num_heads,
             kv_heads: an.num_kv_heads,
             head_dim: an.head_dim,
+            experts: an.num_experts,
             dtypes,
         }
     }
@@ -431,11 +439,12 @@ pub fn to_json(
 }
 
 /// CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 34] = [
+pub const CSV_COLUMNS: [&str; 35] = [
     "tensor",
     "layer",
     "proj",
     "head",
+    "expert",
     "rows",
     "cols",
     "dtype",
@@ -491,6 +500,7 @@ pub fn to_csv(r: &Results) -> String {
             opt(m.layer),
             m.proj,
             opt(m.head),
+            opt(m.expert),
             m.rows.to_string(),
             m.cols.to_string(),
             m.dtype,
@@ -681,8 +691,12 @@ fn layer_cell(m: &MatrixRecord) -> String {
     m.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// q, k, … or, outside the layers, the tensor's name (shortened from the left when long).
+/// q, k, … ("gate e3" for a routed expert) or, outside the layers, the tensor's name
+/// (shortened from the left when long).
 fn proj_cell(m: &MatrixRecord, b: &Block) -> String {
+    if let Some(e) = m.expert {
+        return format!("{} e{e}", m.proj);
+    }
     if m.proj != "other" {
         return m.proj.clone();
     }

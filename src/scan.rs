@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use faer::Par;
 
-use crate::anatomy::{Anatomy, Block, Proj};
+use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::checkpoint::Checkpoint;
 use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum};
 
@@ -20,22 +20,50 @@ pub enum ProjGroup {
     V,
     /// Attention output.
     O,
-    /// Gate, up and down.
+    /// Every feed-forward matrix: gate, up and down (dense or routed experts), the MoE
+    /// router and the shared experts.
     Mlp,
+    /// Routed experts' gate, up and down (`expert` set).
+    Experts,
+    /// The MoE routers (`router`, `shared_router`).
+    Router,
+    /// The shared experts' gate, up and down.
+    Shared,
     /// Every other 2-D matrix (embeddings only with `--embeddings`).
     Other,
 }
 
 impl ProjGroup {
-    /// The group a projection belongs to.
+    /// The group a projection belongs to (the widest one: `mlp` for every feed-forward one).
     pub fn of(p: Proj) -> Self {
         match p {
             Proj::Q => Self::Q,
             Proj::K => Self::K,
             Proj::V => Self::V,
             Proj::O => Self::O,
-            Proj::Gate | Proj::Up | Proj::Down => Self::Mlp,
+            Proj::Gate
+            | Proj::Up
+            | Proj::Down
+            | Proj::Router
+            | Proj::SharedGate
+            | Proj::SharedUp
+            | Proj::SharedDown
+            | Proj::SharedRouter => Self::Mlp,
             Proj::Other(_) => Self::Other,
+        }
+    }
+
+    /// True when this group selects block `id` (groups overlap: `mlp` holds the other three
+    /// feed-forward groups).
+    pub fn covers(self, id: &MatrixId) -> bool {
+        match self {
+            Self::Experts => id.expert.is_some(),
+            Self::Router => matches!(id.proj, Proj::Router | Proj::SharedRouter),
+            Self::Shared => matches!(
+                id.proj,
+                Proj::SharedGate | Proj::SharedUp | Proj::SharedDown
+            ),
+            g => Self::of(id.proj) == g,
         }
     }
 }
@@ -52,9 +80,14 @@ impl Default for ProjFilter {
 }
 
 impl ProjFilter {
-    /// True when `p` is selected.
+    /// True when `p` is selected (as a dense projection: see [`ProjFilter::selects`]).
     pub fn contains(&self, p: Proj) -> bool {
-        self.0.contains(&ProjGroup::of(p))
+        self.selects(&MatrixId::whole(Some(0), p))
+    }
+
+    /// True when some selected group covers block `id` (experts included).
+    pub fn selects(&self, id: &MatrixId) -> bool {
+        self.0.iter().any(|g| g.covers(id))
     }
 }
 
@@ -70,11 +103,19 @@ impl FromStr for ProjFilter {
                 "v" | "value" => ProjGroup::V,
                 "o" | "out" | "output" => ProjGroup::O,
                 "mlp" | "ffn" => ProjGroup::Mlp,
+                "experts" | "exps" => ProjGroup::Experts,
+                "router" => ProjGroup::Router,
+                "shared" => ProjGroup::Shared,
+                "moe" => {
+                    set.extend([ProjGroup::Experts, ProjGroup::Router, ProjGroup::Shared]);
+                    continue;
+                }
                 "other" => ProjGroup::Other,
                 "all" => return Ok(Self::default()),
                 _ => {
                     return Err(format!(
-                        "unknown projection '{part}': expected a comma list of q, k, v, o, mlp, other"
+                        "unknown projection '{part}': expected a comma list of q, k, v, o, mlp, \
+                         experts, router, shared, moe, other"
                     ));
                 }
             };
@@ -176,7 +217,7 @@ pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
         if whole.embedding && !opts.embeddings {
             continue;
         }
-        let wanted = opts.projs.contains(whole.id.proj) || (whole.embedding && opts.embeddings);
+        let wanted = opts.projs.selects(&whole.id) || (whole.embedding && opts.embeddings);
         if !wanted {
             continue;
         }
@@ -280,6 +321,17 @@ mod tests {
         assert!("".parse::<ProjFilter>().is_err());
         let l: LayerFilter = "0-3,10".parse().unwrap();
         assert!(l.contains(0) && l.contains(3) && l.contains(10) && !l.contains(4));
+        let expert = MatrixId::whole(Some(1), Proj::Up).with_expert(3);
+        let router = MatrixId::whole(Some(1), Proj::Router);
+        let shared = MatrixId::whole(Some(1), Proj::SharedDown);
+        let dense = MatrixId::whole(Some(1), Proj::Up);
+        let sel = |s: &str, id: &MatrixId| s.parse::<ProjFilter>().unwrap().selects(id);
+        assert!(sel("mlp", &expert) && sel("mlp", &router) && sel("mlp", &shared));
+        assert!(sel("experts", &expert) && !sel("experts", &dense) && !sel("experts", &router));
+        assert!(sel("router", &router) && !sel("router", &shared));
+        assert!(sel("shared", &shared) && !sel("shared", &expert));
+        assert!(sel("moe", &expert) && sel("moe", &router) && !sel("moe", &dense));
+        assert!(!sel("q,k,v", &expert));
         for bad in ["3-1", "a", "1-", ""] {
             assert!(bad.parse::<LayerFilter>().is_err(), "{bad}");
         }

@@ -94,6 +94,13 @@ pub struct ModelConfig {
     pub vocab_size: Option<usize>,
     /// `initializer_range`: σ of the normal initialization.
     pub initializer_range: Option<f64>,
+    /// Routed experts per MoE layer: `num_local_experts` (Mixtral), `num_experts` (Qwen-MoE),
+    /// `n_routed_experts` (DeepSeek), GGUF `{arch}.expert_count`.
+    pub num_experts: Option<usize>,
+    /// Experts per token: `num_experts_per_tok`, GGUF `{arch}.expert_used_count`.
+    pub experts_used: Option<usize>,
+    /// Shared experts: `n_shared_experts` (DeepSeek), GGUF `{arch}.expert_shared_count`.
+    pub shared_experts: Option<usize>,
 }
 
 /// A 2-D block cut from a stored 2-D tensor, in the logical orientation [out, in].

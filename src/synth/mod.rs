@@ -1,6 +1,6 @@
 //! Deterministic synthetic checkpoints for the demo, tests and benchmarks.
 //!
-//! A [`SynthSpec`] names a family (llama, bert, gpt2, phi3, neox), sizes, dtype, shards, seed
+//! A [`SynthSpec`] names a family (llama, bert, gpt2, phi3, neox, mixtral), sizes, dtype, shards, seed
 //! and planted structure (spikes, heavy tails, collapse, outlier input features); [`write`] produces real safetensors files with the family's exact
 //! tensor names and storage layouts (fused and transposed where the family does so), a
 //! `config.json`, an index when sharded, and `truth.json` saying what was planted.
@@ -31,7 +31,7 @@ pub use presets::{DEMO_SEED, PRESETS, preset};
 pub use recipe::{
     Bulk, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, Span, SpikeSpec, Target, parse_list,
 };
-pub use spec::{ExtraTensor, SynthDtype, SynthFamily, SynthProj, SynthSpec};
+pub use spec::{DEFAULT_EXPERTS, ExtraTensor, SynthDtype, SynthFamily, SynthProj, SynthSpec};
 pub use truth::{CollapseTruth, ColumnScaleTruth, HeadTruth, MatrixTruth, SpikeTruth, Truth};
 
 use layout::Plan;
@@ -89,9 +89,11 @@ pub fn write(out_dir: &Path, spec: &SynthSpec) -> Result<Truth, SynthError> {
 }
 
 /// Writes the model of `spec` as one GGUF file, `out_dir/model.gguf` (plus truth.json), with
-/// its matrices stored as `quant` and its vectors as f32; llama and phi3 families only.
+/// its matrices stored as `quant` and its vectors as f32, laid out and named as llama.cpp's
+/// converter does: Mixtral's experts stacked into 3-D `ffn_*_exps` tensors, GPT-2's and
+/// GPT-NeoX's fused q, k, v as `attn_qkv` row blocks [3·hidden, hidden]. Not BERT.
 pub fn write_gguf(out_dir: &Path, spec: &SynthSpec, quant: GgufQuant) -> Result<Truth, SynthError> {
-    gguf::write_gguf(out_dir, &Plan::build(spec)?, quant)
+    gguf::write_gguf(out_dir, &Plan::build(spec)?.for_gguf(), quant)
 }
 
 /// What [`write`] would plant and record in truth.json, without writing anything.
@@ -107,7 +109,7 @@ pub fn logical_matrix(
     proj: SynthProj,
 ) -> Result<Matrix, SynthError> {
     let plan = Plan::build(spec)?;
-    let idx = plan.find(layer, proj).ok_or_else(|| {
+    let idx = plan.find(layer, proj, None).ok_or_else(|| {
         SynthError::NoSuchMatrix(format!(
             "layer {layer} {proj} (the {} model has {} layers and projections {:?})",
             spec.family,
@@ -118,12 +120,25 @@ pub fn logical_matrix(
                 .collect::<Vec<_>>()
         ))
     })?;
-    let lg = &plan.logicals[idx];
-    Ok(Matrix {
-        rows: lg.rows,
-        cols: lg.cols,
-        data: plan.logical_values(idx),
-    })
+    Ok(plan.matrix(idx))
+}
+
+/// Routed expert `expert`'s logical [out, in] matrix `proj` (gate, up or down) of `layer`,
+/// exactly as written (after dtype rounding).
+pub fn expert_matrix(
+    spec: &SynthSpec,
+    layer: usize,
+    proj: SynthProj,
+    expert: usize,
+) -> Result<Matrix, SynthError> {
+    let plan = Plan::build(spec)?;
+    let idx = plan.find(layer, proj, Some(expert)).ok_or_else(|| {
+        SynthError::NoSuchMatrix(format!(
+            "layer {layer} {proj} of expert {expert} (the {} model has {} layers of {} experts)",
+            spec.family, spec.layers, spec.experts
+        ))
+    })?;
+    Ok(plan.matrix(idx))
 }
 
 /// The stored tensor `name` exactly as written (shape and dtype-rounded values, stored layout).

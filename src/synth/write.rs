@@ -198,6 +198,17 @@ pub(crate) fn config_json(spec: &SynthSpec) -> Value {
             "attention_bias": false,
             "tie_word_embeddings": false,
         }),
+        SynthFamily::Mixtral => json!({
+            "architectures": ["MixtralForCausalLM"],
+            "model_type": "mixtral",
+            "hidden_act": "silu",
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 1000000.0,
+            "num_local_experts": spec.experts,
+            "num_experts_per_tok": spec.experts_used(),
+            "router_aux_loss_coef": 0.02,
+            "tie_word_embeddings": false,
+        }),
         SynthFamily::Phi3 => json!({
             "architectures": ["Phi3ForCausalLM"],
             "model_type": "phi3",
