@@ -421,6 +421,14 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             format,
         }) => {
             let merged = shard::merge::merge(&parts)?;
+            let failed = merged.matrices.iter().filter(|m| m.error.is_some()).count();
+            let summary = format!(
+                "merged {} shard reports of {}: {} blocks, {failed} failed{}",
+                parts.len(),
+                merged.model.path,
+                merged.matrices.len(),
+                if merged.complete { "" } else { ", INCOMPLETE" }
+            );
             let text = match format {
                 Format::Json => format!("{}\n", merged.to_json()),
                 Format::Csv => report::records_to_csv(merged.matrices),
@@ -433,6 +441,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 }
             };
             emit(output.as_deref(), &text)?;
+            if let Some(path) = &output {
+                eprintln!("mpscope: {summary} -> {}", path.display());
+            }
             Ok(ExitCode::SUCCESS)
         }
         None => explore(cli.path, &cli.model, &cli.compute),

@@ -22,7 +22,7 @@ pub fn stderr_bar() -> impl FnMut(&Progress) {
         },
     ));
     move |p: &Progress| {
-        if bar.is_finished() {
+        if bar.is_hidden() || bar.is_finished() {
             return;
         }
         bar.set_length(p.total as u64);
