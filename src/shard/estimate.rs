@@ -1,10 +1,14 @@
 //! `report --plan`: jobs, FLOPs and estimated time per projection group, without computing.
 //!
 //! The cost model ([`super::cost`]) gives each job's FLOPs; a micro-benchmark of the real
-//! kernels on two random blocks (a 512 × 1024 matrix for values, a 64 × 1024 head block for
-//! values plus vectors; a few tenths of a second) turns FLOPs into seconds on this machine.
-//! Jobs run one per thread, so a process's wall time is about max(Σ t / threads, longest t);
-//! with N shards, the slowest shard's.
+//! kernels on random blocks turns FLOPs into seconds on this machine. The rate grows with the
+//! block (a 1024² block runs several times more FLOP/s than a 128 × 512 one: gemm-shaped work
+//! and the two-stage reduction from p = 512 on), so it is measured at several short sides p —
+//! values at p = 128, 512 and 1024, values plus vectors at p = 64 and 128 — and interpolated in
+//! log p (the largest measured rate beyond), timed by the thread's CPU clock so that other
+//! processes on a busy machine do not slow the estimate. The whole measurement takes a few
+//! tenths of a second of CPU. Jobs run one per thread, so a process's wall time is about max(Σ t / threads,
+//! longest t); with N shards, the slowest shard's.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -16,24 +20,56 @@ use crate::rng::Rng;
 use crate::scan::{ComputeOptions, Job, ProjGroup};
 use crate::spectrum::{AnalyzeOptions, SigmaMode, Spectrum};
 
-/// Measured floating-point rates of one thread on this machine.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Measured floating-point rates of one thread on this machine, by the block's short side.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rates {
-    /// FLOP/s on values-only jobs (whole matrices).
-    pub values: f64,
-    /// FLOP/s on jobs with the singular-vector test (head blocks).
-    pub vectors: f64,
+    /// (p, FLOP/s) of values-only jobs (whole matrices), p ascending.
+    pub values: Vec<(usize, f64)>,
+    /// (p, FLOP/s) of jobs with the singular-vector test (head blocks), p ascending.
+    pub vectors: Vec<(usize, f64)>,
     /// How long the measurement took.
     pub took: Duration,
 }
 
-/// Shapes of the calibration blocks: (rows, cols, vectors).
-const CALIBRATION: [(usize, usize, bool); 2] = [(512, 1024, false), (64, 1024, true)];
+impl Rates {
+    /// The rate of a job with short side `p`: interpolated in log p between the measured
+    /// points, the nearest measured one outside them.
+    pub fn at(points: &[(usize, f64)], p: usize) -> f64 {
+        let Some(&(p0, r0)) = points.first() else {
+            return 1e9;
+        };
+        if p <= p0 {
+            return r0;
+        }
+        for w in points.windows(2) {
+            let ((a, ra), (b, rb)) = (w[0], w[1]);
+            if p <= b {
+                let t = ((p as f64).ln() - (a as f64).ln()) / ((b as f64).ln() - (a as f64).ln());
+                return ra + t * (rb - ra);
+            }
+        }
+        points.last().map_or(r0, |&(_, r)| r)
+    }
+}
 
-/// Measures [`Rates`] by computing random blocks with the real kernels (best of three).
+/// Shapes of the calibration blocks: (rows, cols, vectors), short side ascending per kind.
+const CALIBRATION: [(usize, usize, bool); 5] = [
+    (128, 512, false),
+    (512, 1024, false),
+    (1024, 1024, false),
+    (64, 1024, true),
+    (128, 2048, true),
+];
+
+/// Measures [`Rates`] by computing random blocks with the real kernels (best of three, of two
+/// for the largest).
 pub fn calibrate(opts: &ComputeOptions) -> Result<Rates, String> {
     let start = Instant::now();
-    let mut rates = [0.0; 2];
+    let mut rates = Rates {
+        values: Vec::new(),
+        vectors: Vec::new(),
+        took: Duration::ZERO,
+    };
     for (k, &(rows, cols, vectors)) in CALIBRATION.iter().enumerate() {
         let mut rng = Rng::new(0x5eed + k as u64);
         let m = Mat::<f64>::from_fn(rows, cols, |_, _| rng.uniform_sym(1.0));
@@ -47,28 +83,34 @@ pub fn calibrate(opts: &ComputeOptions) -> Result<Rates, String> {
             shuffle_seed: opts.randomize.then_some(1),
         };
         let mut best = f64::INFINITY;
-        for _ in 0..3 {
-            let t = Instant::now();
+        for _ in 0..if rows * cols > 1 << 19 { 2 } else { 3 } {
+            // The thread's CPU time, not the wall clock: on a shared machine the wall clock
+            // measures the neighbours' load, which a cluster node does not share.
+            let t = cpu_time::ThreadTime::now();
             Spectrum::compute(m.as_ref(), &analyze).map_err(|e| e.to_string())?;
             best = best.min(t.elapsed().as_secs_f64());
         }
-        rates[k] = cost::shape_flops(rows, cols, vectors, opts) as f64 / best.max(1e-9);
+        let rate = cost::shape_flops(rows, cols, vectors, opts) as f64 / best.max(1e-9);
+        let kind = if vectors {
+            &mut rates.vectors
+        } else {
+            &mut rates.values
+        };
+        kind.push((rows.min(cols), rate));
     }
-    Ok(Rates {
-        values: rates[0],
-        vectors: rates[1],
-        took: start.elapsed(),
-    })
+    rates.took = start.elapsed();
+    Ok(rates)
 }
 
 /// Estimated seconds of one job on one thread.
 pub fn job_seconds(job: &Job, opts: &ComputeOptions, rates: &Rates) -> f64 {
-    let rate = if job.vectors {
-        rates.vectors
+    let points = if job.vectors {
+        &rates.vectors
     } else {
-        rates.values
+        &rates.values
     };
-    cost::flops(job, opts) as f64 / rate
+    let p = job.block.rows.min(job.block.cols);
+    cost::flops(job, opts) as f64 / Rates::at(points, p)
 }
 
 /// Wall time of jobs taking `secs` each on `threads` threads: the work spread evenly, but
@@ -157,13 +199,19 @@ pub fn render(
     groups.sort_by_key(|r| r.0);
     let mut out = String::new();
     let _ = writeln!(out, "{title}");
+    let list = |points: &[(usize, f64)]| -> String {
+        let cells: Vec<String> = points
+            .iter()
+            .map(|(p, r)| format!("{:.1} at p={p}", r / 1e9))
+            .collect();
+        cells.join(", ")
+    };
     let _ = writeln!(
         out,
-        "calibrated in {:.2} s: {:.2} GFLOP/s per thread on whole matrices, {:.2} on head \
-         blocks (values and vectors)\n",
+        "calibrated in {:.2} s, GFLOP/s per thread: values {}; values and vectors {}\n",
         rates.took.as_secs_f64(),
-        rates.values / 1e9,
-        rates.vectors / 1e9
+        list(&rates.values),
+        list(&rates.vectors)
     );
     let mut rows = vec![vec![
         "group".to_string(),
@@ -241,6 +289,15 @@ mod tests {
         assert_eq!(wall(&[1.0, 1.0, 1.0, 1.0], 2), 2.0);
         assert_eq!(wall(&[10.0, 1.0], 4), 10.0);
         assert_eq!(wall(&[], 2), 0.0);
+    }
+
+    #[test]
+    fn rates_interpolate_in_log_p_and_hold_outside() {
+        let points = [(128, 4.0), (512, 8.0), (1024, 16.0)];
+        assert_eq!(Rates::at(&points, 64), 4.0);
+        assert_eq!(Rates::at(&points, 256), 6.0);
+        assert_eq!(Rates::at(&points, 512), 8.0);
+        assert_eq!(Rates::at(&points, 8192), 16.0);
     }
 
     #[test]
