@@ -3,7 +3,7 @@
 //! mixed parts are refused with the part named; `--plan` estimates without computing.
 
 mod common;
-use common::{synth, synth_llama};
+use common::{synth, synth_llama, synth_llama_with};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -175,21 +175,7 @@ fn merge_names_the_missing_shard_and_refuses_overlaps_and_mixtures() {
 
     // Another model of the same shape (another seed): same header, other weights.
     let other = dir.path().join("other");
-    synth(
-        &other,
-        &[
-            "--layers",
-            "3",
-            "--hidden",
-            "128",
-            "--heads",
-            "4",
-            "--kv-heads",
-            "2",
-            "--seed",
-            "9",
-        ],
-    );
+    synth_llama_with(&other, &["--seed", "9"]);
     let foreign = dir.path().join("foreign1.json");
     let args = [
         "report",
