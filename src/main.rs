@@ -423,11 +423,10 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let merged = shard::merge::merge(&parts)?;
             let failed = merged.matrices.iter().filter(|m| m.error.is_some()).count();
             let summary = format!(
-                "merged {} shard reports of {}: {} blocks, {failed} failed{}",
+                "merged {} shard reports of {}: {} blocks, {failed} failed",
                 parts.len(),
                 merged.model.path,
                 merged.matrices.len(),
-                if merged.complete { "" } else { ", INCOMPLETE" }
             );
             let text = match format {
                 Format::Json => format!("{}\n", merged.to_json()),

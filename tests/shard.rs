@@ -222,6 +222,19 @@ fn merge_names_the_missing_shard_and_refuses_overlaps_and_mixtures() {
         "different shard counts",
     );
 
+    // An interrupted part leaves blocks out.
+    let cut = dir.path().join("cut1.json");
+    let text = std::fs::read_to_string(p1).unwrap();
+    std::fs::write(
+        &cut,
+        text.replace("\"complete\": true", "\"complete\": false"),
+    )
+    .unwrap();
+    refused(
+        &run(&["merge", p0, s(&cut), p2], &[]),
+        "is incomplete (its run was interrupted): rerun shard 1/3",
+    );
+
     // A whole report is not a part; nor is any other JSON.
     let whole = dir.path().join("whole.json");
     ok(&run(

@@ -74,6 +74,19 @@ pub enum ShardError {
         /// The first job left out.
         job: usize,
     },
+    /// A part's run was interrupted before all its jobs were computed.
+    #[error(
+        "{} is incomplete (its run was interrupted): rerun shard {index}/{count} and merge again",
+        path.display()
+    )]
+    Incomplete {
+        /// The part.
+        path: PathBuf,
+        /// Its shard index.
+        index: usize,
+        /// The shard count.
+        count: usize,
+    },
     /// No parts were given.
     #[error("merge needs at least one part")]
     NoParts,

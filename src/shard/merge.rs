@@ -65,7 +65,7 @@ pub fn read_part(path: &Path) -> Result<(Part, ShardRecord), ShardError> {
 
 /// Merges the shard reports at `paths` into the report a single run of the same plan writes:
 /// the same rows in the same order with the same values. The model's `path` is the first
-/// part's.
+/// part's. A part whose run was interrupted is refused: its missing blocks are a gap.
 pub fn merge(paths: &[PathBuf]) -> Result<JsonReport, ShardError> {
     let parts = paths
         .iter()
@@ -112,6 +112,13 @@ pub fn merge(paths: &[PathBuf]) -> Result<JsonReport, ShardError> {
         }
     }
     let count = first_shard.count;
+    if let Some((path, _, shard)) = parts.iter().find(|(_, p, _)| !p.complete) {
+        return Err(ShardError::Incomplete {
+            path: path.to_path_buf(),
+            index: shard.index,
+            count,
+        });
+    }
     let mut by_index: Vec<Option<&Path>> = vec![None; count];
     for (path, _, shard) in &parts {
         if let Some(other) = by_index[shard.index] {
@@ -154,7 +161,7 @@ pub fn merge(paths: &[PathBuf]) -> Result<JsonReport, ShardError> {
     Ok(JsonReport {
         model: first.model.clone(),
         sigma_mode: first.sigma_mode,
-        complete: parts.iter().all(|(_, p, _)| p.complete),
+        complete: true,
         ranked_by: None,
         matrices,
     })
