@@ -27,6 +27,9 @@ pub enum Error {
     /// The background worker could not run (e.g. its threads could not start).
     #[error(transparent)]
     Worker(#[from] crate::worker::StartError),
+    /// A shard could not be chosen, or shard reports could not be merged.
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),

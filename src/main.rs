@@ -17,6 +17,7 @@ use mpscope::checkpoint::Checkpoint;
 use mpscope::rank::ScoreKind;
 use mpscope::report::{self, Format};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
+use mpscope::shard::{self, ShardArg, ShardRecord, ShardReport, estimate};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
     self, CollapseSpec, ColumnScaleSpec, GgufQuant, HeavyTailSpec, SpikeSpec, SynthDtype,
@@ -115,10 +116,35 @@ struct ReportArgs {
     /// Score that --top ranks by: ks, alpha, vector_p, edge_ratio, above, below, outlier_mass.
     #[arg(long, value_enum, default_value_t = ScoreKind::Ks, value_name = "SCORE")]
     score: ScoreKind,
+    /// Compute one cost-balanced share of the plan: i/N (0-based), or `auto` from a Slurm
+    /// array or a Kubernetes Indexed Job. Writes a shard report (JSON) for `mpscope merge`.
+    #[arg(long, value_name = "i/N|auto")]
+    shard: Option<ShardArg>,
+    /// Number of shards: N for `--shard auto` in a Kubernetes Indexed Job; with --plan, the
+    /// shard count to estimate.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    shards: Option<u64>,
+    /// Print the jobs, FLOPs and estimated time per projection group (and for N shards)
+    /// without computing; a sub-second benchmark calibrates it.
+    #[arg(long, conflicts_with = "shard")]
+    plan: bool,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
     compute: ComputeArgs,
+}
+
+impl ReportArgs {
+    /// Which blocks the report computes.
+    fn scan(&self) -> ScanOptions {
+        ScanOptions {
+            projs: self.proj.clone().unwrap_or_default(),
+            layers: self.layers.clone(),
+            heads: !self.no_heads,
+            vectors_whole: self.vectors,
+            embeddings: self.compute.embeddings,
+        }
+    }
 }
 
 /// File formats `mpscope synth` writes.
@@ -222,6 +248,10 @@ struct SynthArgs {
     /// File format: safetensors (default) or gguf (one model.gguf; llama, phi3, mixtral).
     #[arg(long, value_enum, default_value_t = SynthFormat::Safetensors)]
     format: SynthFormat,
+    /// Write only the headers: the weights are a hole (zeros, no disk space), enough for
+    /// `inspect` and `report --plan` of a shape too large to generate (safetensors only).
+    #[arg(long, conflicts_with = "format")]
+    sparse: bool,
     /// GGUF storage of the matrices: q8_0, q4_0, q4_1, q5_0, q5_1 or f16 (vectors stay f32).
     #[arg(long, default_value = "q8_0", value_name = "TYPE")]
     quant: GgufQuant,
@@ -314,6 +344,19 @@ enum Command {
     Report(Box<ReportArgs>),
     /// Write a deterministic synthetic checkpoint (Kaiming-uniform, optional planted structure).
     Synth(Box<SynthArgs>),
+    /// Merge shard reports (`report --shard`) into the report one run writes, after checking
+    /// that they cover one plan of one model exactly once.
+    Merge {
+        /// Shard reports (JSON), in any order.
+        #[arg(required = true, value_name = "PART.json")]
+        parts: Vec<PathBuf>,
+        /// Write to FILE instead of standard output.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Output format: json (default) or csv.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+    },
     /// Print the model summary and its layers × projections table (reads headers only).
     Inspect {
         /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
@@ -352,6 +395,11 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let started = std::time::Instant::now();
             // What was planted is in OUT/truth.json; the summary line is enough here.
             let stored = match args.format {
+                SynthFormat::Safetensors if args.sparse => {
+                    synth::write_sparse(&args.out, &spec)?;
+                    let size = synth::total_size(&spec).unwrap_or(0);
+                    format!("{} as a hole, headers only", mpscope::units::bytes(size))
+                }
                 SynthFormat::Safetensors => {
                     synth::write(&args.out, &spec)?;
                     let size = synth::total_size(&spec).unwrap_or(0);
@@ -380,6 +428,36 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Report(args)) => report(&args),
+        Some(Command::Merge {
+            parts,
+            output,
+            format,
+        }) => {
+            let merged = shard::merge::merge(&parts)?;
+            let failed = merged.matrices.iter().filter(|m| m.error.is_some()).count();
+            let summary = format!(
+                "merged {} shard reports of {}: {} blocks, {failed} failed",
+                parts.len(),
+                merged.model.path,
+                merged.matrices.len(),
+            );
+            let text = match format {
+                Format::Json => format!("{}\n", merged.to_json()),
+                Format::Csv => report::records_to_csv(merged.matrices),
+                Format::Table => {
+                    return Err(Error::Usage(
+                        "merge writes json or csv (the table needs the spectra themselves; \
+                         try `--format csv`)"
+                            .into(),
+                    ));
+                }
+            };
+            emit(output.as_deref(), &text)?;
+            if let Some(path) = &output {
+                eprintln!("mpscope: {summary} -> {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         None => explore(cli.path, &cli.model, &cli.compute),
     }
 }
@@ -397,16 +475,26 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     }
     let (ck, an) = open(&args.path, &args.model)?;
     let mode: SigmaMode = args.sigma.into();
-    let scan = ScanOptions {
-        projs: args.proj.clone().unwrap_or_default(),
-        layers: args.layers.clone(),
-        heads: !args.no_heads,
-        vectors_whole: args.vectors,
-        embeddings: args.compute.embeddings,
-    };
+    let scan = args.scan();
     let jobs = scan::plan(&an, &scan);
     let compute = args.compute.options(&ck);
     let model = report::ModelRecord::new(&args.path, &ck, &an);
+    let shards = args.shards.map(|n| n as usize);
+    if args.plan {
+        return plan(args, &model, &jobs, &compute, shards);
+    }
+    let (jobs, shard) = match args.shard {
+        Some(arg) => {
+            let (jobs, record) = shard_of(args, &ck, jobs, &compute, mode, arg, shards)?;
+            (jobs, Some(record))
+        }
+        None if shards.is_some() => {
+            return Err(Error::Usage(
+                "--shards goes with --shard auto or --plan".into(),
+            ));
+        }
+        None => (jobs, None),
+    };
     let ck = Arc::new(ck);
     let results = report::run_until(
         Arc::clone(&ck),
@@ -414,7 +502,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
         compute,
         mode,
         args.compute.threads,
-        report::stderr_progress(),
+        mpscope::progress::stderr_bar(),
         &|| signal.load(Ordering::SeqCst) != 0,
     )
     .map_err(Error::Worker)?;
@@ -436,6 +524,14 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let ranked_by = args.top.map(|_| args.score);
     let width = report::table_width(args.output.is_none() && std::io::stdout().is_terminal());
     let text = match format {
+        _ if let Some(record) = &shard => {
+            let doc = report::json_report(model, mode, shown, args.values, None);
+            ShardReport {
+                report: &doc,
+                shard: record,
+            }
+            .to_json()
+        }
         Format::Table if let Some(n) = args.top => {
             report::to_ranked_table(&model, mode, &results, args.score, n, width)
         }
@@ -447,23 +543,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
             j
         }
     };
-    match &args.output {
-        Some(path) => report::write_beside(path, text.as_bytes()).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())
-                && e.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                return Err(Error::Io {
-                    path: PathBuf::from("<stdout>"),
-                    source: e,
-                });
-            }
-        }
-    }
+    emit(args.output.as_deref(), &text)?;
     let failed = results.failed();
     if let Some(change) = ck.changed() {
         eprintln!("mpscope: {change}");
@@ -489,6 +569,97 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Writes `text` to `output` (through a file renamed into place) or to standard output (a
+/// closed pipe is not an error).
+fn emit(output: Option<&std::path::Path>, text: &str) -> Result<(), Error> {
+    match output {
+        Some(path) => report::write_beside(path, text.as_bytes()).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+                    path: PathBuf::from("<stdout>"),
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// `report --shard`: this process's share of the plan's jobs and the record that lets
+/// `merge` check it.
+fn shard_of(
+    args: &ReportArgs,
+    ck: &Checkpoint,
+    jobs: Vec<scan::Job>,
+    compute: &ComputeOptions,
+    mode: SigmaMode,
+    arg: ShardArg,
+    shards: Option<usize>,
+) -> Result<(Vec<scan::Job>, ShardRecord), Error> {
+    if args.top.is_some() {
+        return Err(Error::Usage(
+            "--top ranks the whole model: rank the merged report instead of a shard".into(),
+        ));
+    }
+    if args.format.is_some_and(|f| f != Format::Json) {
+        return Err(Error::Usage(
+            "a shard report is JSON (for `mpscope merge`); merge writes csv too".into(),
+        ));
+    }
+    let spec = shard::resolve(arg, shards, |k| std::env::var(k).ok())?;
+    let scan = args.scan();
+    let model_id = shard::model_identity(ck)?;
+    let options = shard::options_label(&scan, compute, mode, args.values);
+    let plan_id = shard::plan_identity(&model_id, &jobs, &options);
+    let mine = shard::share(&jobs, compute, spec);
+    let record = ShardRecord {
+        index: spec.index,
+        count: spec.count,
+        model_id,
+        plan_id,
+        options,
+        plan_jobs: jobs.len(),
+        jobs: mine.clone(),
+    };
+    let jobs = mine.into_iter().map(|j| jobs[j].clone()).collect();
+    Ok((jobs, record))
+}
+
+/// `report --plan`: the cost of the plan on this machine, without computing it.
+fn plan(
+    args: &ReportArgs,
+    model: &report::ModelRecord,
+    jobs: &[scan::Job],
+    compute: &ComputeOptions,
+    shards: Option<usize>,
+) -> Result<ExitCode, Error> {
+    let rates = estimate::calibrate(compute).map_err(Error::Usage)?;
+    let threads = match args.compute.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let ladder: Vec<usize> = match shards {
+        Some(n) => vec![1, n],
+        None => estimate::SHARD_LADDER.to_vec(),
+    };
+    let title = format!(
+        "{} · {} · {} layers · {} jobs · {} precision",
+        model.path,
+        model.family,
+        model.layers,
+        jobs.len(),
+        format!("{:?}", compute.precision).to_lowercase()
+    );
+    let text = estimate::render(&title, jobs, compute, &rates, threads, &ladder);
+    emit(args.output.as_deref(), &text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn explore(

@@ -359,7 +359,7 @@ impl MatrixRecord {
 }
 
 /// The model description at the top of the JSON report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelRecord {
     /// What the user named.
     pub path: String,
@@ -416,6 +416,14 @@ pub struct JsonReport {
     pub matrices: Vec<MatrixRecord>,
 }
 
+impl JsonReport {
+    /// The report as pretty JSON (no trailing newline): the one writer of every JSON report,
+    /// whole or merged from shards.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
 /// The report as one JSON document; `ranked_by` names the score of a `--top` ranking.
 pub fn to_json(
     model: ModelRecord,
@@ -424,7 +432,18 @@ pub fn to_json(
     values: bool,
     ranked_by: Option<ScoreKind>,
 ) -> String {
-    let doc = JsonReport {
+    json_report(model, mode, r, values, ranked_by).to_json()
+}
+
+/// The JSON report's document, before it is written.
+pub fn json_report(
+    model: ModelRecord,
+    mode: SigmaMode,
+    r: &Results,
+    values: bool,
+    ranked_by: Option<ScoreKind>,
+) -> JsonReport {
+    JsonReport {
         model,
         sigma_mode: mode,
         complete: r.complete,
@@ -434,8 +453,7 @@ pub fn to_json(
             .iter()
             .map(|e| MatrixRecord::new(e, values))
             .collect(),
-    };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
 }
 
 /// CSV columns, in order.
@@ -491,10 +509,14 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 
 /// The report as CSV (same columns as JSON, without the arrays).
 pub fn to_csv(r: &Results) -> String {
+    records_to_csv(r.entries.iter().map(|e| MatrixRecord::new(e, false)))
+}
+
+/// Records as CSV (e.g. a merged report's).
+pub fn records_to_csv(records: impl IntoIterator<Item = MatrixRecord>) -> String {
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
-    for e in &r.entries {
-        let m = MatrixRecord::new(e, false);
+    for m in records {
         let fields = [
             csv_field(&m.tensor),
             opt(m.layer),

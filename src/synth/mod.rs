@@ -85,7 +85,14 @@ pub struct StoredTensor {
 /// index when sharded, `config.json` and `truth.json`. Earlier `model*.safetensors` files and
 /// index in `out_dir` that the new checkpoint does not overwrite are removed.
 pub fn write(out_dir: &Path, spec: &SynthSpec) -> Result<Truth, SynthError> {
-    write::write_plan(out_dir, &Plan::build(spec)?)
+    write::write_plan(out_dir, &Plan::build(spec)?, false)
+}
+
+/// [`write`] with only the headers (and config.json): the weights are a hole in each file, all
+/// zeros and no disk space. Enough for `inspect` and `report --plan` of a shape too large to
+/// generate (a 70B model).
+pub fn write_sparse(out_dir: &Path, spec: &SynthSpec) -> Result<Truth, SynthError> {
+    write::write_plan(out_dir, &Plan::build(spec)?, true)
 }
 
 /// Writes the model of `spec` as one GGUF file, `out_dir/model.gguf` (plus truth.json), with

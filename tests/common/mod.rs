@@ -26,21 +26,22 @@ pub fn synth(dir: &Path, args: &[&str]) {
 /// Writes a small Llama into `dir` with `mpscope synth`: 3 layers, hidden 128, 4 heads /
 /// 2 kv heads (head_dim 32), MLP 384, with `spikes` planted.
 pub fn synth_llama(dir: &Path, spikes: &str) {
-    synth(
-        dir,
-        &[
-            "--layers",
-            "3",
-            "--hidden",
-            "128",
-            "--heads",
-            "4",
-            "--kv-heads",
-            "2",
-            "--spikes",
-            spikes,
-        ],
-    );
+    synth_llama_with(dir, &["--spikes", spikes]);
+}
+
+/// [`synth_llama`]'s shape with other `synth` flags (e.g. `--seed`).
+pub fn synth_llama_with(dir: &Path, args: &[&str]) {
+    let shape = [
+        "--layers",
+        "3",
+        "--hidden",
+        "128",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+    ];
+    synth(dir, &[&shape[..], args].concat());
 }
 
 /// Saves `bytes` over the file at `path` in place (same inode), as a trainer does, and dates
