@@ -57,6 +57,7 @@ fn child_scan(dir: &Path) {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let t0 = Instant::now();
     let r = report::run(ck, jobs, opts, SigmaMode::Entry, 0, |_| {}).expect("scan");
@@ -134,6 +135,7 @@ fn first_spectrum(ck: &Arc<Checkpoint>, an: &Anatomy, focus: MatrixId) -> Durati
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let (tx, rx) = mpsc::channel();
 

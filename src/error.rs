@@ -27,6 +27,9 @@ pub enum Error {
     /// The background worker could not run (e.g. its threads could not start).
     #[error(transparent)]
     Worker(#[from] crate::worker::StartError),
+    /// The spectrum cache could not be listed or cleared.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
@@ -37,6 +40,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } | Error::Worker(_) => 1,
+            Error::Cache(crate::cache::CacheError::Io { .. }) => 1,
             Error::Synth(SynthError::Io { .. } | SynthError::Safetensors { .. }) => 1,
             _ => 2,
         }

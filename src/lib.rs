@@ -3,6 +3,7 @@
 //! The library holds everything; the `mpscope` binary only parses the command line.
 
 pub mod anatomy;
+pub mod cache;
 pub mod checkpoint;
 pub mod demo;
 pub mod error;

@@ -237,6 +237,7 @@ fn report_results_equal_direct_engine_calls() {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let ck = Arc::new(ck);
     let r = report::run(
@@ -274,6 +275,7 @@ fn report_at(columns: &str, dir: &std::path::Path, extra: &[&str]) -> String {
         .arg(dir)
         .args(extra)
         .env("COLUMNS", columns)
+        .arg("--no-cache")
         .output()
         .unwrap();
     assert_eq!(

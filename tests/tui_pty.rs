@@ -16,6 +16,8 @@ struct Session {
     raw: Arc<Mutex<Vec<u8>>>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
+    /// The session's own spectrum cache (never the user's), removed with it.
+    _cache: tempfile::TempDir,
 }
 
 impl Session {
@@ -32,6 +34,8 @@ impl Session {
         cmd.args(args);
         cmd.env("TERM", "xterm");
         cmd.env("LANG", "C.UTF-8");
+        let cache = tempfile::tempdir().expect("temp cache dir");
+        cmd.env("MPSCOPE_CACHE_DIR", cache.path());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -62,6 +66,7 @@ impl Session {
             raw,
             writer,
             child,
+            _cache: cache,
         }
     }
 
