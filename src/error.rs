@@ -30,6 +30,9 @@ pub enum Error {
     /// The spectrum cache could not be listed or cleared.
     #[error(transparent)]
     Cache(#[from] crate::cache::CacheError),
+    /// A JSON file given to the explorer is not a report it can open.
+    #[error(transparent)]
+    SavedReport(#[from] crate::saved_report::SavedReportError),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod rank;
 pub mod report;
 pub mod rng;
+pub mod saved_report;
 pub mod scan;
 mod simd;
 pub mod spectrum;

@@ -17,6 +17,7 @@ use mpscope::cache::{self, Cache};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::rank::ScoreKind;
 use mpscope::report::{self, Format};
+use mpscope::saved_report::{self, SavedReport};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
@@ -623,6 +624,9 @@ fn explore(
             (dir.to_string_lossy().into_owned(), "demo".to_string())
         }
     };
+    if saved_report::is_report_path(std::path::Path::new(&spec)) {
+        return explore_report(&spec, model, compute);
+    }
     let cache = compute.cache.open()?;
     let warned = cache.as_ref().and_then(|c| c.warning());
     let first = explorer_model(&spec, model, compute, cache.as_ref())?;
@@ -647,6 +651,58 @@ fn explore(
     close_cache(cache.as_ref(), warned);
     ran?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The explorer on a JSON report written with `--values` (no weights read).
+fn explore_report(spec: &str, model: &ModelArgs, compute: &ComputeArgs) -> Result<ExitCode, Error> {
+    let first = report_model(spec)?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "the explorer needs a terminal; the report itself is JSON".into(),
+        ));
+    }
+    let reopen = |randomize: bool| {
+        let m = report_model(spec).map_err(|e| e.to_string())?;
+        if randomize && !m.randomized {
+            return Err("the report holds no shuffled control: write it with \
+                        `mpscope report MODEL --values --randomize`"
+                .to_string());
+        }
+        Ok(m)
+    };
+    let theme = Theme::from_env(model.ascii);
+    tui::run::run(spec, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
+        path: PathBuf::from("<terminal>"),
+        source,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A report read back for the explorer: its blocks, analysed from the report's numbers, and
+/// how to notice that the file was written again.
+fn report_model(spec: &str) -> Result<tui::run::Model, Error> {
+    let path = std::path::Path::new(spec);
+    let saved = Arc::new(SavedReport::read(path)?);
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let opened = stamp(path);
+    let watched = path.to_path_buf();
+    let jobs = saved.jobs.clone();
+    Ok(tui::run::Model {
+        anatomy: saved.anatomy.clone(),
+        jobs,
+        randomized: saved.randomized,
+        compute: Box::new(move |j| saved.analyze(j, SigmaMode::Entry)),
+        changed: Box::new(move || {
+            (stamp(&watched) != opened).then(|| {
+                let name = watched.file_name().unwrap_or_default().to_string_lossy();
+                format!("{name} (written again)")
+            })
+        }),
+    })
 }
 
 /// Opens the checkpoint at `spec` for the explorer: its blocks, how to compute them, and how

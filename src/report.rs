@@ -197,7 +197,8 @@ pub fn stderr_progress() -> impl FnMut(&Progress) {
 }
 
 /// One block as the JSON and CSV outputs and the explorer's `e` export write it (one schema,
-/// one parser: the export adds `sigma_mode`, `sigmas` and `singular_values`).
+/// one parser: the export adds `sigma_mode`, `sigmas` and `singular_values`; `--values` adds
+/// `sigmas`, `singular_values` and `shuffled_values`, what the explorer needs to reopen it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixRecord {
     /// Full tensor name.
@@ -275,6 +276,9 @@ pub struct MatrixRecord {
     /// Singular values, descending (with `--values`, and in the export).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub singular_values: Option<Vec<f64>>,
+    /// Singular values of the shuffled control, descending (with `--values --randomize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffled_values: Option<Vec<f64>>,
     /// Why the block failed.
     pub error: Option<String>,
 }
@@ -339,12 +343,12 @@ impl MatrixRecord {
             rand_distance: control.map(|c| c.rand_distance),
             traps: control.map(|c| c.traps),
             sigma_mode: None,
-            sigmas: None,
-            singular_values: if values {
-                ok.map(|a| a.spectrum.values.clone())
-            } else {
-                None
-            },
+            // With the values, what rescoring needs too: a report opens in the explorer.
+            sigmas: ok.filter(|_| values).map(|a| a.sigmas),
+            singular_values: ok.filter(|_| values).map(|a| a.spectrum.values.clone()),
+            shuffled_values: ok
+                .filter(|_| values)
+                .and_then(|a| a.spectrum.shuffled.clone()),
             error: match result {
                 Err(msg) => Some(msg.to_string()),
                 Ok(a) if a.scores.empty => Some("empty block (all zeros)".into()),
@@ -355,7 +359,7 @@ impl MatrixRecord {
 }
 
 /// The model description at the top of the JSON report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelRecord {
     /// What the user named.
     pub path: String,
