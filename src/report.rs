@@ -144,6 +144,10 @@ pub fn run_until(
 /// Writes `bytes` to `path` through a temporary file beside it, renamed over `path` once
 /// complete: an interrupted run never leaves a half-written report where the last one was.
 pub fn write_beside(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A device or pipe (`-o /dev/null`, `-o /dev/stdout`) is written to, never replaced.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::write(path, bytes);
+    }
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;

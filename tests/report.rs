@@ -436,3 +436,34 @@ fn integer_buffers_are_skipped_and_a_healthy_checkpoint_exits_0() {
         "{csv}"
     );
 }
+
+/// `-o` naming a pipe (or `/dev/null`) writes into it; a report must never rename a file over
+/// a device or a FIFO (as root, `-o /dev/null` once replaced /dev/null with a regular file).
+#[test]
+fn output_to_a_fifo_writes_into_it_and_keeps_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    common::synth_llama(&dir.path().join("m"), "L0.q:2");
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return; // no mkfifo on this system
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let m = dir.path().join("m");
+    let out = common::mpscope(&["report", m.to_str().unwrap(), "-o", fifo.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = reader.join().unwrap();
+    assert!(
+        json.starts_with('{') && json.contains("\"matrices\""),
+        "{json}"
+    );
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
