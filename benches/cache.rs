@@ -29,21 +29,8 @@ use mpscope::rng::Rng;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{AnalyzeOptions, Precision, SigmaMode, Spectrum};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mpscope");
-
-fn ensure(dir: &Path, args: &[&str]) {
-    if dir.join("config.json").is_file() {
-        return;
-    }
-    eprintln!("writing {} ...", dir.display());
-    let st = Command::new(BIN)
-        .arg("synth")
-        .arg(dir)
-        .args(args)
-        .status()
-        .expect("run mpscope synth");
-    assert!(st.success());
-}
+mod common;
+use common::{BIN, ensure};
 
 /// One `mpscope report` of `dir` (q/k/v/o and heads) through cache `cache`: wall time and
 /// stderr.

@@ -26,7 +26,8 @@ use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::worker::Worker;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mpscope");
+mod common;
+use common::ensure;
 
 fn qkv_options() -> ScanOptions {
     ScanOptions {
@@ -90,20 +91,6 @@ fn run_child(dir: &Path) -> (f64, usize, f64) {
         f[1].parse().unwrap_or(0),
         f[2].parse().unwrap_or(f64::NAN),
     )
-}
-
-fn ensure(dir: &Path, args: &[&str]) {
-    if dir.join("config.json").is_file() {
-        return;
-    }
-    eprintln!("writing {} ...", dir.display());
-    let st = Command::new(BIN)
-        .arg("synth")
-        .arg(dir)
-        .args(args)
-        .status()
-        .expect("run mpscope synth");
-    assert!(st.success());
 }
 
 fn numpy(dir: &Path, head_dim: usize) -> Option<(f64, usize)> {

@@ -56,12 +56,17 @@ fn entries(cache: &Path) -> Vec<PathBuf> {
 /// A 3-layer llama: 3 × (4 attention matrices with 4 + 2 + 2 + 4 heads, 3 MLP) blocks.
 const BLOCKS: usize = 3 * (4 + 12 + 3);
 
+/// A temp dir holding a small llama with `spikes` planted (`m`), and where its cache goes.
+fn setup(spikes: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, model) = (dir.path().join("cache"), dir.path().join("m"));
+    synth_llama(&model, spikes);
+    (dir, cache, model)
+}
+
 #[test]
 fn a_second_report_reads_every_block_back_and_writes_the_same_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let model = dir.path().join("m");
-    synth_llama(&model, "L0.q:3");
+    let (dir, cache, model) = setup("L0.q:3");
     for extra in [
         &["--values"][..],
         &["--sigma", "fit", "--randomize", "--values"],
@@ -88,10 +93,7 @@ fn a_second_report_reads_every_block_back_and_writes_the_same_bytes() {
 
 #[test]
 fn damaged_entries_are_recomputed_and_rewritten() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let model = dir.path().join("m");
-    synth_llama(&model, "L1.k:2");
+    let (_dir, cache, model) = setup("L1.k:2");
     let (first, _) = report(&cache, &model, &["--values"]);
     let files = entries(&cache);
     assert_eq!(files.len(), BLOCKS);
@@ -130,10 +132,7 @@ fn damaged_entries_are_recomputed_and_rewritten() {
 
 #[test]
 fn a_changed_file_misses_the_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let model = dir.path().join("m");
-    synth_llama(&model, "L0.q:3");
+    let (dir, cache, model) = setup("L0.q:3");
     let (before, _) = report(&cache, &model, &[]);
     // Same shapes, so the same size and header; other weights, saved over the file in place.
     let other = dir.path().join("other");
@@ -156,10 +155,7 @@ fn a_changed_file_misses_the_cache() {
 
 #[test]
 fn two_processes_fill_one_cache_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let model = dir.path().join("m");
-    synth_llama(&model, "L0.q:3,L1.k:2");
+    let (dir, cache, model) = setup("L0.q:3,L1.k:2");
     let start = |out: &str| {
         Command::new(env!("CARGO_BIN_EXE_mpscope"))
             .args([
@@ -201,9 +197,7 @@ fn two_processes_fill_one_cache_at_once() {
 
 #[test]
 fn a_cache_that_cannot_be_written_only_warns() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m");
-    synth_llama(&model, "L0.q:3");
+    let (dir, _, model) = setup("L0.q:3");
     // A directory under a plain file can never be made, not even by root.
     let blocker = dir.path().join("not-a-dir");
     fs::write(&blocker, b"x").unwrap();
@@ -306,9 +300,7 @@ fn analyses(cache: &Arc<Cache>, ck: &Checkpoint, an: &Anatomy) -> Vec<String> {
 
 #[test]
 fn another_engine_misses_and_the_cap_evicts_the_least_recently_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let model = dir.path().join("m");
-    synth_llama(&model, "L0.q:3");
+    let (dir, _, model) = setup("L0.q:3");
     let ck = Checkpoint::open(model.to_str().unwrap()).unwrap();
     let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
     let root = dir.path().join("cache");
