@@ -87,14 +87,14 @@ impl ComputeArgs {
 struct CacheArgs {
     /// Spectrum cache directory [default: $MPSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/mpscope,
     /// else ~/.cache/mpscope].
-    #[arg(long, value_name = "DIR", global = true)]
+    #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
     /// Neither read nor write the spectrum cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
     /// Size cap of the cache, least recently used entries removed first [default:
     /// $MPSCOPE_CACHE_MAX, else 2G].
-    #[arg(long, value_name = "SIZE", global = true)]
+    #[arg(long, value_name = "SIZE")]
     cache_max: Option<String>,
 }
 
@@ -156,8 +156,13 @@ fn close_cache(cache: Option<&Arc<Cache>>, warned: Option<String>) -> cache::Sta
 struct CacheCommandArgs {
     #[command(subcommand)]
     action: Option<CacheAction>,
-    #[command(flatten)]
-    cache: CacheArgs,
+    /// Spectrum cache directory [default: $MPSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/mpscope,
+    /// else ~/.cache/mpscope].
+    #[arg(long, value_name = "DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Size cap the listing compares with [default: $MPSCOPE_CACHE_MAX, else 2G].
+    #[arg(long, value_name = "SIZE", global = true)]
+    cache_max: Option<String>,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -468,13 +473,18 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
 }
 
 fn cache_command(args: &CacheCommandArgs) -> Result<ExitCode, Error> {
-    let dir = args.cache.dir().ok_or_else(|| {
+    let cache = CacheArgs {
+        cache_dir: args.cache_dir.clone(),
+        no_cache: false,
+        cache_max: args.cache_max.clone(),
+    };
+    let dir = cache.dir().ok_or_else(|| {
         Error::Usage("no cache directory: set --cache-dir, MPSCOPE_CACHE_DIR or HOME".into())
     })?;
     match &args.action {
         None => {
             let models = cache::list(&dir)?;
-            print!("{}", cache::listing(&dir, &models, args.cache.cap()?));
+            print!("{}", cache::listing(&dir, &models, cache.cap()?));
         }
         Some(CacheAction::Clear { model }) => {
             let removed = cache::clear(&dir, model.as_deref())?;

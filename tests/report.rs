@@ -79,11 +79,14 @@ fn json_has_the_documented_schema_and_counts() {
     }
     let heads = mats.iter().filter(|m| !m["head"].is_null()).count();
     assert_eq!(heads, 3 * 12);
-    // The same parser reads a report matrix and the explorer's `e` export.
+    // The same parser reads a report matrix and the explorer's `e` export; with the values
+    // come σ of every mode (what the explorer needs to reopen the report), and no shuffled
+    // values without --randomize.
     let recs: Vec<report::MatrixRecord> = serde_json::from_value(v["matrices"].clone()).unwrap();
     assert!(
-        recs.iter()
-            .all(|r| r.sigmas.is_none() && r.singular_values.is_some())
+        recs.iter().all(|r| r.sigmas.is_some()
+            && r.singular_values.is_some()
+            && r.shuffled_values.is_none())
     );
     let k1 = mats
         .iter()

@@ -332,3 +332,30 @@ fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
     assert!(!screen.contains("failed"), "{screen}");
     s.quit_and_check_restored();
 }
+
+#[test]
+fn opens_a_report_with_no_weights_and_rescores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    synth_llama(&model, "L0.q:3x4");
+    let json = dir.path().join("r.json");
+    let out = common::mpscope(&[
+        "report",
+        model.to_str().unwrap(),
+        "--values",
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    std::fs::remove_dir_all(&model).unwrap();
+    let mut s = Session::start(&[json.to_str().unwrap()], &[]);
+    let screen = s.wait_for("blocks in");
+    assert!(screen.contains("a report of"), "{screen}");
+    assert!(screen.contains("σ entry"), "{screen}");
+    s.send("m");
+    let screen = s.wait_for("σ fit");
+    assert!(screen.contains("(fit)"), "{screen}");
+    s.send("R");
+    s.wait_for("the report holds no shuffled control");
+    s.quit_and_check_restored();
+}
