@@ -197,6 +197,38 @@ impl SavedReport {
                 fan_in,
             });
         }
+        // A `--top` report may hold heads without their whole matrix: the explorer lists
+        // matrices, so each such matrix is there, saying why it has no numbers.
+        let orphans: Vec<Job> = jobs
+            .iter()
+            .filter(|j| j.block.id.head.is_some())
+            .filter(|j| {
+                !wholes
+                    .iter()
+                    .any(|w| (w.id.layer, w.id.proj) == (j.block.id.layer, j.block.id.proj))
+            })
+            .map(|j| {
+                let mut block = j.block.clone();
+                block.id.head = None;
+                block.name = block
+                    .name
+                    .rsplit_once(" h")
+                    .map_or(block.name.clone(), |(whole, _)| whole.to_string());
+                (block.rows, block.cols) = (0, 0);
+                Job { block, ..j.clone() }
+            })
+            .collect();
+        for j in orphans {
+            if blocks.contains_key(&j.block.id) {
+                continue;
+            }
+            blocks.insert(
+                j.block.id,
+                Err("not in this report (a --top report)".into()),
+            );
+            wholes.push(j.block.clone());
+            jobs.push(j);
+        }
         let model = &file.model;
         let has_heads = file.matrices.iter().any(|m| m.head.is_some());
         let mut notes = vec![format!("a report of {}", model.path)];

@@ -212,3 +212,43 @@ fn files_that_are_not_a_report_with_values_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the explorer needs a terminal"));
 }
+
+#[test]
+fn a_top_report_lists_the_matrices_of_its_heads() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    synth_llama(&model, "L1.q.h2:3");
+    let json = dir.path().join("top.json");
+    let m = model.to_str().unwrap();
+    let out = mpscope(&[
+        "report",
+        m,
+        "--values",
+        "--top",
+        "3",
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let saved = SavedReport::read(&json).unwrap();
+    let heads: Vec<_> = saved
+        .jobs
+        .iter()
+        .filter(|j| j.block.id.head.is_some())
+        .collect();
+    assert_eq!(heads.len(), 3);
+    for h in heads {
+        assert!(saved.analyze(h, SigmaMode::Fit).is_ok());
+        let whole = saved
+            .anatomy
+            .matrix(h.block.id)
+            .unwrap_or_else(|| panic!("{} has no matrix", h.block.name));
+        let job = saved.jobs.iter().find(|j| j.block.id == whole.id).unwrap();
+        let err = saved.analyze(job, SigmaMode::Entry).unwrap_err();
+        assert_eq!(err, "not in this report (a --top report)");
+        assert_eq!(
+            format!("{} h{}", whole.name, h.block.id.head.unwrap()),
+            h.block.name
+        );
+    }
+}
