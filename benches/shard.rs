@@ -113,6 +113,7 @@ fn main() {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     for (label, scan_opts) in [
         ("all projections, heads", ScanOptions::default()),

@@ -30,6 +30,12 @@ pub enum Error {
     /// A shard could not be chosen, or shard reports could not be merged.
     #[error(transparent)]
     Shard(#[from] crate::shard::ShardError),
+    /// The spectrum cache could not be listed or cleared.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// A JSON file given to the explorer is not a report it can open.
+    #[error(transparent)]
+    SavedReport(#[from] crate::saved_report::SavedReportError),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
@@ -40,6 +46,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } | Error::Worker(_) => 1,
+            Error::Cache(crate::cache::CacheError::Io { .. }) => 1,
             Error::Synth(SynthError::Io { .. } | SynthError::Safetensors { .. }) => 1,
             _ => 2,
         }

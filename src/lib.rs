@@ -3,6 +3,7 @@
 //! The library holds everything; the `mpscope` binary only parses the command line.
 
 pub mod anatomy;
+pub mod cache;
 pub mod checkpoint;
 pub mod demo;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod progress;
 pub mod rank;
 pub mod report;
 pub mod rng;
+pub mod saved_report;
 pub mod scan;
 pub mod shard;
 mod simd;

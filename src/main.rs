@@ -13,9 +13,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand};
 use mpscope::anatomy::{Anatomy, Overrides};
+use mpscope::cache::{self, Cache};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::rank::ScoreKind;
 use mpscope::report::{self, Format};
+use mpscope::saved_report::{self, SavedReport};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
 use mpscope::shard::{self, ShardArg, ShardRecord, ShardReport, estimate};
 use mpscope::spectrum::{Precision, SigmaMode};
@@ -62,10 +64,12 @@ struct ComputeArgs {
     /// rand_distance, traps. Doubles the work.
     #[arg(long)]
     randomize: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
 }
 
 impl ComputeArgs {
-    fn options(&self, ck: &Checkpoint) -> ComputeOptions {
+    fn options(&self, ck: &Checkpoint, cache: Option<&Arc<Cache>>) -> ComputeOptions {
         ComputeOptions {
             precision: if self.precise {
                 Precision::Precise
@@ -74,8 +78,102 @@ impl ComputeArgs {
             },
             initializer_range: ck.config().and_then(|c| c.initializer_range),
             randomize: self.randomize,
+            cache: cache.map(|c| c.model(ck.root())),
         }
     }
+}
+
+/// Where finished spectra are kept.
+#[derive(Args, Debug, Clone, Default)]
+struct CacheArgs {
+    /// Spectrum cache directory [default: $MPSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/mpscope,
+    /// else ~/.cache/mpscope].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Neither read nor write the spectrum cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+    /// Size cap of the cache, least recently used entries removed first [default:
+    /// $MPSCOPE_CACHE_MAX, else 2G].
+    #[arg(long, value_name = "SIZE")]
+    cache_max: Option<String>,
+}
+
+impl CacheArgs {
+    /// The cache directory asked for, if any.
+    fn dir(&self) -> Option<PathBuf> {
+        self.cache_dir.clone().or_else(cache::default_dir)
+    }
+
+    /// The size cap asked for.
+    fn cap(&self) -> Result<u64, Error> {
+        let env = std::env::var("MPSCOPE_CACHE_MAX").ok();
+        match self.cache_max.as_deref().or(env.as_deref()) {
+            Some(s) => cache::parse_size(s).map_err(|e| Error::Usage(e.to_string())),
+            None => Ok(cache::DEFAULT_CAP),
+        }
+    }
+
+    /// The cache to compute through, unless `--no-cache` (or no directory is known); says on
+    /// stderr, in one line, when it cannot be written.
+    fn open(&self) -> Result<Option<Arc<Cache>>, Error> {
+        if self.no_cache {
+            return Ok(None);
+        }
+        let cap = self.cap()?;
+        let Some(dir) = self.dir() else {
+            return Ok(None);
+        };
+        let c = Cache::open(dir, cache::engine_version(), cap);
+        if let Some(w) = c.warning() {
+            eprintln!("mpscope: {w}");
+        }
+        Ok(Some(Arc::new(c)))
+    }
+}
+
+/// After a run: keeps the cache under its cap and says what went wrong with it since
+/// `warned` (the warning printed when it was opened).
+fn close_cache(cache: Option<&Arc<Cache>>, warned: Option<String>) -> cache::Stats {
+    let Some(c) = cache else {
+        return cache::Stats::default();
+    };
+    if let Some(w) = c.warning().filter(|w| Some(w) != warned.as_ref()) {
+        eprintln!("mpscope: {w}");
+    }
+    let stats = c.stats();
+    if stats.damaged > 0 {
+        eprintln!(
+            "mpscope: {} damaged cache entries were computed again and rewritten",
+            stats.damaged
+        );
+    }
+    c.evict();
+    stats
+}
+
+/// `mpscope cache`: list or clear.
+#[derive(Args, Debug, Clone)]
+struct CacheCommandArgs {
+    #[command(subcommand)]
+    action: Option<CacheAction>,
+    /// Spectrum cache directory [default: $MPSCOPE_CACHE_DIR, else $XDG_CACHE_HOME/mpscope,
+    /// else ~/.cache/mpscope].
+    #[arg(long, value_name = "DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Size cap the listing compares with [default: $MPSCOPE_CACHE_MAX, else 2G].
+    #[arg(long, value_name = "SIZE", global = true)]
+    cache_max: Option<String>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum CacheAction {
+    /// Remove the cached spectra of MODEL (a path, or part of a name `mpscope cache` lists),
+    /// or of every model.
+    Clear {
+        /// Model to forget (default: all).
+        model: Option<String>,
+    },
 }
 
 /// Options of `mpscope report`.
@@ -357,6 +455,8 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Json)]
         format: Format,
     },
+    /// List the spectrum cache by model, with sizes; `cache clear [MODEL]` empties it.
+    Cache(Box<CacheCommandArgs>),
     /// Print the model summary and its layers × projections table (reads headers only).
     Inspect {
         /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
@@ -458,8 +558,39 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Cache(args)) => cache_command(&args),
         None => explore(cli.path, &cli.model, &cli.compute),
     }
+}
+
+fn cache_command(args: &CacheCommandArgs) -> Result<ExitCode, Error> {
+    let cache = CacheArgs {
+        cache_dir: args.cache_dir.clone(),
+        no_cache: false,
+        cache_max: args.cache_max.clone(),
+    };
+    let dir = cache.dir().ok_or_else(|| {
+        Error::Usage("no cache directory: set --cache-dir, MPSCOPE_CACHE_DIR or HOME".into())
+    })?;
+    match &args.action {
+        None => {
+            let models = cache::list(&dir)?;
+            print!("{}", cache::listing(&dir, &models, cache.cap()?));
+        }
+        Some(CacheAction::Clear { model }) => {
+            let removed = cache::clear(&dir, model.as_deref())?;
+            let entries: usize = removed.iter().map(|m| m.entries).sum();
+            let bytes: u64 = removed.iter().map(|m| m.bytes).sum();
+            println!(
+                "removed {} model{} ({entries} entries, {}) from {}",
+                removed.len(),
+                if removed.len() == 1 { "" } else { "s" },
+                mpscope::units::bytes(bytes),
+                dir.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
@@ -477,7 +608,9 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let mode: SigmaMode = args.sigma.into();
     let scan = args.scan();
     let jobs = scan::plan(&an, &scan);
-    let compute = args.compute.options(&ck);
+    let cache = args.compute.cache.open()?;
+    let warned = cache.as_ref().and_then(|c| c.warning());
+    let compute = args.compute.options(&ck, cache.as_ref());
     let model = report::ModelRecord::new(&args.path, &ck, &an);
     let shards = args.shards.map(|n| n as usize);
     if args.plan {
@@ -545,6 +678,17 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     };
     emit(args.output.as_deref(), &text)?;
     let failed = results.failed();
+    let stats = close_cache(cache.as_ref(), warned);
+    if stats.hits > 0
+        && let Some(c) = &cache
+    {
+        eprintln!(
+            "mpscope: {} of {} blocks read from the cache ({})",
+            stats.hits,
+            results.entries.len(),
+            c.dir().display()
+        );
+    }
     if let Some(change) = ck.changed() {
         eprintln!("mpscope: {change}");
     }
@@ -674,7 +818,12 @@ fn explore(
             (dir.to_string_lossy().into_owned(), "demo".to_string())
         }
     };
-    let first = explorer_model(&spec, model, compute)?;
+    if saved_report::is_report_path(std::path::Path::new(&spec)) {
+        return explore_report(&spec, model, compute);
+    }
+    let cache = compute.cache.open()?;
+    let warned = cache.as_ref().and_then(|c| c.warning());
+    let first = explorer_model(&spec, model, compute, cache.as_ref())?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::Usage(
             "the explorer needs a terminal; for scripts use `mpscope report PATH`".into(),
@@ -686,13 +835,68 @@ fn explore(
             randomize: compute.randomize || randomize,
             ..compute.clone()
         };
-        explorer_model(&spec, model, &compute).map_err(|e| e.to_string())
+        explorer_model(&spec, model, &compute, cache.as_ref()).map_err(|e| e.to_string())
     };
-    tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
+    let ran =
+        tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
+            path: PathBuf::from("<terminal>"),
+            source,
+        });
+    close_cache(cache.as_ref(), warned);
+    ran?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The explorer on a JSON report written with `--values` (no weights read).
+fn explore_report(spec: &str, model: &ModelArgs, compute: &ComputeArgs) -> Result<ExitCode, Error> {
+    let first = report_model(spec)?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(
+            "the explorer needs a terminal; the report itself is JSON".into(),
+        ));
+    }
+    let reopen = |randomize: bool| {
+        let m = report_model(spec).map_err(|e| e.to_string())?;
+        if randomize && !m.randomized {
+            return Err("the report holds no shuffled control: write it with \
+                        `mpscope report MODEL --values --randomize`"
+                .to_string());
+        }
+        Ok(m)
+    };
+    let theme = Theme::from_env(model.ascii);
+    tui::run::run(spec, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
         path: PathBuf::from("<terminal>"),
         source,
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A report read back for the explorer: its blocks, analysed from the report's numbers, and
+/// how to notice that the file was written again.
+fn report_model(spec: &str) -> Result<tui::run::Model, Error> {
+    let path = std::path::Path::new(spec);
+    let saved = Arc::new(SavedReport::read(path)?);
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let opened = stamp(path);
+    let watched = path.to_path_buf();
+    let jobs = saved.jobs.clone();
+    Ok(tui::run::Model {
+        anatomy: saved.anatomy.clone(),
+        jobs,
+        randomized: saved.randomized,
+        compute: Box::new(move |j| saved.analyze(j, SigmaMode::Entry)),
+        changed: Box::new(move || {
+            (stamp(&watched) != opened).then(|| {
+                let name = watched.file_name().unwrap_or_default().to_string_lossy();
+                format!("{name} (written again)")
+            })
+        }),
+    })
 }
 
 /// Opens the checkpoint at `spec` for the explorer: its blocks, how to compute them, and how
@@ -701,6 +905,7 @@ fn explorer_model(
     spec: &str,
     model: &ModelArgs,
     compute: &ComputeArgs,
+    cache: Option<&Arc<Cache>>,
 ) -> Result<tui::run::Model, Error> {
     let (ck, anatomy) = open(spec, model)?;
     let jobs = scan::plan(
@@ -710,7 +915,7 @@ fn explorer_model(
             ..ScanOptions::default()
         },
     );
-    let options = compute.options(&ck);
+    let options = compute.options(&ck, cache);
     let ck = Arc::new(ck);
     let watched = Arc::clone(&ck);
     Ok(tui::run::Model {

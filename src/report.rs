@@ -144,6 +144,10 @@ pub fn run_until(
 /// Writes `bytes` to `path` through a temporary file beside it, renamed over `path` once
 /// complete: an interrupted run never leaves a half-written report where the last one was.
 pub fn write_beside(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A device or pipe (`-o /dev/null`, `-o /dev/stdout`) is written to, never replaced.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::write(path, bytes);
+    }
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
@@ -197,7 +201,8 @@ pub fn stderr_progress() -> impl FnMut(&Progress) {
 }
 
 /// One block as the JSON and CSV outputs and the explorer's `e` export write it (one schema,
-/// one parser: the export adds `sigma_mode`, `sigmas` and `singular_values`).
+/// one parser: the export adds `sigma_mode`, `sigmas` and `singular_values`; `--values` adds
+/// `sigmas`, `singular_values` and `shuffled_values`, what the explorer needs to reopen it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixRecord {
     /// Full tensor name.
@@ -278,6 +283,9 @@ pub struct MatrixRecord {
     /// Singular values, descending (with `--values`, and in the export).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub singular_values: Option<Vec<f64>>,
+    /// Singular values of the shuffled control, descending (with `--values --randomize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffled_values: Option<Vec<f64>>,
     /// Why the block failed.
     pub error: Option<String>,
 }
@@ -343,12 +351,12 @@ impl MatrixRecord {
             rand_distance: control.map(|c| c.rand_distance),
             traps: control.map(|c| c.traps),
             sigma_mode: None,
-            sigmas: None,
-            singular_values: if values {
-                ok.map(|a| a.spectrum.values.clone())
-            } else {
-                None
-            },
+            // With the values, what rescoring needs too: a report opens in the explorer.
+            sigmas: ok.filter(|_| values).map(|a| a.sigmas),
+            singular_values: ok.filter(|_| values).map(|a| a.spectrum.values.clone()),
+            shuffled_values: ok
+                .filter(|_| values)
+                .and_then(|a| a.spectrum.shuffled.clone()),
             error: match result {
                 Err(msg) => Some(msg.to_string()),
                 Ok(a) if a.scores.empty => Some("empty block (all zeros)".into()),

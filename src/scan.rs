@@ -6,8 +6,9 @@ use std::str::FromStr;
 use faer::Par;
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
+use crate::cache::{Key, ModelCache};
 use crate::checkpoint::Checkpoint;
-use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum};
+use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
 
 /// A group of projections a user can select (`--proj q,k,v,o,mlp,other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -244,7 +245,7 @@ pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
 }
 
 /// How every job is computed (shared by the explorer and the report).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ComputeOptions {
     /// Accuracy of the singular values.
     pub precision: Precision,
@@ -252,6 +253,8 @@ pub struct ComputeOptions {
     pub initializer_range: Option<f64>,
     /// Also compute the shuffled control of every block.
     pub randomize: bool,
+    /// Where finished spectra are kept and looked up (`None`: always compute).
+    pub cache: Option<ModelCache>,
 }
 
 /// The seed of a block's shuffled control: a hash of its tensor and block names, so the
@@ -299,14 +302,70 @@ fn job_error(job: &Job, e: impl std::fmt::Display) -> String {
 
 /// Computes one block's spectrum and scores it under `mode`, estimating every σ once so that a
 /// later mode switch only rescores ([`Analysis::rescored`]). Runs on worker threads.
+///
+/// With a cache, a block stored under the same [`cache_key`] is read back instead (the same
+/// analysis, bit for bit), and a computed one is stored.
 pub fn analyze(
     ck: &Checkpoint,
     job: &Job,
     opts: &ComputeOptions,
     mode: SigmaMode,
 ) -> Result<Analysis, String> {
+    let cached = opts
+        .cache
+        .as_ref()
+        .and_then(|c| Some((c, cache_key(ck, job, opts)?)));
+    if let Some((cache, key)) = &cached
+        && let Some(stored) = cache.get(key)
+        && (stored.spectrum.rows, stored.spectrum.cols) == (job.block.rows, job.block.cols)
+    {
+        let (mut spectrum, mut sigmas) = (stored.spectrum, stored.sigmas);
+        // The init σ comes from config.json, which may have changed beside the weights.
+        let init = init_sigma(job.fan_in, opts.initializer_range);
+        (spectrum.init_sigma, sigmas.init) = (init, init);
+        return Analysis::with_sigmas(spectrum, sigmas, mode).map_err(|e| job_error(job, e));
+    }
     let spectrum = compute(ck, job, opts)?;
-    Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))
+    let analysis = Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))?;
+    if let Some((cache, key)) = &cached {
+        cache.put(key, &analysis.spectrum, &analysis.sigmas);
+    }
+    Ok(analysis)
+}
+
+/// What a job's numbers depend on, as a cache key: the stamp of the file holding its tensor
+/// (name, size, modification time, header hash), the tensor, the block's rows and columns, the
+/// precision, whether `vector_p` and the shuffled control (with its seed) are computed. `None`
+/// when the file has no modification time to tell versions apart.
+pub fn cache_key(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Option<Key> {
+    use std::fmt::Write as _;
+    let sel = &job.block.selection;
+    let t = ck.tensors().get(sel.tensor)?;
+    let (id, header) = ck.file_stamp(t.file)?;
+    let mtime = id
+        .modified?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let file = ck.files().get(t.file)?.file_name()?.to_string_lossy();
+    let mut k = format!(
+        "file {file}\nsize {}\nmtime {mtime}\nheader {header:016x}\ntensor {}\nrows",
+        id.len, t.name
+    );
+    for r in &sel.rows {
+        let _ = write!(k, " {}..{}", r.start, r.end);
+    }
+    let _ = write!(
+        k,
+        "\ncols {}..{}\ntranspose {}\nprecision {:?}\nvectors {}\nshuffle {:?}\n",
+        sel.cols.start,
+        sel.cols.end,
+        sel.transpose,
+        opts.precision,
+        job.vectors,
+        opts.randomize.then(|| shuffle_seed(&job.block)),
+    );
+    Some(Key(k))
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ fn experts_match(dir: &std::path::Path, want: impl Fn(usize, SynthProj, usize) -
         precision: Default::default(),
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let mut seen = BTreeSet::new();
     for job in &jobs {

@@ -33,6 +33,7 @@ fn fresh_app(dir: &Path, randomize: bool) -> (App, Vec<(MatrixId, Outcome)>) {
         precision: Precision::Fast,
         initializer_range: None,
         randomize,
+        cache: None,
     };
     let mut app = App::new(
         "tiny".into(),

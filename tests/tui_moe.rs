@@ -34,6 +34,7 @@ fn mixtral_app(dir: &Path) -> App {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let mut app = App::new(
         "mixtral".into(),

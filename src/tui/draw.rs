@@ -795,12 +795,15 @@ fn stats_lines(
         list: true,
         ..stat(&format!("top {sym}"), &top, false, 9)
     });
+    // A spectrum read from a report has no compute time.
+    let time = a.spectrum.compute_time;
     v.push(stat(
         "time",
-        &[format!(
-            "{:.1} ms",
-            a.spectrum.compute_time.as_secs_f64() * 1e3
-        )],
+        &[if time.is_zero() {
+            "-".into()
+        } else {
+            format!("{:.1} ms", time.as_secs_f64() * 1e3)
+        }],
         false,
         11,
     ));

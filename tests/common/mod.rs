@@ -4,11 +4,24 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Runs the binary with `args` (HF cache pinned to a path that does not exist).
+/// Runs the binary with `args` (HF cache pinned to a path that does not exist; a spectrum
+/// cache of its own, removed afterwards, so no test reads or fills the user's).
 pub fn mpscope(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().expect("temp cache dir");
     Command::new(env!("CARGO_BIN_EXE_mpscope"))
         .args(args)
         .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache")
+        .env("MPSCOPE_CACHE_DIR", cache.path())
+        .output()
+        .expect("run mpscope")
+}
+
+/// Runs the binary with `args` and spectrum cache `cache` (kept between runs).
+pub fn mpscope_cached(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .args(args)
+        .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache")
+        .env("MPSCOPE_CACHE_DIR", cache)
         .output()
         .expect("run mpscope")
 }
