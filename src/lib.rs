@@ -4,6 +4,7 @@
 
 pub mod anatomy;
 pub mod checkpoint;
+pub mod compare;
 pub mod demo;
 pub mod error;
 pub mod inspect;
