@@ -5,6 +5,7 @@
 pub mod anatomy;
 pub mod checkpoint;
 pub mod compare;
+pub mod compare_report;
 pub mod demo;
 pub mod error;
 pub mod inspect;

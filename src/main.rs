@@ -12,18 +12,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand};
-use mpscope::anatomy::{Anatomy, Overrides};
+use mpscope::anatomy::{Anatomy, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
+use mpscope::compare::{self, Sources};
 use mpscope::rank::ScoreKind;
 use mpscope::report::{self, Format};
 use mpscope::scan::{self, ComputeOptions, LayerFilter, ProjFilter, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
     self, CollapseSpec, ColumnScaleSpec, GgufQuant, HeavyTailSpec, SpikeSpec, SynthDtype,
-    SynthFamily, SynthSpec,
+    SynthFamily, SynthSpec, UpdateSpec,
 };
 use mpscope::tui::{self, theme::Theme};
-use mpscope::{Error, demo, inspect};
+use mpscope::{Error, compare_report, demo, inspect};
 
 /// Explore where a transformer's weights have left random initialization.
 #[derive(Parser, Debug)]
@@ -80,8 +81,12 @@ impl ComputeArgs {
 /// Options of `mpscope report`.
 #[derive(Args, Debug, Clone)]
 struct ReportArgs {
-    /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
+    /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG]; or a PEFT LoRA adapter directory.
     path: String,
+    /// Compare PATH against this base checkpoint, block by block (an adapter's base defaults
+    /// to its base_model_name_or_path).
+    #[arg(long, value_name = "BASE")]
+    base: Option<String>,
     /// Output format (default: table on a terminal, JSON otherwise).
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -237,6 +242,35 @@ struct SynthArgs {
     /// Outlier input features (log-normal column scales), e.g. `q`, `L0-1.k:1.5`, `L2.q.h3:0.5`.
     #[arg(long, value_delimiter = ',')]
     column_scale: Vec<ColumnScaleSpec>,
+    /// Write a fine-tuned copy of BASE instead: every tensor byte-identical except the
+    /// --update blocks (with --dtype: every tensor cast to it).
+    #[arg(long, value_name = "BASE", conflicts_with_all = ["preset", "lora_of", "format"])]
+    finetune_of: Option<String>,
+    /// Low-rank updates of the fine-tuned copy: `L1.q.h3:2@0.5` = rank 2, singular values
+    /// 0.5 × the block's largest (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "finetune_of")]
+    update: Vec<UpdateSpec>,
+    /// Write a PEFT LoRA adapter on BASE instead (adapter_config.json naming BASE,
+    /// adapter_model.safetensors).
+    #[arg(long, value_name = "BASE", conflicts_with_all = ["preset", "format"])]
+    lora_of: Option<String>,
+    /// LoRA rank r.
+    #[arg(long, default_value_t = 8, requires = "lora_of")]
+    rank: usize,
+    /// LoRA alpha (default 2r).
+    #[arg(long, requires = "lora_of")]
+    alpha: Option<f64>,
+    /// Projections the adapter targets in every layer.
+    #[arg(
+        long,
+        default_value = "q,v",
+        value_delimiter = ',',
+        requires = "lora_of"
+    )]
+    targets: Vec<Proj>,
+    /// Leave B at zero in this layer (an adapter that learned nothing there).
+    #[arg(long, value_name = "LAYER", requires = "lora_of")]
+    zero_b: Option<usize>,
 }
 
 impl SynthArgs {
@@ -338,6 +372,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Synth(args)) if args.finetune_of.is_some() || args.lora_of.is_some() => {
+            synth_derived(&args)
+        }
         Some(Command::Synth(args)) => {
             let spec = args.spec()?;
             let started = std::time::Instant::now();
@@ -371,8 +408,45 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     }
 }
 
-fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
-    // Ctrl-C, SIGTERM and SIGQUIT stop the run and write what finished (`"complete": false`).
+/// `synth OUT --finetune-of BASE` or `synth OUT --lora-of BASE`.
+fn synth_derived(args: &SynthArgs) -> Result<ExitCode, Error> {
+    let started = std::time::Instant::now();
+    let seed = args.seed.unwrap_or(0);
+    let (base, what) = if let Some(base) = &args.finetune_of {
+        let t = synth::write_finetune(&args.out, base, &args.update, args.dtype, seed)?;
+        let cast = t.cast.map(|c| format!(", cast to {c}")).unwrap_or_default();
+        (
+            base,
+            format!("fine-tuned copy, {} updates{cast}", t.updates.len()),
+        )
+    } else if let Some(base) = &args.lora_of {
+        let spec = synth::LoraSpec {
+            rank: args.rank,
+            alpha: args.alpha.unwrap_or(2.0 * args.rank as f64),
+            targets: args.targets.clone(),
+            zero_b: args.zero_b,
+            seed,
+        };
+        let t = synth::write_lora(&args.out, base, &spec)?;
+        let n = t.lora.map_or(0, |l| l.modules.len());
+        (
+            base,
+            format!("LoRA adapter, rank {}, {n} modules", args.rank),
+        )
+    } else {
+        return Err(Error::Usage("--finetune-of or --lora-of is needed".into()));
+    };
+    eprintln!(
+        "wrote {} ({what} of {base}) in {:.1}s",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, SIGTERM and SIGQUIT stop a report and write what finished (`"complete": false`):
+/// the flag holds the signal caught, 0 until then.
+fn stop_signals() -> Result<Arc<AtomicUsize>, Error> {
     let signal = Arc::new(AtomicUsize::new(0));
     for &sig in signal_hook::consts::TERM_SIGNALS {
         signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize).map_err(
@@ -382,6 +456,102 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
             },
         )?;
     }
+    Ok(signal)
+}
+
+/// The report's format: as asked, else a table on a terminal and JSON otherwise.
+fn report_format(args: &ReportArgs) -> Format {
+    args.format.unwrap_or(
+        if args.output.is_none() && std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        },
+    )
+}
+
+/// Writes a report to `--output` (through a file renamed into place) or standard output (a
+/// closed pipe is not an error).
+fn emit(output: &Option<PathBuf>, text: &str) -> Result<(), Error> {
+    match output {
+        Some(path) => report::write_beside(path, text.as_bytes()).map_err(|source| Error::Io {
+            path: path.clone(),
+            source,
+        }),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
+                    path: PathBuf::from("<stdout>"),
+                    source: e,
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// `mpscope report OTHER --base BASE` (or an adapter directory): the comparison.
+fn compare_report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    if args.top.is_some() {
+        return Err(Error::Usage(
+            "--top ranks one model's blocks; with --base or an adapter, sort the JSON or CSV by \
+             delta_rel instead"
+                .into(),
+        ));
+    }
+    let signal = stop_signals()?;
+    let sources = Sources::open(&args.path, args.base.as_deref(), &args.model.overrides())?;
+    let mode: SigmaMode = args.sigma.into();
+    let scan = ScanOptions {
+        projs: args.proj.clone().unwrap_or_default(),
+        layers: args.layers.clone(),
+        heads: !args.no_heads,
+        vectors_whole: args.vectors,
+        embeddings: args.compute.embeddings,
+    };
+    let pairing = sources.pair(&scan)?;
+    let compute = args.compute.options(&sources.base);
+    let sources = Arc::new(sources);
+    let results = compare_report::run_until(
+        Arc::clone(&sources),
+        pairing,
+        compute,
+        mode,
+        args.compute.threads,
+        report::stderr_progress(),
+        &|| signal.load(Ordering::SeqCst) != 0,
+    )
+    .map_err(Error::Worker)?;
+    let width = report::table_width(args.output.is_none() && std::io::stdout().is_terminal());
+    let text = match report_format(args) {
+        Format::Table => compare_report::to_table(&sources, &results, width),
+        Format::Csv => compare_report::to_csv(&results),
+        Format::Json => compare_report::to_json(&sources, mode, &results, args.values) + "\n",
+    };
+    emit(&args.output, &text)?;
+    let caught = signal.load(Ordering::SeqCst);
+    if caught != 0 {
+        eprintln!("mpscope: interrupted; the report holds the pairs that finished");
+        return Ok(ExitCode::from(128 + caught as u8));
+    }
+    let failed = results.failed();
+    if failed > 0 {
+        eprintln!(
+            "mpscope: {failed} of {} pairs failed (their `error` says why); the others are \
+             reported",
+            results.entries.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    if args.base.is_some() || compare::is_adapter_dir(std::path::Path::new(&args.path)) {
+        return compare_report(args);
+    }
+    let signal = stop_signals()?;
     let (ck, an) = open(&args.path, &args.model)?;
     let mode: SigmaMode = args.sigma.into();
     let scan = ScanOptions {
@@ -405,13 +575,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
         &|| signal.load(Ordering::SeqCst) != 0,
     )
     .map_err(Error::Worker)?;
-    let format = args.format.unwrap_or(
-        if args.output.is_none() && std::io::stdout().is_terminal() {
-            Format::Table
-        } else {
-            Format::Json
-        },
-    );
+    let format = report_format(args);
     let ranked;
     let shown = match args.top {
         Some(n) => {
@@ -434,23 +598,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
             j
         }
     };
-    match &args.output {
-        Some(path) => report::write_beside(path, text.as_bytes()).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?,
-        None => {
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())
-                && e.kind() != std::io::ErrorKind::BrokenPipe
-            {
-                return Err(Error::Io {
-                    path: PathBuf::from("<stdout>"),
-                    source: e,
-                });
-            }
-        }
-    }
+    emit(&args.output, &text)?;
     let failed = results.failed();
     if let Some(change) = ck.changed() {
         eprintln!("mpscope: {change}");

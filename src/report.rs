@@ -468,7 +468,7 @@ pub const CSV_COLUMNS: [&str; 34] = [
     "error",
 ];
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -476,7 +476,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
+pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
@@ -528,7 +528,7 @@ pub fn to_csv(r: &Results) -> String {
     out
 }
 
-fn f3(v: Option<f64>) -> String {
+pub(crate) fn f3(v: Option<f64>) -> String {
     match v {
         Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
         Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
@@ -780,7 +780,12 @@ pub fn to_ranked_table(
 
 /// Aligns `rows` (the first is the header) into lines no wider than `width` when it can: the
 /// `own_line` column moves under its row, then the `drop` columns go, in that order.
-fn fit(rows: Vec<Vec<String>>, drop: &[usize], own_line: Option<usize>, width: usize) -> String {
+pub(crate) fn fit(
+    rows: Vec<Vec<String>>,
+    drop: &[usize],
+    own_line: Option<usize>,
+    width: usize,
+) -> String {
     let lines = align(&rows);
     if widest(&lines) <= width {
         return lines.concat();

@@ -240,14 +240,14 @@ impl Delta {
         (0..n).map(|i| v.get(i).copied().unwrap_or(0.0)).collect()
     }
 
-    /// ΔW's KS distance to its MP law (0 when ΔW = 0).
-    pub fn ks(&self) -> f64 {
-        self.analysis.as_ref().map_or(0.0, |a| a.scores.ks)
+    /// ΔW's KS distance to its MP law (`None` when ΔW = 0: no law to compare with).
+    pub fn ks(&self) -> Option<f64> {
+        self.analysis.as_ref().map(|a| a.scores.ks)
     }
 
-    /// ΔW's stable rank Σν²/ν₁² (0 when ΔW = 0).
-    pub fn stable_rank(&self) -> f64 {
-        self.analysis.as_ref().map_or(0.0, |a| a.scores.stable_rank)
+    /// ΔW's stable rank Σν²/ν₁² (`None` when ΔW = 0).
+    pub fn stable_rank(&self) -> Option<f64> {
+        self.analysis.as_ref().map(|a| a.scores.stable_rank)
     }
 
     /// True when ΔW is exactly zero.
