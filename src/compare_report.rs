@@ -352,7 +352,7 @@ const TABLE_HEADER: [&str; 8] = [
     "note",
     "heads changed / worst delta_rel",
 ];
-/// Least important first: shape, note.
+/// Least important first: shape, then the note.
 const TABLE_DROP: [usize; 2] = [2, 6];
 /// The heads summary column (moves to a line of its own when narrow).
 const HEADS_COL: usize = 7;
@@ -413,9 +413,11 @@ pub fn to_table(s: &Sources, r: &CompareResults, width: usize) -> String {
         if let Some(err) = &m.error {
             errors.push(format!("{}: {err}", m.tensor));
         }
-        let note = match (&m.note, m.unchanged) {
-            (Some(n), _) => n.clone(),
-            (None, Some(true)) => "unchanged".into(),
+        let note = match (&e.result, m.unchanged) {
+            (Ok(c), _) if let Some(which) = c.delta.zero_factor => {
+                format!("learned nothing: {which} = 0")
+            }
+            (_, Some(true)) => "unchanged".into(),
             _ => String::new(),
         };
         rows.push(vec![

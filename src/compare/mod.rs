@@ -209,20 +209,24 @@ pub struct Delta {
     pub method: DeltaMethod,
     /// ΔW's spectrum, σ, MP law and scores (`None` when ΔW = 0).
     pub analysis: Option<Analysis>,
-    /// Why a LoRA block is unchanged ("lora_B is all zero here").
+    /// Why a LoRA block is unchanged ("adapter learned nothing here: lora_B is all zero").
     pub learned_nothing: Option<String>,
+    /// The adapter factor that is all zero on this block ("lora_B" or "lora_A"), if one is.
+    pub zero_factor: Option<&'static str>,
 }
 
 impl Delta {
     /// ΔW = 0: nothing changed.
-    fn zero(learned_nothing: Option<String>) -> Self {
+    fn zero(zero_factor: Option<&'static str>) -> Self {
         Self {
+            learned_nothing: zero_factor
+                .map(|which| format!("adapter learned nothing here: {which} is all zero")),
+            zero_factor,
             rel: 0.0,
             rank: 0,
             rank_tol: 0.0,
             method: DeltaMethod::Zero,
             analysis: None,
-            learned_nothing,
         }
     }
 
@@ -356,9 +360,7 @@ fn compare_lora(
         return Ok(Comparison {
             other: base.clone(),
             base,
-            delta: Delta::zero(Some(format!(
-                "adapter learned nothing here: {which} is all zero"
-            ))),
+            delta: Delta::zero(Some(which)),
             subspace_overlap: Some(1.0),
         });
     }
@@ -443,6 +445,7 @@ fn finish_delta(
         method,
         analysis: Some(analysis),
         learned_nothing: None,
+        zero_factor: None,
     })
 }
 
