@@ -205,13 +205,14 @@ fn models_of_different_shapes_are_a_clear_error() {
 }
 
 /// Singular values of s·B·A for one adapter module, by a dense SVD of the product.
+#[allow(clippy::single_range_in_vec_init)]
 fn dense_lora_values(
     adapter: &Path,
     module: &str,
     rows: std::ops::Range<usize>,
-    s: f64,
+    scale: f64,
 ) -> Vec<f64> {
-    let ck = Checkpoint::open(s_(&adapter.join("adapter_model.safetensors"))).unwrap();
+    let ck = Checkpoint::open(s(&adapter.join("adapter_model.safetensors"))).unwrap();
     let idx = |f: &str| {
         ck.tensor_index(&format!("base_model.model.{module}.lora_{f}.weight"))
             .unwrap()
@@ -228,12 +229,8 @@ fn dense_lora_values(
     };
     let (a, b) = (whole(idx("A")), whole(idx("B")));
     let b: Mat<f64> = b.subrows(rows.start, rows.len()).to_owned();
-    let dense = (&b * &a) * faer::Scale(s);
+    let dense = (&b * &a) * faer::Scale(scale);
     dense.singular_values().unwrap()
-}
-
-fn s_(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

@@ -429,6 +429,8 @@ impl LoraBlock {
     ///
     /// The stored ΔW is L·R with L = B, R = A (or L = Aᵀ, R = Bᵀ with fan_in_fan_out); the
     /// block cuts rows of L and columns of R, then transposes when the base block does.
+    // Selections of all r rows of a factor are one-range lists on purpose.
+    #[allow(clippy::single_range_in_vec_init)]
     pub fn factors(&self, weights: &Checkpoint) -> Result<Factors, String> {
         let r = self.module.rank;
         let sel = &self.selection;

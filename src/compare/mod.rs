@@ -279,7 +279,7 @@ impl Comparison {
     /// ks(other) − ks(base), when both blocks are nonzero.
     pub fn ks_shift(&self) -> Option<f64> {
         (!self.base.scores.empty && !self.other.scores.empty)
-            .then(|| self.other.scores.ks - self.base.scores.ks)
+            .then_some(self.other.scores.ks - self.base.scores.ks)
     }
 
     /// α(other) − α(base), when both have α.

@@ -189,6 +189,9 @@ fn open_base(base: &str) -> Result<(Checkpoint, Anatomy), SynthError> {
     Ok((ck, an))
 }
 
+/// One update to add: stored tensor index, the block's cut, u's, v's and θ.
+type Planted = (usize, Selection, Vec<Vec<f64>>, Vec<Vec<f64>>, f64);
+
 /// Writes a fine-tuned copy of `base` into `out` with `updates` planted (and every tensor cast
 /// to `cast` when given); returns what changed.
 pub fn write_finetune(
@@ -199,8 +202,7 @@ pub fn write_finetune(
     seed: u64,
 ) -> Result<DerivedTruth, SynthError> {
     let (ck, an) = open_base(base)?;
-    // Each update: its block, θ and its factors, grouped later by stored tensor.
-    let mut planted: Vec<(usize, Selection, Vec<Vec<f64>>, Vec<Vec<f64>>, f64)> = Vec::new();
+    let mut planted: Vec<Planted> = Vec::new();
     let mut truths = Vec::new();
     for u in updates {
         let id = MatrixId {
@@ -337,7 +339,8 @@ pub fn write_lora(out: &Path, base: &str, spec: &LoraSpec) -> Result<DerivedTrut
             };
             let t = &ck.tensors()[b.selection.tensor];
             let whole = t.shape.len() == 2
-                && b.selection.rows == [0..t.shape[0]]
+                && b.selection.rows.len() == 1
+                && b.selection.rows[0] == (0..t.shape[0])
                 && b.selection.cols == (0..t.shape[1])
                 && !b.selection.transpose;
             if !whole {
