@@ -631,6 +631,14 @@ fn explore(
     model: &ModelArgs,
     compute: &ComputeArgs,
 ) -> Result<ExitCode, Error> {
+    if let Some(p) = &path
+        && compare::is_adapter_dir(std::path::Path::new(p))
+    {
+        return Err(Error::Usage(format!(
+            "{p} is a LoRA adapter; the explorer's compare mode is not built yet, so compare it \
+             with `mpscope report {p}` (its base is found from adapter_config.json, or give --base)"
+        )));
+    }
     let (spec, title) = match path {
         Some(p) => (p.clone(), p),
         None => {

@@ -332,3 +332,85 @@ fn an_adapter_whose_base_is_missing_is_a_clear_error() {
     let j = report_json(&[s(&lora), "--base", s(&base)]);
     assert_eq!(j["blocks"].as_array().unwrap().len(), 3 * 5);
 }
+
+/// Writes a PEFT adapter by hand: `modules` maps a module name to its (A, B) as row-major f32.
+fn write_adapter(
+    dir: &Path,
+    config: Value,
+    modules: &[(&str, (Vec<usize>, Vec<f32>), (Vec<usize>, Vec<f32>))],
+) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
+    let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let mut owned = Vec::new();
+    for (m, (sa, a), (sb, b)) in modules {
+        owned.push((
+            format!("base_model.model.{m}.lora_A.weight"),
+            sa.clone(),
+            bytes(a),
+        ));
+        owned.push((
+            format!("base_model.model.{m}.lora_B.weight"),
+            sb.clone(),
+            bytes(b),
+        ));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = owned
+        .iter()
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("adapter_model.safetensors")).unwrap();
+}
+
+/// GPT-2 stores c_attn as [in, 3·out] (Conv1D): with fan_in_fan_out the stored ΔW is (B·A)ᵀ,
+/// and the q block (stored columns 0..h, transposed) is s·B[0..h]·A.
+#[test]
+fn a_fan_in_fan_out_adapter_on_gpt2s_fused_c_attn_splits_like_the_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, lora) = (dir.path().join("gpt2"), dir.path().join("lora"));
+    synth(
+        &base,
+        &[
+            "--family", "gpt2", "--layers", "2", "--hidden", "64", "--heads", "4",
+        ],
+    );
+    let (h, r) = (64usize, 3usize);
+    let mut rng = mpscope::rng::Rng::new(7);
+    let a: Vec<f32> = (0..r * h).map(|_| rng.normal() as f32).collect();
+    let b: Vec<f32> = (0..3 * h * r).map(|_| rng.normal() as f32).collect();
+    write_adapter(
+        &lora,
+        serde_json::json!({"peft_type": "LORA", "r": r, "lora_alpha": 6, "fan_in_fan_out": true,
+            "target_modules": ["c_attn"], "base_model_name_or_path": s(&base)}),
+        &[(
+            "h.0.attn.c_attn",
+            (vec![r, h], a.clone()),
+            (vec![3 * h, r], b.clone()),
+        )],
+    );
+    let j = report_json(&[s(&lora), "--values", "--no-heads"]);
+    let blocks = j["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len(), 3, "q, k and v of layer 0: {j}");
+    let am = Mat::<f64>::from_fn(r, h, |i, k| a[i * h + k] as f64);
+    for (i, proj) in ["q", "k", "v"].iter().enumerate() {
+        let bm = Mat::<f64>::from_fn(h, r, |row, k| b[(i * h + row) * r + k] as f64);
+        let want = ((&bm * &am) * faer::Scale(2.0)).singular_values().unwrap();
+        let got = blocks.iter().find(|x| x["proj"] == *proj).unwrap();
+        assert_eq!(got["delta_rank"], 3);
+        let got: Vec<f64> = got["delta_singular_values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(f)
+            .collect();
+        for (g, w) in got.iter().zip(&want).take(r) {
+            assert!((g - w).abs() <= 1e-10 * w, "{proj}: {g} vs {w}");
+        }
+    }
+}

@@ -20,12 +20,13 @@
 
 use std::path::{Path, PathBuf};
 
-use faer::{Mat, MatRef};
+use faer::{Mat, MatRef, Par};
 use regex::Regex;
 use serde_json::Value;
 
 use super::error::CompareError;
 use crate::checkpoint::{Checkpoint, Selection};
+use crate::spectrum::{Method, singular_values_with};
 
 /// PEFT's prefix of every tensor name in an adapter file.
 pub const PEFT_PREFIX: &str = "base_model.model.";
@@ -521,7 +522,8 @@ pub fn all_zero(m: MatRef<'_, f64>) -> bool {
 }
 
 /// Singular values (descending, min(m, n) of them, the last min(m, n) − r zero) of
-/// s·X·Y for X m × r and Y r × n, from QR(X), QR(Yᵀ) and the SVD of the small core.
+/// s·X·Y for X m × r and Y r × n, from QR(X), QR(Yᵀ) and the SVD of the small core, all on the
+/// calling thread (many small blocks run in parallel on the worker's threads instead).
 pub fn factored_values(
     x: MatRef<'_, f64>,
     y: MatRef<'_, f64>,
@@ -529,16 +531,16 @@ pub fn factored_values(
 ) -> Result<Vec<f64>, String> {
     let (m, n) = (x.nrows(), y.ncols());
     let p = m.min(n);
-    let qx = x.qr();
-    let yt = y.transpose().to_owned();
-    let qy = yt.qr();
-    let core = qx.thin_R() * qy.thin_R().transpose();
-    let mut values: Vec<f64> = if core.nrows() == 0 || core.ncols() == 0 {
+    let rx = r_factor(x.to_owned());
+    let ry = r_factor(y.transpose().to_owned());
+    let core = &rx * ry.transpose();
+    let mut values: Vec<f64> = if core.nrows() == 0 || core.ncols() == 0 || all_zero(core.as_ref())
+    {
         Vec::new()
     } else {
-        core.singular_values().map_err(|e| {
+        singular_values_with(core.as_ref(), Method::SvdF64, Par::Seq).map_err(|e| {
             format!(
-                "SVD of the {}×{} LoRA core: {e:?}",
+                "SVD of the {}×{} LoRA core: {e}",
                 core.nrows(),
                 core.ncols()
             )
@@ -551,6 +553,35 @@ pub fn factored_values(
     values.resize(p, 0.0);
     values.sort_by(|a, b| b.total_cmp(a));
     Ok(values)
+}
+
+/// The R factor (min(m, k) × k, upper trapezoidal) of the Householder QR of an m × k matrix,
+/// computed sequentially.
+fn r_factor(mut a: Mat<f64>) -> Mat<f64> {
+    use faer::dyn_stack::{MemBuffer, MemStack};
+    use faer::linalg::qr::no_pivoting::factor;
+    let (m, k) = a.shape();
+    let size = m.min(k);
+    if size == 0 {
+        return Mat::zeros(size, k);
+    }
+    let block = factor::recommended_block_size::<f64>(m, k);
+    let mut coeff = Mat::<f64>::zeros(block, size);
+    let mut mem = MemBuffer::new(factor::qr_in_place_scratch::<f64>(
+        m,
+        k,
+        block,
+        Par::Seq,
+        Default::default(),
+    ));
+    factor::qr_in_place(
+        a.as_mut(),
+        coeff.as_mut(),
+        Par::Seq,
+        MemStack::new(&mut mem),
+        Default::default(),
+    );
+    Mat::from_fn(size, k, |i, j| if i <= j { a[(i, j)] } else { 0.0 })
 }
 
 #[cfg(test)]

@@ -221,8 +221,14 @@ pub fn pair_lora(
             });
         }
     }
+    // Modules of base matrices the selection left out are not "unpaired"; only those whose
+    // tensor the base lacks are.
     for (k, m) in adapter.modules.iter().enumerate() {
-        if !used[k] {
+        let in_base = base
+            .matrices
+            .iter()
+            .any(|b| adapter.module_of(&b.tensor).is_some_and(|x| x == m));
+        if !used[k] && !in_base {
             out.unpaired_other.push(m.module.clone());
         }
     }
