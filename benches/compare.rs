@@ -195,16 +195,29 @@ fn main() {
     let _ = run_child(&base, None);
 
     println!("\nLlama-3.2-1B attention shape, q/k/v whole + every head, bf16, all cores");
-    let (scan, blocks, rss) = run_child(&base, None);
-    println!("  one scan                 {scan:7.2} s   {blocks} blocks  peak RSS {rss:.0} MiB");
-    for (label, other) in [
-        ("compare, 6 updates  ", &few),
-        ("compare, all changed", &all),
-    ] {
-        let (secs, pairs, rss) = run_child(&base, Some(other));
+    println!("(best of two runs each, scan and compares interleaved: the machine is shared)");
+    let mut best = [f64::INFINITY; 3];
+    let mut info = [(0usize, 0.0f64); 3];
+    for _ in 0..2 {
+        for (k, other) in [None, Some(&few), Some(&all)].into_iter().enumerate() {
+            let (secs, n, rss) = run_child(&base, other.map(|p| p.as_path()));
+            if secs < best[k] {
+                best[k] = secs;
+                info[k] = (n, rss);
+            }
+        }
+    }
+    println!(
+        "  one scan                 {:7.2} s   {} blocks  peak RSS {:.0} MiB",
+        best[0], info[0].0, info[0].1
+    );
+    for (k, label) in [(1, "compare, 6 updates  "), (2, "compare, all changed")] {
         println!(
-            "  {label}     {secs:7.2} s   {pairs} pairs   peak RSS {rss:.0} MiB   {:.2}x the scan",
-            secs / scan
+            "  {label}     {:7.2} s   {} pairs   peak RSS {:.0} MiB   {:.2}x the scan",
+            best[k],
+            info[k].0,
+            info[k].1,
+            best[k] / best[0]
         );
     }
     println!("  (target: compare <= 2.2x one scan)");
