@@ -126,6 +126,19 @@ struct ReportArgs {
     compute: ComputeArgs,
 }
 
+impl ReportArgs {
+    /// Which blocks to compute.
+    fn scan_options(&self) -> ScanOptions {
+        ScanOptions {
+            projs: self.proj.clone().unwrap_or_default(),
+            layers: self.layers.clone(),
+            heads: !self.no_heads,
+            vectors_whole: self.vectors,
+            embeddings: self.compute.embeddings,
+        }
+    }
+}
+
 /// File formats `mpscope synth` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum SynthFormat {
@@ -503,13 +516,7 @@ fn compare_report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let signal = stop_signals()?;
     let sources = Sources::open(&args.path, args.base.as_deref(), &args.model.overrides())?;
     let mode: SigmaMode = args.sigma.into();
-    let scan = ScanOptions {
-        projs: args.proj.clone().unwrap_or_default(),
-        layers: args.layers.clone(),
-        heads: !args.no_heads,
-        vectors_whole: args.vectors,
-        embeddings: args.compute.embeddings,
-    };
+    let scan = args.scan_options();
     let pairing = sources.pair(&scan)?;
     let compute = args.compute.options(&sources.base);
     let sources = Arc::new(sources);
@@ -554,13 +561,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let signal = stop_signals()?;
     let (ck, an) = open(&args.path, &args.model)?;
     let mode: SigmaMode = args.sigma.into();
-    let scan = ScanOptions {
-        projs: args.proj.clone().unwrap_or_default(),
-        layers: args.layers.clone(),
-        heads: !args.no_heads,
-        vectors_whole: args.vectors,
-        embeddings: args.compute.embeddings,
-    };
+    let scan = args.scan_options();
     let jobs = scan::plan(&an, &scan);
     let compute = args.compute.options(&ck);
     let model = report::ModelRecord::new(&args.path, &ck, &an);

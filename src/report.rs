@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +14,7 @@ use crate::inspect::dtype_label;
 use crate::rank::{ScoreKind, rank};
 use crate::scan::{self, ComputeOptions, Job};
 use crate::spectrum::{Analysis, HeavyTail, SigmaMode, Sigmas, Warning};
-use crate::worker::{Progress, Worker};
+use crate::worker::Progress;
 
 /// Output format of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,69 +74,30 @@ pub fn run_until(
     compute: ComputeOptions,
     mode: SigmaMode,
     threads: usize,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress),
     stop: &dyn Fn() -> bool,
 ) -> Result<Results, crate::worker::StartError> {
-    let (tx, rx) = mpsc::channel();
-    let n = jobs.len();
     let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();
     // Nothing is on screen, so the biggest blocks go first: the small ones then fill the
     // threads at the end instead of one thread finishing a whole matrix alone.
-    let mut by_cost: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
-    by_cost.sort_by_key(|(_, j)| std::cmp::Reverse(scan::cost(j)));
-    let (order, jobs): (Vec<usize>, Vec<Job>) = by_cost.into_iter().unzip();
-    let ck2 = Arc::clone(&ck);
-    let worker = Worker::start(
+    let batch = crate::worker::run_batch(
         jobs,
         |j: &Job| j.block.id,
-        None,
+        scan::cost,
         threads,
-        move |j: &Job| scan::analyze(&ck2, j, &compute, mode),
-        move |o| {
-            let _ = tx.send(o);
-        },
+        move |j: &Job| scan::analyze(&ck, j, &compute, mode),
+        progress,
+        stop,
     )?;
-    let mut slots: Vec<Option<Result<Analysis, String>>> = vec![None; n];
-    let mut received = 0;
-    let mut complete = true;
-    while received < n {
-        if stop() {
-            // Running blocks are not waited for: whoever interrupts wants out now.
-            worker.cancel_all();
-            complete = false;
-            break;
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(o) => {
-                slots[order[o.index]] = Some(o.result);
-                received += 1;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        progress(&worker.progress());
-    }
-    if complete {
-        worker.wait();
-    }
-    let elapsed = worker.progress().elapsed;
-    let missing = if complete {
-        "not computed"
-    } else {
-        "not computed: interrupted"
-    };
     let entries = blocks
         .into_iter()
-        .zip(slots)
-        .map(|(block, r)| Entry {
-            block,
-            result: r.unwrap_or_else(|| Err(missing.into())),
-        })
+        .zip(batch.results)
+        .map(|(block, result)| Entry { block, result })
         .collect();
     Ok(Results {
         entries,
-        elapsed,
-        complete,
+        elapsed: batch.elapsed,
+        complete: batch.complete,
     })
 }
 

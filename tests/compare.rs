@@ -333,12 +333,11 @@ fn an_adapter_whose_base_is_missing_is_a_clear_error() {
     assert_eq!(j["blocks"].as_array().unwrap().len(), 3 * 5);
 }
 
-/// Writes a PEFT adapter by hand: `modules` maps a module name to its (A, B) as row-major f32.
-fn write_adapter(
-    dir: &Path,
-    config: Value,
-    modules: &[(&str, (Vec<usize>, Vec<f32>), (Vec<usize>, Vec<f32>))],
-) {
+/// A factor's shape and row-major f32 values.
+type Factor = (Vec<usize>, Vec<f32>);
+
+/// Writes a PEFT adapter by hand: `modules` maps a module name to its (A, B).
+fn write_adapter(dir: &Path, config: Value, modules: &[(&str, Factor, Factor)]) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("adapter_config.json"), config.to_string()).unwrap();
     let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();

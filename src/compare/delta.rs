@@ -7,10 +7,14 @@
 //! tol = max( c_method · ν₁(ΔW),  2 · u · rms(W) · (√m + √n) )
 //! ```
 //!
-//! - `c_method` is the relative floor of the method that found the values: 4·√(p·ε) for the
-//!   f64 Gram matrix (its eigenvalues are accurate to about p·ε·λ₁, so a singular value to
-//!   √(p·ε)·ν₁), max(m, n)·ε for a bidiagonal SVD or the factored LoRA spectrum (numpy's
-//!   `matrix_rank` rule); ε = 2⁻⁵³.
+//! - `c_method` is the relative floor of the method that found the values. ΔW goes through the
+//!   engine's `Fast` method: an f64 Gram matrix whose eigenvalues are accurate to about
+//!   c·ε·λ₁, so a singular value to √(c·ε)·ν₁. Below p = 512 the reduction runs in f64
+//!   (floor 4·√(p·ε₆₄)); from p = 512 on it runs in f32 (measured 2e-6 relative on the large
+//!   eigenvalues of a 2048² block, ≈ 33·ε₃₂; floor √(64·ε₃₂) ≈ 2e-3). A bidiagonal SVD
+//!   (`--precise`) or the factored LoRA spectrum: max(m, n)·ε₆₄ (numpy's `matrix_rank` rule).
+//!   ε₆₄ = 2⁻⁵³, ε₃₂ = 2⁻²⁴. (Measured on the 1B shape: the f64 Gram path costs 0.8 s on a
+//!   2048² ΔW against 0.45 s for `Fast`, which is why `Fast` is used.)
 //! - `u` is the unit round-off of the *finer* of the two stored dtypes (f32 2⁻²⁴, f16 2⁻¹¹,
 //!   bf16 2⁻⁸, …) and rms(W) the larger of the two blocks' root-mean-square entries. Storing
 //!   W + U rounds every entry by at most u·|w|; such rounding errors are independent and of
@@ -58,7 +62,8 @@ pub fn unit_roundoff(d: &Dtype) -> f64 {
 pub enum DeltaMethod {
     /// ΔW is exactly zero: no values computed.
     Zero,
-    /// Eigenvalues of ΔW's f64 Gram matrix.
+    /// Eigenvalues of ΔW's f64 Gram matrix, reduced in f32 from p = 512 on (the engine's
+    /// `Fast` method).
     Gram,
     /// Bidiagonal SVD of ΔW in f64 (`--precise`).
     Svd,
@@ -71,7 +76,15 @@ impl DeltaMethod {
     pub fn floor(self, rows: usize, cols: usize) -> f64 {
         match self {
             DeltaMethod::Zero => 0.0,
-            DeltaMethod::Gram => 4.0 * (rows.min(cols) as f64 * EPS64).sqrt(),
+            DeltaMethod::Gram => {
+                let p = rows.min(cols);
+                // The engine's `Fast` reduces in f32 from p = 512 on (svd.rs, MIXED_MIN).
+                if p >= 512 {
+                    (64.0 * f64::from(f32::EPSILON) / 2.0).sqrt()
+                } else {
+                    4.0 * (p as f64 * EPS64).sqrt()
+                }
+            }
             DeltaMethod::Svd | DeltaMethod::Factored => rows.max(cols) as f64 * EPS64,
         }
     }

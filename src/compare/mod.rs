@@ -276,6 +276,31 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    /// A block that did not change: one analysis on both sides, ΔW = 0, overlap 1.
+    fn unchanged(base: Analysis, zero_factor: Option<&'static str>) -> Self {
+        Self {
+            other: base.clone(),
+            base,
+            delta: Delta::zero(zero_factor),
+            subspace_overlap: Some(1.0),
+        }
+    }
+
+    /// A changed block: both analyses (with their right singular vectors, when computed) and ΔW.
+    fn changed(
+        base: (Analysis, Vec<Vec<f64>>),
+        other: (Analysis, Vec<Vec<f64>>),
+        delta: Delta,
+    ) -> Self {
+        let subspace_overlap = overlap(&base.0, base.1, other.1);
+        Self {
+            base: base.0,
+            other: other.0,
+            delta,
+            subspace_overlap,
+        }
+    }
+
     /// ks(other) − ks(base), when both blocks are nonzero.
     pub fn ks_shift(&self) -> Option<f64> {
         (!self.base.scores.empty && !self.other.scores.empty)
@@ -304,46 +329,34 @@ fn compare_dense(
             w1.shape()
         ));
     }
-    let (base, base_vecs) = analyze_block(w0.as_ref(), job, opts, mode)?;
+    let base = analyze_block(w0.as_ref(), job, opts, mode)?;
     if identical(w0.as_ref(), w1.as_ref()) {
-        return Ok(Comparison {
-            other: base.clone(),
-            base,
-            delta: Delta::zero(None),
-            subspace_overlap: Some(1.0),
-        });
+        return Ok(Comparison::unchanged(base.0, None));
     }
-    let (other, other_vecs) = analyze_block(w1.as_ref(), job, opts, mode)?;
+    let other = analyze_block(w1.as_ref(), job, opts, mode)?;
     let u = delta::unit_roundoff(dtypes[0]).min(delta::unit_roundoff(dtypes[1]));
     let rms = delta::rms(w0.as_ref()).max(delta::rms(w1.as_ref()));
     let base_norm = delta::frobenius(w0.as_ref());
     let dw = &w1 - &w0;
     drop((w0, w1));
-    let fro = delta::frobenius(dw.as_ref());
     let (method, m) = match opts.precision {
-        Precision::Fast => (DeltaMethod::Gram, Method::GramF64),
+        Precision::Fast => (DeltaMethod::Gram, Precision::Fast.method()),
         Precision::Precise => (DeltaMethod::Svd, Method::SvdF64),
     };
     let start = Instant::now();
     let values = singular_values_with(dw.as_ref(), m, Par::Seq).map_err(|e| e.to_string())?;
-    let delta = finish_delta(
+    let delta = DeltaInputs {
         values,
-        dw.shape(),
-        fro,
+        shape: dw.shape(),
+        fro: delta::frobenius(dw.as_ref()),
         base_norm,
         method,
         u,
         rms,
-        start,
-        mode,
-    )?;
-    let overlap = overlap(&base, base_vecs, other_vecs);
-    Ok(Comparison {
-        base,
-        other,
-        delta,
-        subspace_overlap: overlap,
-    })
+        elapsed: start.elapsed(),
+    }
+    .finish(mode)?;
+    Ok(Comparison::changed(base, other, delta))
 }
 
 /// A base block and a LoRA adapter's factors (X, Y, and which factor is all zero, if one is).
@@ -355,18 +368,13 @@ fn compare_lora(
     opts: &ComputeOptions,
     mode: SigmaMode,
 ) -> Result<Comparison, String> {
-    let (base, base_vecs) = analyze_block(w0.as_ref(), job, opts, mode)?;
+    let base = analyze_block(w0.as_ref(), job, opts, mode)?;
     if let Some(which) = factors.zero {
-        return Ok(Comparison {
-            other: base.clone(),
-            base,
-            delta: Delta::zero(Some(which)),
-            subspace_overlap: Some(1.0),
-        });
+        return Ok(Comparison::unchanged(base.0, Some(which)));
     }
     let start = Instant::now();
     let values = lora::factored_values(factors.x.as_ref(), factors.y.as_ref(), scale)?;
-    let elapsed_factored = start.elapsed();
+    let elapsed = start.elapsed();
     let base_norm = delta::frobenius(w0.as_ref());
     let fro = values.iter().map(|v| v * v).sum::<f64>().sqrt();
     let mut merged = w0;
@@ -378,75 +386,80 @@ fn compare_lora(
         scale,
         Par::Seq,
     );
-    let (other, other_vecs) = analyze_block(merged.as_ref(), job, opts, mode)?;
-    let shape = merged.shape();
-    drop(merged);
-    let start = Instant::now() - elapsed_factored;
-    let delta = finish_delta(
+    let other = analyze_block(merged.as_ref(), job, opts, mode)?;
+    // The factored values are exact: no rounding term, only the method's floor.
+    let delta = DeltaInputs {
         values,
-        shape,
+        shape: merged.shape(),
         fro,
         base_norm,
-        DeltaMethod::Factored,
-        0.0,
-        0.0,
-        start,
-        mode,
-    )?;
-    let overlap = overlap(&base, base_vecs, other_vecs);
-    Ok(Comparison {
-        base,
-        other,
-        delta,
-        subspace_overlap: overlap,
-    })
+        method: DeltaMethod::Factored,
+        u: 0.0,
+        rms: 0.0,
+        elapsed,
+    }
+    .finish(mode)?;
+    Ok(Comparison::changed(base, other, delta))
 }
 
-/// ΔW's rank, spectrum and scores from its singular values (descending).
-#[allow(clippy::too_many_arguments)]
-fn finish_delta(
+/// What ΔW's rank, spectrum and scores are made from.
+struct DeltaInputs {
+    /// ΔW's singular values, descending.
     values: Vec<f64>,
-    (rows, cols): (usize, usize),
+    /// (rows, cols).
+    shape: (usize, usize),
+    /// ‖ΔW‖_F.
     fro: f64,
+    /// ‖W_base‖_F.
     base_norm: f64,
+    /// How the values were found.
     method: DeltaMethod,
+    /// Unit round-off of the finer dtype (0 for LoRA).
     u: f64,
+    /// The larger RMS entry of the two blocks.
     rms: f64,
-    start: Instant,
-    mode: SigmaMode,
-) -> Result<Delta, String> {
-    let nu1 = values.first().copied().unwrap_or(0.0);
-    if nu1 == 0.0 {
-        return Ok(Delta::zero(None));
+    /// Time the values took.
+    elapsed: std::time::Duration,
+}
+
+impl DeltaInputs {
+    /// ΔW's rank at the tolerance of [`delta`], its spectrum and its scores under `mode`.
+    fn finish(self, mode: SigmaMode) -> Result<Delta, String> {
+        let (rows, cols) = self.shape;
+        let nu1 = self.values.first().copied().unwrap_or(0.0);
+        if nu1 == 0.0 {
+            return Ok(Delta::zero(None));
+        }
+        let floor = self.method.floor(rows, cols);
+        let rank_tol = delta::rank_tolerance(nu1, floor, self.u, self.rms, rows, cols);
+        let rank = delta::numerical_rank(&self.values, rank_tol);
+        let entry = self.fro / ((rows * cols) as f64).sqrt();
+        let spectrum = Spectrum {
+            values: self.values,
+            rows,
+            cols,
+            precision: Precision::Precise,
+            vector_p: None,
+            // ΔW has no initialization: its `init` σ is its entry σ.
+            init_sigma: entry,
+            shuffled: None,
+            compute_time: self.elapsed,
+        };
+        let analysis = Analysis::new(spectrum, mode).map_err(|e| format!("ΔW: {e}"))?;
+        Ok(Delta {
+            rel: if self.base_norm > 0.0 {
+                self.fro / self.base_norm
+            } else {
+                f64::INFINITY
+            },
+            rank,
+            rank_tol,
+            method: self.method,
+            analysis: Some(analysis),
+            learned_nothing: None,
+            zero_factor: None,
+        })
     }
-    let rank_tol = delta::rank_tolerance(nu1, method.floor(rows, cols), u, rms, rows, cols);
-    let rank = delta::numerical_rank(&values, rank_tol);
-    let entry = fro / ((rows * cols) as f64).sqrt();
-    let spectrum = Spectrum {
-        values,
-        rows,
-        cols,
-        precision: Precision::Precise,
-        vector_p: None,
-        // ΔW has no initialization: its `init` σ is its entry σ.
-        init_sigma: entry,
-        shuffled: None,
-        compute_time: start.elapsed(),
-    };
-    let analysis = Analysis::new(spectrum, mode).map_err(|e| format!("ΔW: {e}"))?;
-    Ok(Delta {
-        rel: if base_norm > 0.0 {
-            fro / base_norm
-        } else {
-            f64::INFINITY
-        },
-        rank,
-        rank_tol,
-        method,
-        analysis: Some(analysis),
-        learned_nothing: None,
-        zero_factor: None,
-    })
 }
 
 /// The block's analysis as the scan computes it, plus its right singular vectors (descending

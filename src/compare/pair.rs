@@ -75,14 +75,7 @@ pub fn pair_dense(base: &Anatomy, other: &Anatomy, opts: &ScanOptions) -> Pairin
     let others: Vec<&Block> = other.matrices.iter().collect();
     let mut used = vec![false; others.len()];
     let jobs = scan::plan(base, opts);
-    let mut i = 0;
-    while i < jobs.len() {
-        let whole = &jobs[i];
-        let heads: Vec<&Job> = jobs[i + 1..]
-            .iter()
-            .take_while(|j| j.block.id.head.is_some())
-            .collect();
-        i += 1 + heads.len();
+    for (whole, heads) in with_heads(&jobs) {
         let b = &whole.block;
         let name = strip_peft(&b.tensor);
         let by_name_id = others
@@ -172,14 +165,7 @@ pub fn pair_lora(
     let mut untouched = 0;
     let fifo = adapter.config.fan_in_fan_out;
     let jobs = scan::plan(base, opts);
-    let mut i = 0;
-    while i < jobs.len() {
-        let whole = &jobs[i];
-        let heads: Vec<&Job> = jobs[i + 1..]
-            .iter()
-            .take_while(|j| j.block.id.head.is_some())
-            .collect();
-        i += 1 + heads.len();
+    for (whole, heads) in with_heads(&jobs) {
         let b = &whole.block;
         let Some(m) = adapter.module_of(&b.tensor) else {
             untouched += 1;
@@ -238,6 +224,21 @@ pub fn pair_lora(
         ));
     }
     out.notes.extend(adapter.notes.iter().cloned());
+    out
+}
+
+/// A plan's jobs as (whole matrix, its heads), in order.
+fn with_heads(jobs: &[Job]) -> Vec<(&Job, &[Job])> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < jobs.len() {
+        let n = jobs[i + 1..]
+            .iter()
+            .take_while(|j| j.block.id.head.is_some())
+            .count();
+        out.push((&jobs[i], &jobs[i + 1..i + 1 + n]));
+        i += 1 + n;
+    }
     out
 }
 
