@@ -413,3 +413,39 @@ fn a_fan_in_fan_out_adapter_on_gpt2s_fused_c_attn_splits_like_the_base() {
         }
     }
 }
+
+#[test]
+fn an_adapter_finds_its_base_in_the_hf_cache_by_repo_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("hub");
+    let snap = cache.join("models--acme--tiny-llama/snapshots/0123abcd");
+    small(&snap, &[]);
+    std::fs::create_dir_all(cache.join("models--acme--tiny-llama/refs")).unwrap();
+    std::fs::write(cache.join("models--acme--tiny-llama/refs/main"), "0123abcd").unwrap();
+    let lora = dir.path().join("lora");
+    synth(
+        &lora,
+        &["--lora-of", s(&snap), "--rank", "2", "--targets", "v"],
+    );
+    let cfg = lora.join("adapter_config.json");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["base_model_name_or_path"] = Value::from("acme/tiny-llama");
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .args(["report", s(&lora), "--format", "json"])
+        .env("HF_HUB_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["base"]["path"], "acme/tiny-llama");
+    assert_eq!(
+        j["blocks"].as_array().unwrap().len(),
+        3 * 3,
+        "v and its 2 heads in 3 layers"
+    );
+}
