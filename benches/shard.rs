@@ -10,7 +10,7 @@
 //!   100 000 updates each. Run it with stderr on a terminal to count the drawing (both draw at
 //!   most 10 times a second); otherwise both only check and return.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use mpscope::anatomy::{Anatomy, Overrides};
@@ -146,6 +146,45 @@ fn progress() {
         "progress callbacks (stderr {}a terminal):",
         if tty { "" } else { "not " }
     );
-    progress_cost("hand-written", mpscope::report::stderr_progress());
+    progress_cost("hand-written", hand_written_bar());
     progress_cost("indicatif", mpscope::progress::stderr_bar());
+}
+
+/// A progress line for stderr: "[#####.....] 120/480  12.3s  ETA 30s".
+fn progress_line(p: &Progress) -> String {
+    let w = 30;
+    let filled = (p.done * w).checked_div(p.total).unwrap_or(w);
+    let bar: String = (0..w).map(|i| if i < filled { '#' } else { '.' }).collect();
+    let eta = p
+        .eta
+        .map(|e| format!("  ETA {:.0}s", e.as_secs_f64().ceil()))
+        .unwrap_or_default();
+    format!(
+        "[{bar}] {}/{}  {:.1}s{eta}",
+        p.done,
+        p.total,
+        p.elapsed.as_secs_f64()
+    )
+}
+
+/// The hand-written bar indicatif replaced (the baseline): a progress line on stderr when it
+/// is a terminal.
+fn hand_written_bar() -> impl FnMut(&Progress) {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = std::time::Instant::now() - Duration::from_secs(1);
+    move |p: &Progress| {
+        if !tty {
+            return;
+        }
+        if last.elapsed() < Duration::from_millis(100) && !p.finished() {
+            return;
+        }
+        last = std::time::Instant::now();
+        let mut err = std::io::stderr();
+        let _ = write!(err, "\r{}\x1b[K", progress_line(p));
+        if p.finished() {
+            let _ = write!(err, "\r\x1b[K");
+        }
+        let _ = err.flush();
+    }
 }

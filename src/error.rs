@@ -2,6 +2,7 @@
 
 use crate::anatomy::AnatomyError;
 use crate::checkpoint::CheckpointError;
+use crate::compare::CompareError;
 use crate::synth::SynthError;
 
 /// Any error a command can end with.
@@ -13,6 +14,9 @@ pub enum Error {
     /// Tensor names, shapes and head counts do not fit together.
     #[error(transparent)]
     Anatomy(#[from] AnatomyError),
+    /// Two sources could not be paired (or an adapter or its base could not be read).
+    #[error(transparent)]
+    Compare(#[from] CompareError),
     /// A synthetic checkpoint could not be specified or written.
     #[error(transparent)]
     Synth(#[from] SynthError),

@@ -5,6 +5,8 @@
 pub mod anatomy;
 pub mod cache;
 pub mod checkpoint;
+pub mod compare;
+pub mod compare_report;
 pub mod demo;
 pub mod error;
 pub mod inspect;

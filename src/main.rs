@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand};
-use mpscope::anatomy::{Anatomy, Overrides};
+use mpscope::anatomy::{Anatomy, Overrides, Proj};
 use mpscope::cache::{self, Cache};
 use mpscope::checkpoint::Checkpoint;
+use mpscope::compare::{self, Sources};
 use mpscope::rank::ScoreKind;
 use mpscope::report::{self, Format};
 use mpscope::saved_report::{self, SavedReport};
@@ -23,10 +24,10 @@ use mpscope::shard::{self, ShardArg, ShardRecord, ShardReport, estimate};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::synth::{
     self, CollapseSpec, ColumnScaleSpec, GgufQuant, HeavyTailSpec, SpikeSpec, SynthDtype,
-    SynthFamily, SynthSpec,
+    SynthFamily, SynthSpec, UpdateSpec,
 };
 use mpscope::tui::{self, theme::Theme};
-use mpscope::{Error, demo, inspect};
+use mpscope::{Error, compare_report, demo, inspect};
 
 /// Explore where a transformer's weights have left random initialization.
 #[derive(Parser, Debug)]
@@ -179,8 +180,12 @@ enum CacheAction {
 /// Options of `mpscope report`.
 #[derive(Args, Debug, Clone)]
 struct ReportArgs {
-    /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
+    /// Checkpoint: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG]; or a PEFT LoRA adapter directory.
     path: String,
+    /// Compare PATH against this base checkpoint, block by block (an adapter's base defaults
+    /// to its base_model_name_or_path).
+    #[arg(long, value_name = "BASE")]
+    base: Option<String>,
     /// Output format (default: table on a terminal, JSON otherwise).
     #[arg(long, value_enum)]
     format: Option<Format>,
@@ -368,6 +373,35 @@ struct SynthArgs {
     /// Outlier input features (log-normal column scales), e.g. `q`, `L0-1.k:1.5`, `L2.q.h3:0.5`.
     #[arg(long, value_delimiter = ',')]
     column_scale: Vec<ColumnScaleSpec>,
+    /// Write a fine-tuned copy of BASE instead: every tensor byte-identical except the
+    /// --update blocks (with --dtype: every tensor cast to it).
+    #[arg(long, value_name = "BASE", conflicts_with_all = ["preset", "lora_of", "format"])]
+    finetune_of: Option<String>,
+    /// Low-rank updates of the fine-tuned copy: `L1.q.h3:2@0.5` = rank 2, singular values
+    /// 0.5 × the block's largest (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "finetune_of")]
+    update: Vec<UpdateSpec>,
+    /// Write a PEFT LoRA adapter on BASE instead (adapter_config.json naming BASE,
+    /// adapter_model.safetensors).
+    #[arg(long, value_name = "BASE", conflicts_with_all = ["preset", "format"])]
+    lora_of: Option<String>,
+    /// LoRA rank r.
+    #[arg(long, default_value_t = 8, requires = "lora_of")]
+    rank: usize,
+    /// LoRA alpha (default 2r).
+    #[arg(long, requires = "lora_of")]
+    alpha: Option<f64>,
+    /// Projections the adapter targets in every layer.
+    #[arg(
+        long,
+        default_value = "q,v",
+        value_delimiter = ',',
+        requires = "lora_of"
+    )]
+    targets: Vec<Proj>,
+    /// Leave B at zero in this layer (an adapter that learned nothing there).
+    #[arg(long, value_name = "LAYER", requires = "lora_of")]
+    zero_b: Option<usize>,
 }
 
 impl SynthArgs {
@@ -490,6 +524,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Synth(args)) if args.finetune_of.is_some() || args.lora_of.is_some() => {
+            synth_derived(&args)
+        }
         Some(Command::Synth(args)) => {
             let spec = args.spec()?;
             let started = std::time::Instant::now();
@@ -593,8 +630,45 @@ fn cache_command(args: &CacheCommandArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
-    // Ctrl-C, SIGTERM and SIGQUIT stop the run and write what finished (`"complete": false`).
+/// `synth OUT --finetune-of BASE` or `synth OUT --lora-of BASE`.
+fn synth_derived(args: &SynthArgs) -> Result<ExitCode, Error> {
+    let started = std::time::Instant::now();
+    let seed = args.seed.unwrap_or(0);
+    let (base, what) = if let Some(base) = &args.finetune_of {
+        let t = synth::write_finetune(&args.out, base, &args.update, args.dtype, seed)?;
+        let cast = t.cast.map(|c| format!(", cast to {c}")).unwrap_or_default();
+        (
+            base,
+            format!("fine-tuned copy, {} updates{cast}", t.updates.len()),
+        )
+    } else if let Some(base) = &args.lora_of {
+        let spec = synth::LoraSpec {
+            rank: args.rank,
+            alpha: args.alpha.unwrap_or(2.0 * args.rank as f64),
+            targets: args.targets.clone(),
+            zero_b: args.zero_b,
+            seed,
+        };
+        let t = synth::write_lora(&args.out, base, &spec)?;
+        let n = t.lora.map_or(0, |l| l.modules.len());
+        (
+            base,
+            format!("LoRA adapter, rank {}, {n} modules", args.rank),
+        )
+    } else {
+        return Err(Error::Usage("--finetune-of or --lora-of is needed".into()));
+    };
+    eprintln!(
+        "wrote {} ({what} of {base}) in {:.1}s",
+        args.out.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, SIGTERM and SIGQUIT stop a report and write what finished (`"complete": false`):
+/// the flag holds the signal caught, 0 until then.
+fn stop_signals() -> Result<Arc<AtomicUsize>, Error> {
     let signal = Arc::new(AtomicUsize::new(0));
     for &sig in signal_hook::consts::TERM_SIGNALS {
         signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize).map_err(
@@ -604,6 +678,75 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
             },
         )?;
     }
+    Ok(signal)
+}
+
+/// The report's format: as asked, else a table on a terminal and JSON otherwise.
+fn report_format(args: &ReportArgs) -> Format {
+    args.format.unwrap_or(
+        if args.output.is_none() && std::io::stdout().is_terminal() {
+            Format::Table
+        } else {
+            Format::Json
+        },
+    )
+}
+
+/// `mpscope report OTHER --base BASE` (or an adapter directory): the comparison.
+fn compare_report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    if args.top.is_some() {
+        return Err(Error::Usage(
+            "--top ranks one model's blocks; with --base or an adapter, sort the JSON or CSV by \
+             delta_rel instead"
+                .into(),
+        ));
+    }
+    let signal = stop_signals()?;
+    let sources = Sources::open(&args.path, args.base.as_deref(), &args.model.overrides())?;
+    let mode: SigmaMode = args.sigma.into();
+    let scan = args.scan();
+    let pairing = sources.pair(&scan)?;
+    let compute = args.compute.options(&sources.base, None);
+    let sources = Arc::new(sources);
+    let results = compare_report::run_until(
+        Arc::clone(&sources),
+        pairing,
+        compute,
+        mode,
+        args.compute.threads,
+        mpscope::progress::stderr_bar(),
+        &|| signal.load(Ordering::SeqCst) != 0,
+    )
+    .map_err(Error::Worker)?;
+    let width = report::table_width(args.output.is_none() && std::io::stdout().is_terminal());
+    let text = match report_format(args) {
+        Format::Table => compare_report::to_table(&sources, &results, width),
+        Format::Csv => compare_report::to_csv(&results),
+        Format::Json => compare_report::to_json(&sources, mode, &results, args.values) + "\n",
+    };
+    emit(args.output.as_deref(), &text)?;
+    let caught = signal.load(Ordering::SeqCst);
+    if caught != 0 {
+        eprintln!("mpscope: interrupted; the report holds the pairs that finished");
+        return Ok(ExitCode::from(128 + caught as u8));
+    }
+    let failed = results.failed();
+    if failed > 0 {
+        eprintln!(
+            "mpscope: {failed} of {} pairs failed (their `error` says why); the others are \
+             reported",
+            results.entries.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    if args.base.is_some() || compare::is_adapter_dir(std::path::Path::new(&args.path)) {
+        return compare_report(args);
+    }
+    let signal = stop_signals()?;
     let (ck, an) = open(&args.path, &args.model)?;
     let mode: SigmaMode = args.sigma.into();
     let scan = args.scan();
@@ -639,13 +782,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
         &|| signal.load(Ordering::SeqCst) != 0,
     )
     .map_err(Error::Worker)?;
-    let format = args.format.unwrap_or(
-        if args.output.is_none() && std::io::stdout().is_terminal() {
-            Format::Table
-        } else {
-            Format::Json
-        },
-    );
+    let format = report_format(args);
     let ranked;
     let shown = match args.top {
         Some(n) => {
@@ -811,6 +948,14 @@ fn explore(
     model: &ModelArgs,
     compute: &ComputeArgs,
 ) -> Result<ExitCode, Error> {
+    if let Some(p) = &path
+        && compare::is_adapter_dir(std::path::Path::new(p))
+    {
+        return Err(Error::Usage(format!(
+            "{p} is a LoRA adapter; the explorer's compare mode is not built yet, so compare it \
+             with `mpscope report {p}` (its base is found from adapter_config.json, or give --base)"
+        )));
+    }
     let (spec, title) = match path {
         Some(p) => (p.clone(), p),
         None => {

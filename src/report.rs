@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +13,7 @@ use crate::inspect::dtype_label;
 use crate::rank::{ScoreKind, rank};
 use crate::scan::{self, ComputeOptions, Job};
 use crate::spectrum::{Analysis, HeavyTail, SigmaMode, Sigmas, Warning};
-use crate::worker::{Progress, Worker};
+use crate::worker::Progress;
 
 /// Output format of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,69 +73,30 @@ pub fn run_until(
     compute: ComputeOptions,
     mode: SigmaMode,
     threads: usize,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress),
     stop: &dyn Fn() -> bool,
 ) -> Result<Results, crate::worker::StartError> {
-    let (tx, rx) = mpsc::channel();
-    let n = jobs.len();
     let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();
     // Nothing is on screen, so the biggest blocks go first: the small ones then fill the
     // threads at the end instead of one thread finishing a whole matrix alone.
-    let mut by_cost: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
-    by_cost.sort_by_key(|(_, j)| std::cmp::Reverse(scan::cost(j)));
-    let (order, jobs): (Vec<usize>, Vec<Job>) = by_cost.into_iter().unzip();
-    let ck2 = Arc::clone(&ck);
-    let worker = Worker::start(
+    let batch = crate::worker::run_batch(
         jobs,
         |j: &Job| j.block.id,
-        None,
+        scan::cost,
         threads,
-        move |j: &Job| scan::analyze(&ck2, j, &compute, mode),
-        move |o| {
-            let _ = tx.send(o);
-        },
+        move |j: &Job| scan::analyze(&ck, j, &compute, mode),
+        progress,
+        stop,
     )?;
-    let mut slots: Vec<Option<Result<Analysis, String>>> = vec![None; n];
-    let mut received = 0;
-    let mut complete = true;
-    while received < n {
-        if stop() {
-            // Running blocks are not waited for: whoever interrupts wants out now.
-            worker.cancel_all();
-            complete = false;
-            break;
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(o) => {
-                slots[order[o.index]] = Some(o.result);
-                received += 1;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        progress(&worker.progress());
-    }
-    if complete {
-        worker.wait();
-    }
-    let elapsed = worker.progress().elapsed;
-    let missing = if complete {
-        "not computed"
-    } else {
-        "not computed: interrupted"
-    };
     let entries = blocks
         .into_iter()
-        .zip(slots)
-        .map(|(block, r)| Entry {
-            block,
-            result: r.unwrap_or_else(|| Err(missing.into())),
-        })
+        .zip(batch.results)
+        .map(|(block, result)| Entry { block, result })
         .collect();
     Ok(Results {
         entries,
-        elapsed,
-        complete,
+        elapsed: batch.elapsed,
+        complete: batch.complete,
     })
 }
 
@@ -160,44 +119,6 @@ pub fn write_beside(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
         let _ = std::fs::remove_file(&tmp);
     }
     written
-}
-
-/// A progress line for stderr: "[#####.....] 120/480  12.3s  ETA 30s".
-pub fn progress_line(p: &Progress) -> String {
-    let w = 30;
-    let filled = (p.done * w).checked_div(p.total).unwrap_or(w);
-    let bar: String = (0..w).map(|i| if i < filled { '#' } else { '.' }).collect();
-    let eta = p
-        .eta
-        .map(|e| format!("  ETA {:.0}s", e.as_secs_f64().ceil()))
-        .unwrap_or_default();
-    format!(
-        "[{bar}] {}/{}  {:.1}s{eta}",
-        p.done,
-        p.total,
-        p.elapsed.as_secs_f64()
-    )
-}
-
-/// Writes a progress line to stderr when it is a terminal.
-pub fn stderr_progress() -> impl FnMut(&Progress) {
-    let tty = std::io::stderr().is_terminal();
-    let mut last = std::time::Instant::now() - Duration::from_secs(1);
-    move |p: &Progress| {
-        if !tty {
-            return;
-        }
-        if last.elapsed() < Duration::from_millis(100) && !p.finished() {
-            return;
-        }
-        last = std::time::Instant::now();
-        let mut err = std::io::stderr();
-        let _ = write!(err, "\r{}\x1b[K", progress_line(p));
-        if p.finished() {
-            let _ = write!(err, "\r\x1b[K");
-        }
-        let _ = err.flush();
-    }
 }
 
 /// One block as the JSON and CSV outputs and the explorer's `e` export write it (one schema,
@@ -503,7 +424,7 @@ pub const CSV_COLUMNS: [&str; 35] = [
     "error",
 ];
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -511,7 +432,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
+pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
@@ -568,7 +489,7 @@ pub fn records_to_csv(records: impl IntoIterator<Item = MatrixRecord>) -> String
     out
 }
 
-fn f3(v: Option<f64>) -> String {
+pub(crate) fn f3(v: Option<f64>) -> String {
     match v {
         Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
         Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
@@ -824,7 +745,12 @@ pub fn to_ranked_table(
 
 /// Aligns `rows` (the first is the header) into lines no wider than `width` when it can: the
 /// `own_line` column moves under its row, then the `drop` columns go, in that order.
-fn fit(rows: Vec<Vec<String>>, drop: &[usize], own_line: Option<usize>, width: usize) -> String {
+pub(crate) fn fit(
+    rows: Vec<Vec<String>>,
+    drop: &[usize],
+    own_line: Option<usize>,
+    width: usize,
+) -> String {
     let lines = align(&rows);
     if widest(&lines) <= width {
         return lines.concat();

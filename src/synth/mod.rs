@@ -12,6 +12,7 @@
 //! byte-identical for a spec whatever the thread count. Embeddings are normal(0, 0.02), norm
 //! weights 1 + normal(0, 0.02), biases normal(0, 0.01).
 
+mod derive;
 mod draw;
 mod error;
 mod gguf;
@@ -25,6 +26,9 @@ mod write;
 use std::ops::Range;
 use std::path::Path;
 
+pub use derive::{
+    DerivedTruth, LoraSpec, LoraTruth, UpdateSpec, UpdateTruth, write_finetune, write_lora,
+};
 pub use error::SynthError;
 pub use gguf::GgufQuant;
 pub use presets::{DEMO_SEED, PRESETS, preset};

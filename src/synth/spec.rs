@@ -136,6 +136,15 @@ impl SynthDtype {
         }
     }
 
+    /// The safetensors dtype's name ("BF16", "F16", "F32").
+    pub fn safetensors_name(self) -> &'static str {
+        match self {
+            SynthDtype::Bf16 => "BF16",
+            SynthDtype::F16 => "F16",
+            SynthDtype::F32 => "F32",
+        }
+    }
+
     /// The safetensors dtype.
     pub fn safetensors(self) -> safetensors::Dtype {
         match self {
