@@ -93,6 +93,8 @@ pub struct CompareRecord {
     pub proj: String,
     /// Head, `null` for the whole matrix.
     pub head: Option<usize>,
+    /// Routed expert (Mixture of Experts), `null` for every other matrix.
+    pub expert: Option<usize>,
     /// Logical rows.
     pub rows: usize,
     /// Logical columns.
@@ -157,6 +159,7 @@ impl CompareRecord {
             layer: b.id.layer,
             proj: b.id.proj.proj_label().into(),
             head: b.id.head,
+            expert: b.id.expert,
             rows: b.rows,
             cols: b.cols,
             base_dtype: dtype_label(&b.dtype),
@@ -261,12 +264,13 @@ pub fn to_json(s: &Sources, mode: SigmaMode, r: &CompareResults, values: bool) -
 }
 
 /// CSV columns, in order (the arrays: `delta_top` joined by `;`).
-pub const CSV_COLUMNS: [&str; 26] = [
+pub const CSV_COLUMNS: [&str; 27] = [
     "tensor",
     "other_tensor",
     "layer",
     "proj",
     "head",
+    "expert",
     "rows",
     "cols",
     "base_dtype",
@@ -302,6 +306,7 @@ pub fn to_csv(r: &CompareResults) -> String {
             opt(m.layer),
             m.proj,
             opt(m.head),
+            opt(m.expert),
             m.rows.to_string(),
             m.cols.to_string(),
             m.base_dtype,
@@ -422,7 +427,9 @@ pub fn to_table(s: &Sources, r: &CompareResults, width: usize) -> String {
         };
         rows.push(vec![
             m.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
-            if m.proj == "other" {
+            if let Some(e) = m.expert {
+                format!("{} e{e}", m.proj)
+            } else if m.proj == "other" {
                 m.tensor.trim_end_matches(".weight").to_string()
             } else {
                 m.proj.clone()

@@ -375,3 +375,78 @@ fn another_engine_misses_and_the_cap_evicts_the_least_recently_used() {
         .sum();
     assert!(left <= cap / 10 * 9, "{left} > 90% of {cap}");
 }
+
+/// The experts of a GGUF `ffn_*_exps` tensor share its file and name: each is its own row
+/// range, so each has its own key and entry, and a second report reads every expert back with
+/// the same bytes (a key without the rows would hand expert 0's values to all of them).
+#[test]
+fn experts_of_one_stacked_gguf_tensor_are_entries_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cache, model) = (dir.path().join("cache"), dir.path().join("moe"));
+    common::synth(
+        &model,
+        &[
+            "--family",
+            "mixtral",
+            "--experts",
+            "3",
+            "--layers",
+            "2",
+            "--hidden",
+            "64",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--intermediate",
+            "96",
+            "--vocab",
+            "64",
+            "--format",
+            "gguf",
+            "--quant",
+            "f16",
+        ],
+    );
+    let ck = Checkpoint::open(model.to_str().unwrap()).unwrap();
+    let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
+    let scan_opts = ScanOptions {
+        projs: "experts".parse().unwrap(),
+        ..ScanOptions::default()
+    };
+    let jobs = scan::plan(&an, &scan_opts);
+    assert_eq!(
+        jobs.len(),
+        2 * 3 * 3,
+        "2 layers × gate, up, down × 3 experts"
+    );
+    let opts = ComputeOptions {
+        precision: Precision::Fast,
+        initializer_range: None,
+        randomize: false,
+        cache: None,
+    };
+    let mut keys: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            assert!(j.block.id.expert.is_some(), "{}", j.block.name);
+            scan::cache_key(&ck, j, &opts).expect("a key").0
+        })
+        .collect();
+    let tensors: std::collections::BTreeSet<&str> =
+        jobs.iter().map(|j| j.block.tensor.as_str()).collect();
+    assert_eq!(
+        tensors.len(),
+        2 * 3,
+        "one stacked tensor per layer and projection"
+    );
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), jobs.len(), "every expert has a key of its own");
+    let args = ["--proj", "experts", "--values"];
+    let (first, _) = report(&cache, &model, &args);
+    assert_eq!(entries(&cache).len(), jobs.len());
+    let (second, err) = report(&cache, &model, &args);
+    assert!(err.contains("18 of 18 blocks read from the cache"), "{err}");
+    assert_eq!(first, second);
+}

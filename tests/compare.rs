@@ -175,6 +175,89 @@ fn a_gguf_quantization_pairs_with_its_safetensors_original() {
     }
 }
 
+/// A Mixtral's routed experts pair by (layer, projection, expert): the GGUF stacks them in one
+/// `ffn_*_exps` tensor per projection, the safetensors keep one tensor per expert, so only the
+/// expert index can pair them. Pairing expert e with another expert would move the weights by
+/// ~140%, not by q8_0's rounding.
+#[test]
+fn mixtral_experts_pair_by_layer_projection_and_expert() {
+    let dir = tempfile::tempdir().unwrap();
+    let (st, gg) = (dir.path().join("st"), dir.path().join("gguf"));
+    let moe = [
+        "--family",
+        "mixtral",
+        "--experts",
+        "3",
+        "--layers",
+        "2",
+        "--hidden",
+        "64",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+        "--intermediate",
+        "96",
+        "--vocab",
+        "64",
+        "--dtype",
+        "f32",
+    ];
+    synth(&st, &moe);
+    synth(
+        &gg,
+        &[&moe[..], &["--format", "gguf", "--quant", "q8_0"]].concat(),
+    );
+    let j = report_json(&[s(&gg), "--base", s(&st), "--proj", "experts"]);
+    assert!(
+        j["pairing"]["unpaired_base"].as_array().unwrap().is_empty()
+            && j["pairing"]["unpaired_other"]
+                .as_array()
+                .unwrap()
+                .is_empty(),
+        "{}",
+        j["pairing"]
+    );
+    let blocks = j["blocks"].as_array().unwrap();
+    let mut seen: Vec<(u64, String, u64)> = blocks
+        .iter()
+        .map(|b| {
+            let rel = f(&b["delta_rel"]);
+            assert!(
+                rel > 0.0 && rel < 0.02,
+                "{} e{}: {rel}",
+                name(b),
+                b["expert"]
+            );
+            let e = b["expert"].as_u64().expect("an expert index");
+            (b["layer"].as_u64().unwrap(), b["proj"].to_string(), e)
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen.len(),
+        2 * 3 * 3,
+        "2 layers × gate, up, down × 3 experts"
+    );
+    let csv = mpscope(&[
+        "report",
+        s(&gg),
+        "--base",
+        s(&st),
+        "--proj",
+        "experts",
+        "--format",
+        "csv",
+    ]);
+    let text = String::from_utf8(csv.stdout).unwrap();
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.starts_with("tensor,other_tensor,layer,proj,head,expert,rows,"),
+        "{header}"
+    );
+}
+
 #[test]
 fn models_of_different_shapes_are_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -432,7 +515,7 @@ fn an_adapter_finds_its_base_in_the_hf_cache_by_repo_id() {
     v["base_model_name_or_path"] = Value::from("acme/tiny-llama");
     std::fs::write(&cfg, v.to_string()).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args(["report", s(&lora), "--format", "json"])
+        .args(["report", s(&lora), "--format", "json", "--no-cache"])
         .env("HF_HUB_CACHE", &cache)
         .output()
         .unwrap();

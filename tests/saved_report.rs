@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{mpscope, synth_llama};
-use mpscope::anatomy::{Anatomy, Overrides};
+use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::report::{self, ModelRecord};
 use mpscope::saved_report::SavedReport;
@@ -251,4 +251,71 @@ fn a_top_report_lists_the_matrices_of_its_heads() {
             h.block.name
         );
     }
+}
+
+/// A `--values` report of a Mixtral opens with its experts: the expert axis, the model line's
+/// expert count, and every view of an expert's matrix as the checkpoint draws it.
+#[test]
+fn a_moe_report_opens_with_its_experts() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("moe");
+    common::synth(
+        &model,
+        &[
+            "--family",
+            "mixtral",
+            "--experts",
+            "3",
+            "--layers",
+            "2",
+            "--hidden",
+            "64",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--intermediate",
+            "96",
+            "--vocab",
+            "64",
+        ],
+    );
+    let json = dir.path().join("r.json");
+    let mut fresh = computed_and_saved(&model, &json, false);
+    let mut saved = opened(&json);
+    let report = SavedReport::read(&json).unwrap();
+    assert_eq!(report.anatomy.num_experts, Some(3));
+    assert_eq!(report.anatomy.experts_of(1, Proj::Down), 3);
+    assert_eq!(fresh.model_line, saved.model_line);
+    assert!(
+        saved.model_line.ends_with("· 3 experts"),
+        "{}",
+        saved.model_line
+    );
+    fresh.message = None;
+    saved.message = None;
+    // q, k, v, o, then gate: expert 0; `l` walks to expert 1.
+    for app in [&mut fresh, &mut saved] {
+        for _ in 0..4 {
+            app.handle(action(KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE)).unwrap());
+        }
+        app.handle(key('l'));
+    }
+    let gate = MatrixId::whole(Some(0), Proj::Gate).with_expert(1);
+    assert_eq!(saved.focus(), Some(gate));
+    assert_eq!(fresh.focus(), Some(gate));
+    for view in View::ALL {
+        fresh.view = view;
+        saved.view = view;
+        for (w, h) in [(80, 24), (140, 40)] {
+            assert_eq!(
+                screen(&fresh, w, h),
+                screen(&saved, w, h),
+                "{view:?} at {w}x{h}"
+            );
+        }
+    }
+    saved.view = View::Spectrum;
+    let lines = screen(&saved, 80, 24);
+    assert!(lines.contains("L0 gate e1"), "{lines}");
 }

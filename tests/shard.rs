@@ -17,28 +17,34 @@ const SCHEDULER_VARS: [&str; 5] = [
     "JOB_COMPLETION_INDEX",
 ];
 
-/// The binary with `args` and exactly the scheduler variables `env`.
-fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
+/// The binary with `args` and exactly the scheduler variables `env`, with a spectrum cache of
+/// its own (returned, to live as long as the run) unless `env` names one.
+fn command(args: &[&str], env: &[(&str, &str)]) -> (Command, tempfile::TempDir) {
+    let cache = tempfile::tempdir().expect("temp cache dir");
     let mut c = Command::new(env!("CARGO_BIN_EXE_mpscope"));
     c.args(args)
-        .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache");
+        .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache")
+        .env("MPSCOPE_CACHE_DIR", cache.path());
     for v in SCHEDULER_VARS {
         c.env_remove(v);
     }
     c.envs(env.iter().copied());
-    c
+    (c, cache)
 }
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    command(args, env).output().expect("run mpscope")
+    let (mut c, _cache) = command(args, env);
+    c.output().expect("run mpscope")
 }
 
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
-    command(args, env)
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, tempfile::TempDir) {
+    let (mut c, cache) = command(args, env);
+    let child = c
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start mpscope")
+        .expect("start mpscope");
+    (child, cache)
 }
 
 fn ok(out: &Output) {
@@ -64,36 +70,50 @@ fn s(p: &Path) -> &str {
 /// by index, shard 1 as Kubernetes' index 1 of `--shards 3`, shard 2 as Slurm array task 12 of
 /// an array 10-12. Returns the part paths.
 fn three_shards(model: &Path, out: &Path, args: &[&str]) -> Vec<PathBuf> {
+    let parts = three_shards_with(model, out, args, &[]);
+    for (_, stderr) in &parts {
+        // Not a terminal: no progress bar, nothing at all on stderr.
+        assert!(stderr.is_empty(), "{stderr}");
+    }
+    parts.into_iter().map(|(p, _)| p).collect()
+}
+
+/// [`three_shards`] with more environment variables for all three (e.g. a shared spectrum
+/// cache); returns each part's path and its stderr.
+fn three_shards_with(
+    model: &Path,
+    out: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<(PathBuf, String)> {
     let parts: Vec<PathBuf> = (0..3).map(|i| out.join(format!("part{i}.json"))).collect();
     let base =
         |i: usize| -> Vec<&str> { [&["report", s(model), "-o", s(&parts[i])], args].concat() };
+    let with =
+        |vars: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> { [vars, env].concat() };
     let children = vec![
-        spawn(&[base(0), vec!["--shard", "0/3"]].concat(), &[]),
+        spawn(&[base(0), vec!["--shard", "0/3"]].concat(), &with(&[])),
         spawn(
             &[base(1), vec!["--shard", "auto", "--shards", "3"]].concat(),
-            &[("JOB_COMPLETION_INDEX", "1")],
+            &with(&[("JOB_COMPLETION_INDEX", "1")]),
         ),
         spawn(
             &[base(2), vec!["--shard", "auto"]].concat(),
-            &[
+            &with(&[
                 ("SLURM_JOB_ID", "99"),
                 ("SLURM_ARRAY_TASK_ID", "12"),
                 ("SLURM_ARRAY_TASK_MIN", "10"),
                 ("SLURM_ARRAY_TASK_COUNT", "3"),
-            ],
+            ]),
         ),
     ];
-    for c in children {
+    let mut stderrs = Vec::new();
+    for (c, _cache) in children {
         let out = c.wait_with_output().unwrap();
         ok(&out);
-        // Not a terminal: no progress bar, nothing at all on stderr.
-        assert!(
-            out.stderr.is_empty(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        stderrs.push(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    parts
+    parts.into_iter().zip(stderrs).collect()
 }
 
 #[test]
@@ -143,6 +163,76 @@ fn shards_from_three_processes_merge_into_the_single_run_byte_for_byte() {
     );
     ok(&merged_csv);
     assert_eq!(merged_csv.stdout, csv.stdout);
+}
+
+/// A Mixtral's experts go through shards and `merge` as through one run (the `expert` field
+/// in JSON, its CSV column after `head`), and shards may read a spectrum cache another run
+/// filled: the merge is still the single run's bytes.
+#[test]
+fn moe_shards_reading_a_shared_cache_merge_into_the_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model");
+    synth(
+        &model,
+        &[
+            "--family",
+            "mixtral",
+            "--experts",
+            "3",
+            "--layers",
+            "2",
+            "--hidden",
+            "64",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+            "--intermediate",
+            "96",
+            "--vocab",
+            "64",
+        ],
+    );
+    let cache = dir.path().join("cache");
+    let shared = [("MPSCOPE_CACHE_DIR", s(&cache))];
+    let args = ["--proj", "q,moe", "--values"];
+    let one = run(
+        &[&["report", s(&model), "--format", "json"], &args[..]].concat(),
+        &shared,
+    );
+    ok(&one);
+    let doc: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    let experts = doc["matrices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["expert"].is_u64())
+        .count();
+    assert_eq!(experts, 2 * 3 * 3, "2 layers × gate, up, down × 3 experts");
+    let parts = three_shards_with(&model, dir.path(), &args, &shared);
+    for (_, stderr) in &parts {
+        assert!(stderr.contains("read from the cache"), "{stderr}");
+    }
+    let paths: Vec<&str> = parts.iter().map(|(p, _)| s(p)).collect();
+    let merged = run(&[&["merge"], &paths[..]].concat(), &[]);
+    ok(&merged);
+    assert_eq!(
+        String::from_utf8(merged.stdout).unwrap(),
+        String::from_utf8(one.stdout).unwrap()
+    );
+    let csv = run(
+        &[&["report", s(&model), "--format", "csv"], &args[..]].concat(),
+        &[],
+    );
+    ok(&csv);
+    let merged_csv = run(&[&["merge", "--format", "csv"], &paths[..]].concat(), &[]);
+    ok(&merged_csv);
+    let text = String::from_utf8(merged_csv.stdout).unwrap();
+    assert!(
+        text.starts_with("tensor,layer,proj,head,expert,rows,cols,"),
+        "{text}"
+    );
+    assert_eq!(text, String::from_utf8(csv.stdout).unwrap());
 }
 
 #[test]
