@@ -41,7 +41,7 @@ use mpscope::{Error, compare_report, demo, inspect};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Checkpoint to explore: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG].
+    /// Checkpoint to explore: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG]; or a REPORT.json written with `report --values`.
     path: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
@@ -694,6 +694,13 @@ fn report_format(args: &ReportArgs) -> Format {
 
 /// `mpscope report OTHER --base BASE` (or an adapter directory): the comparison.
 fn compare_report(args: &ReportArgs) -> Result<ExitCode, Error> {
+    if args.shard.is_some() || args.shards.is_some() || args.plan {
+        return Err(Error::Usage(
+            "--shard, --shards and --plan split one model's report; they do not go with --base \
+             or an adapter"
+                .into(),
+        ));
+    }
     if args.top.is_some() {
         return Err(Error::Usage(
             "--top ranks one model's blocks; with --base or an adapter, sort the JSON or CSV by \

@@ -383,31 +383,7 @@ fn another_engine_misses_and_the_cap_evicts_the_least_recently_used() {
 fn experts_of_one_stacked_gguf_tensor_are_entries_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let (cache, model) = (dir.path().join("cache"), dir.path().join("moe"));
-    common::synth(
-        &model,
-        &[
-            "--family",
-            "mixtral",
-            "--experts",
-            "3",
-            "--layers",
-            "2",
-            "--hidden",
-            "64",
-            "--heads",
-            "4",
-            "--kv-heads",
-            "2",
-            "--intermediate",
-            "96",
-            "--vocab",
-            "64",
-            "--format",
-            "gguf",
-            "--quant",
-            "f16",
-        ],
-    );
+    common::synth_mixtral(&model, &["--format", "gguf", "--quant", "f16"]);
     let ck = Checkpoint::open(model.to_str().unwrap()).unwrap();
     let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
     let scan_opts = ScanOptions {

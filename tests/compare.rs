@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{mpscope, synth};
+use common::{mpscope, synth, synth_mixtral};
 use faer::Mat;
 use mpscope::checkpoint::{Checkpoint, Selection};
 use serde_json::Value;
@@ -183,30 +183,10 @@ fn a_gguf_quantization_pairs_with_its_safetensors_original() {
 fn mixtral_experts_pair_by_layer_projection_and_expert() {
     let dir = tempfile::tempdir().unwrap();
     let (st, gg) = (dir.path().join("st"), dir.path().join("gguf"));
-    let moe = [
-        "--family",
-        "mixtral",
-        "--experts",
-        "3",
-        "--layers",
-        "2",
-        "--hidden",
-        "64",
-        "--heads",
-        "4",
-        "--kv-heads",
-        "2",
-        "--intermediate",
-        "96",
-        "--vocab",
-        "64",
-        "--dtype",
-        "f32",
-    ];
-    synth(&st, &moe);
-    synth(
+    synth_mixtral(&st, &["--dtype", "f32"]);
+    synth_mixtral(
         &gg,
-        &[&moe[..], &["--format", "gguf", "--quant", "q8_0"]].concat(),
+        &["--dtype", "f32", "--format", "gguf", "--quant", "q8_0"],
     );
     let j = report_json(&[s(&gg), "--base", s(&st), "--proj", "experts"]);
     assert!(
@@ -256,6 +236,21 @@ fn mixtral_experts_pair_by_layer_projection_and_expert() {
         header.starts_with("tensor,other_tensor,layer,proj,head,expert,rows,"),
         "{header}"
     );
+}
+
+/// Shards and plans split one model's report: with `--base` they are a usage error, not
+/// silently ignored.
+#[test]
+fn shard_and_plan_do_not_go_with_a_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    small(&base, &[]);
+    for extra in [&["--shard", "0/2"][..], &["--plan"], &["--shards", "4"]] {
+        let out = mpscope(&[&["report", s(&base), "--base", s(&base)], extra].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("do not go with --base"), "{extra:?}: {err}");
+    }
 }
 
 #[test]

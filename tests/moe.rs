@@ -5,7 +5,7 @@
 //! carry the `expert` column.
 
 mod common;
-use common::{mpscope, synth as synth_cli};
+use common::{mpscope, synth_mixtral};
 
 use std::collections::BTreeSet;
 
@@ -165,27 +165,7 @@ fn gguf_stacked_experts_are_the_experts_written_and_quantized() {
 fn report_has_an_expert_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_str().unwrap();
-    synth_cli(
-        dir.path(),
-        &[
-            "--family",
-            "mixtral",
-            "--experts",
-            "3",
-            "--layers",
-            "2",
-            "--hidden",
-            "64",
-            "--heads",
-            "4",
-            "--kv-heads",
-            "2",
-            "--intermediate",
-            "96",
-            "--vocab",
-            "64",
-        ],
-    );
+    synth_mixtral(dir.path(), &[]);
     let out = mpscope(&["report", path, "--format", "json", "--proj", "o,moe"]);
     assert!(
         out.status.success(),

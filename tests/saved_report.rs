@@ -259,27 +259,7 @@ fn a_top_report_lists_the_matrices_of_its_heads() {
 fn a_moe_report_opens_with_its_experts() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("moe");
-    common::synth(
-        &model,
-        &[
-            "--family",
-            "mixtral",
-            "--experts",
-            "3",
-            "--layers",
-            "2",
-            "--hidden",
-            "64",
-            "--heads",
-            "4",
-            "--kv-heads",
-            "2",
-            "--intermediate",
-            "96",
-            "--vocab",
-            "64",
-        ],
-    );
+    common::synth_mixtral(&model, &[]);
     let json = dir.path().join("r.json");
     let mut fresh = computed_and_saved(&model, &json, false);
     let mut saved = opened(&json);

@@ -3,7 +3,7 @@
 //! mixed parts are refused with the part named; `--plan` estimates without computing.
 
 mod common;
-use common::{synth, synth_llama, synth_llama_with};
+use common::{synth, synth_llama, synth_llama_with, synth_mixtral};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -172,27 +172,7 @@ fn shards_from_three_processes_merge_into_the_single_run_byte_for_byte() {
 fn moe_shards_reading_a_shared_cache_merge_into_the_single_run() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model");
-    synth(
-        &model,
-        &[
-            "--family",
-            "mixtral",
-            "--experts",
-            "3",
-            "--layers",
-            "2",
-            "--hidden",
-            "64",
-            "--heads",
-            "4",
-            "--kv-heads",
-            "2",
-            "--intermediate",
-            "96",
-            "--vocab",
-            "64",
-        ],
-    );
+    synth_mixtral(&model, &[]);
     let cache = dir.path().join("cache");
     let shared = [("MPSCOPE_CACHE_DIR", s(&cache))];
     let args = ["--proj", "q,moe", "--values"];

@@ -57,6 +57,30 @@ pub fn synth_llama_with(dir: &Path, args: &[&str]) {
     synth(dir, &[&shape[..], args].concat());
 }
 
+/// Writes a small Mixtral into `dir` with `mpscope synth`: 2 layers, hidden 64, 4 heads / 2 kv
+/// heads, 3 routed experts with MLP 96, vocab 64, plus `args` (e.g. `--format gguf`).
+pub fn synth_mixtral(dir: &Path, args: &[&str]) {
+    let shape = [
+        "--family",
+        "mixtral",
+        "--experts",
+        "3",
+        "--layers",
+        "2",
+        "--hidden",
+        "64",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+        "--intermediate",
+        "96",
+        "--vocab",
+        "64",
+    ];
+    synth(dir, &[&shape[..], args].concat());
+}
+
 /// Saves `bytes` over the file at `path` in place (same inode), as a trainer does, and dates
 /// it two seconds later: the kernel stamps mtime with a coarse clock, and a real save comes
 /// long after mpscope opened the file.
