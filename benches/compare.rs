@@ -13,6 +13,8 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use mpscope::report;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mpscope");
+use common::ensure;
 
 fn options(projs: &str) -> ScanOptions {
     ScanOptions {
@@ -121,20 +123,6 @@ fn run_child(dir: &Path, other: Option<&Path>) -> (f64, usize, f64) {
         f[1].parse().unwrap_or(0),
         f[2].parse().unwrap_or(f64::NAN),
     )
-}
-
-fn ensure(dir: &Path, args: &[&str]) {
-    if dir.join("truth.json").is_file() {
-        return;
-    }
-    eprintln!("writing {} ...", dir.display());
-    let st = Command::new(BIN)
-        .arg("synth")
-        .arg(dir)
-        .args(args)
-        .status()
-        .expect("run mpscope synth");
-    assert!(st.success());
 }
 
 fn main() {
