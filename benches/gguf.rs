@@ -132,6 +132,7 @@ fn scan(dir: &Path) -> (f64, usize) {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let t = Instant::now();
     let r = report::run(ck, jobs, opts, SigmaMode::Entry, 0, |_| {}).expect("scan");

@@ -133,12 +133,13 @@ fn smol_scan() {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let (secs, results) = best_of(3, || {
         report::run(
             Arc::clone(&ck),
             jobs.clone(),
-            compute,
+            compute.clone(),
             SigmaMode::Entry,
             0,
             |_| {},

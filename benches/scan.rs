@@ -26,7 +26,8 @@ use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::worker::Worker;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mpscope");
+mod common;
+use common::ensure;
 
 fn qkv_options() -> ScanOptions {
     ScanOptions {
@@ -57,6 +58,7 @@ fn child_scan(dir: &Path) {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let t0 = Instant::now();
     let r = report::run(ck, jobs, opts, SigmaMode::Entry, 0, |_| {}).expect("scan");
@@ -91,20 +93,6 @@ fn run_child(dir: &Path) -> (f64, usize, f64) {
     )
 }
 
-fn ensure(dir: &Path, args: &[&str]) {
-    if dir.join("config.json").is_file() {
-        return;
-    }
-    eprintln!("writing {} ...", dir.display());
-    let st = Command::new(BIN)
-        .arg("synth")
-        .arg(dir)
-        .args(args)
-        .status()
-        .expect("run mpscope synth");
-    assert!(st.success());
-}
-
 fn numpy(dir: &Path, head_dim: usize) -> Option<(f64, usize)> {
     let python = std::env::var("MPSCOPE_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
@@ -134,6 +122,7 @@ fn first_spectrum(ck: &Arc<Checkpoint>, an: &Anatomy, focus: MatrixId) -> Durati
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let (tx, rx) = mpsc::channel();
 
@@ -188,11 +177,7 @@ fn main() {
     }
 
     let (ck, an) = open(&l1b);
-    let head = MatrixId {
-        layer: Some(8),
-        proj: Proj::Q,
-        head: Some(3),
-    };
+    let head = MatrixId::whole(Some(8), Proj::Q).with_head(3);
     let whole = MatrixId { head: None, ..head };
     println!("\nfirst spectrum after the worker starts");
     for (label, id) in [

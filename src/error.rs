@@ -2,6 +2,7 @@
 
 use crate::anatomy::AnatomyError;
 use crate::checkpoint::CheckpointError;
+use crate::compare::CompareError;
 use crate::synth::SynthError;
 
 /// Any error a command can end with.
@@ -13,6 +14,9 @@ pub enum Error {
     /// Tensor names, shapes and head counts do not fit together.
     #[error(transparent)]
     Anatomy(#[from] AnatomyError),
+    /// Two sources could not be paired (or an adapter or its base could not be read).
+    #[error(transparent)]
+    Compare(#[from] CompareError),
     /// A synthetic checkpoint could not be specified or written.
     #[error(transparent)]
     Synth(#[from] SynthError),
@@ -27,6 +31,15 @@ pub enum Error {
     /// The background worker could not run (e.g. its threads could not start).
     #[error(transparent)]
     Worker(#[from] crate::worker::StartError),
+    /// A shard could not be chosen, or shard reports could not be merged.
+    #[error(transparent)]
+    Shard(#[from] crate::shard::ShardError),
+    /// The spectrum cache could not be listed or cleared.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
+    /// A JSON file given to the explorer is not a report it can open.
+    #[error(transparent)]
+    SavedReport(#[from] crate::saved_report::SavedReportError),
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
@@ -37,6 +50,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } | Error::Worker(_) => 1,
+            Error::Cache(crate::cache::CacheError::Io { .. }) => 1,
             Error::Synth(SynthError::Io { .. } | SynthError::Safetensors { .. }) => 1,
             _ => 2,
         }

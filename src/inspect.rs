@@ -73,6 +73,16 @@ pub fn summary(ck: &Checkpoint, an: &Anatomy, ascii: bool) -> String {
         opt(an.num_kv_heads),
         opt(an.head_dim)
     );
+    if let Some(n) = an.num_experts {
+        let mut line = format!("experts   {n} per layer");
+        if let Some(k) = an.experts_used {
+            let _ = write!(line, ", {k} per token");
+        }
+        if let Some(s) = an.shared_experts {
+            let _ = write!(line, ", {s} shared");
+        }
+        let _ = writeln!(out, "{line}");
+    }
     let mut dtypes: BTreeMap<String, usize> = BTreeMap::new();
     for t in ck.tensors() {
         *dtypes.entry(dtype_label(&t.dtype)).or_default() += 1;
@@ -186,9 +196,24 @@ pub fn layer_table(an: &Anatomy, ascii: bool) -> String {
         let cells: Vec<String> = projs
             .iter()
             .map(|p| {
-                an.layer_matrices(layer)
-                    .filter(|b| b.id.proj == *p)
+                let dense: Vec<String> = an
+                    .layer_matrices(layer)
+                    .filter(|b| b.id.proj == *p && b.id.expert.is_none())
                     .map(|b| cell(an, b, ascii))
+                    .collect();
+                // Routed experts: one shape and the count, "64×32 ×8e".
+                let experts: Vec<&Block> = an
+                    .layer_matrices(layer)
+                    .filter(|b| b.id.proj == *p && b.id.expert.is_some())
+                    .collect();
+                let times = if ascii { "x" } else { "×" };
+                let experts = experts.first().map(|b| {
+                    let shape = units::shape(&[b.rows, b.cols], ascii);
+                    format!("{shape} {times}{}e", experts.len())
+                });
+                dense
+                    .into_iter()
+                    .chain(experts)
                     .collect::<Vec<_>>()
                     .join(" + ")
             })

@@ -3,7 +3,7 @@
 
 use std::cmp::Ordering;
 
-use crate::anatomy::{Block, MatrixId};
+use crate::anatomy::{Block, MatrixId, Proj};
 use crate::spectrum::Analysis;
 
 /// A deviation score by which blocks are shaded, plotted and ranked.
@@ -126,9 +126,9 @@ impl ScoreKind {
     }
 }
 
-/// Keeps the blocks whose every token matches: `q`, `k`, `gate`, … (projection), `L3`
-/// (layer), `h7` (head), `whole` (not a head); any other token is a case-insensitive piece
-/// of the tensor name.
+/// Keeps the blocks whose every token matches: `q`, `k`, `gate`, `router`, … (projection),
+/// `L3` (layer), `h7` (head), `e5` (routed expert), `experts` (any routed expert), `whole`
+/// (not a head); any other token is a case-insensitive piece of the tensor name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     tokens: Vec<String>,
@@ -159,10 +159,20 @@ fn token_matches(token: &str, b: &Block) -> bool {
     if let Some(h) = number_after(token, 'h') {
         return b.id.head == Some(h);
     }
+    if let Some(e) = number_after(token, 'e') {
+        return b.id.expert == Some(e);
+    }
     if token == "whole" {
         return b.id.head.is_none();
     }
-    if ["q", "k", "v", "o", "gate", "up", "down", "other"].contains(&token) {
+    if token == "experts" {
+        return b.id.expert.is_some();
+    }
+    let mut labels = Proj::NAMED
+        .into_iter()
+        .chain(Proj::MOE)
+        .map(|p| p.proj_label());
+    if token == "other" || labels.any(|l| l == token) {
         return b.id.proj.proj_label() == token;
     }
     b.tensor.to_lowercase().contains(token)

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -15,7 +13,7 @@ use crate::inspect::dtype_label;
 use crate::rank::{ScoreKind, rank};
 use crate::scan::{self, ComputeOptions, Job};
 use crate::spectrum::{Analysis, HeavyTail, SigmaMode, Sigmas, Warning};
-use crate::worker::{Progress, Worker};
+use crate::worker::Progress;
 
 /// Output format of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,75 +73,40 @@ pub fn run_until(
     compute: ComputeOptions,
     mode: SigmaMode,
     threads: usize,
-    mut progress: impl FnMut(&Progress),
+    progress: impl FnMut(&Progress),
     stop: &dyn Fn() -> bool,
 ) -> Result<Results, crate::worker::StartError> {
-    let (tx, rx) = mpsc::channel();
-    let n = jobs.len();
     let blocks: Vec<Block> = jobs.iter().map(|j| j.block.clone()).collect();
     // Nothing is on screen, so the biggest blocks go first: the small ones then fill the
     // threads at the end instead of one thread finishing a whole matrix alone.
-    let mut by_cost: Vec<(usize, Job)> = jobs.into_iter().enumerate().collect();
-    by_cost.sort_by_key(|(_, j)| std::cmp::Reverse(scan::cost(j)));
-    let (order, jobs): (Vec<usize>, Vec<Job>) = by_cost.into_iter().unzip();
-    let ck2 = Arc::clone(&ck);
-    let worker = Worker::start(
+    let batch = crate::worker::run_batch(
         jobs,
         |j: &Job| j.block.id,
-        None,
+        scan::cost,
         threads,
-        move |j: &Job| scan::analyze(&ck2, j, &compute, mode),
-        move |o| {
-            let _ = tx.send(o);
-        },
+        move |j: &Job| scan::analyze(&ck, j, &compute, mode),
+        progress,
+        stop,
     )?;
-    let mut slots: Vec<Option<Result<Analysis, String>>> = vec![None; n];
-    let mut received = 0;
-    let mut complete = true;
-    while received < n {
-        if stop() {
-            // Running blocks are not waited for: whoever interrupts wants out now.
-            worker.cancel_all();
-            complete = false;
-            break;
-        }
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(o) => {
-                slots[order[o.index]] = Some(o.result);
-                received += 1;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        progress(&worker.progress());
-    }
-    if complete {
-        worker.wait();
-    }
-    let elapsed = worker.progress().elapsed;
-    let missing = if complete {
-        "not computed"
-    } else {
-        "not computed: interrupted"
-    };
     let entries = blocks
         .into_iter()
-        .zip(slots)
-        .map(|(block, r)| Entry {
-            block,
-            result: r.unwrap_or_else(|| Err(missing.into())),
-        })
+        .zip(batch.results)
+        .map(|(block, result)| Entry { block, result })
         .collect();
     Ok(Results {
         entries,
-        elapsed,
-        complete,
+        elapsed: batch.elapsed,
+        complete: batch.complete,
     })
 }
 
 /// Writes `bytes` to `path` through a temporary file beside it, renamed over `path` once
 /// complete: an interrupted run never leaves a half-written report where the last one was.
 pub fn write_beside(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    // A device or pipe (`-o /dev/null`, `-o /dev/stdout`) is written to, never replaced.
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return std::fs::write(path, bytes);
+    }
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
@@ -158,46 +121,9 @@ pub fn write_beside(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     written
 }
 
-/// A progress line for stderr: "[#####.....] 120/480  12.3s  ETA 30s".
-pub fn progress_line(p: &Progress) -> String {
-    let w = 30;
-    let filled = (p.done * w).checked_div(p.total).unwrap_or(w);
-    let bar: String = (0..w).map(|i| if i < filled { '#' } else { '.' }).collect();
-    let eta = p
-        .eta
-        .map(|e| format!("  ETA {:.0}s", e.as_secs_f64().ceil()))
-        .unwrap_or_default();
-    format!(
-        "[{bar}] {}/{}  {:.1}s{eta}",
-        p.done,
-        p.total,
-        p.elapsed.as_secs_f64()
-    )
-}
-
-/// Writes a progress line to stderr when it is a terminal.
-pub fn stderr_progress() -> impl FnMut(&Progress) {
-    let tty = std::io::stderr().is_terminal();
-    let mut last = std::time::Instant::now() - Duration::from_secs(1);
-    move |p: &Progress| {
-        if !tty {
-            return;
-        }
-        if last.elapsed() < Duration::from_millis(100) && !p.finished() {
-            return;
-        }
-        last = std::time::Instant::now();
-        let mut err = std::io::stderr();
-        let _ = write!(err, "\r{}\x1b[K", progress_line(p));
-        if p.finished() {
-            let _ = write!(err, "\r\x1b[K");
-        }
-        let _ = err.flush();
-    }
-}
-
 /// One block as the JSON and CSV outputs and the explorer's `e` export write it (one schema,
-/// one parser: the export adds `sigma_mode`, `sigmas` and `singular_values`).
+/// one parser: the export adds `sigma_mode`, `sigmas` and `singular_values`; `--values` adds
+/// `sigmas`, `singular_values` and `shuffled_values`, what the explorer needs to reopen it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixRecord {
     /// Full tensor name.
@@ -208,6 +134,9 @@ pub struct MatrixRecord {
     pub proj: String,
     /// Head index, `null` for the whole matrix.
     pub head: Option<usize>,
+    /// Routed expert index (Mixture of Experts), `null` for every other matrix.
+    #[serde(default)]
+    pub expert: Option<usize>,
     /// Logical rows.
     pub rows: usize,
     /// Logical columns.
@@ -275,6 +204,9 @@ pub struct MatrixRecord {
     /// Singular values, descending (with `--values`, and in the export).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub singular_values: Option<Vec<f64>>,
+    /// Singular values of the shuffled control, descending (with `--values --randomize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shuffled_values: Option<Vec<f64>>,
     /// Why the block failed.
     pub error: Option<String>,
 }
@@ -307,6 +239,7 @@ impl MatrixRecord {
             layer: b.id.layer,
             proj: b.id.proj.proj_label().into(),
             head: b.id.head,
+            expert: b.id.expert,
             rows: b.rows,
             cols: b.cols,
             dtype: dtype_label(&b.dtype),
@@ -339,12 +272,12 @@ impl MatrixRecord {
             rand_distance: control.map(|c| c.rand_distance),
             traps: control.map(|c| c.traps),
             sigma_mode: None,
-            sigmas: None,
-            singular_values: if values {
-                ok.map(|a| a.spectrum.values.clone())
-            } else {
-                None
-            },
+            // With the values, what rescoring needs too: a report opens in the explorer.
+            sigmas: ok.filter(|_| values).map(|a| a.sigmas),
+            singular_values: ok.filter(|_| values).map(|a| a.spectrum.values.clone()),
+            shuffled_values: ok
+                .filter(|_| values)
+                .and_then(|a| a.spectrum.shuffled.clone()),
             error: match result {
                 Err(msg) => Some(msg.to_string()),
                 Ok(a) if a.scores.empty => Some("empty block (all zeros)".into()),
@@ -355,7 +288,7 @@ impl MatrixRecord {
 }
 
 /// The model description at the top of the JSON report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelRecord {
     /// What the user named.
     pub path: String,
@@ -369,6 +302,9 @@ pub struct ModelRecord {
     pub kv_heads: Option<usize>,
     /// Head dimension.
     pub head_dim: Option<usize>,
+    /// Routed experts per layer (Mixture of Experts only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experts: Option<usize>,
     /// Tensor count per dtype.
     pub dtypes: BTreeMap<String, usize>,
 }
@@ -387,6 +323,7 @@ impl ModelRecord {
             heads: an.num_heads,
             kv_heads: an.num_kv_heads,
             head_dim: an.head_dim,
+            experts: an.num_experts,
             dtypes,
         }
     }
@@ -408,6 +345,14 @@ pub struct JsonReport {
     pub matrices: Vec<MatrixRecord>,
 }
 
+impl JsonReport {
+    /// The report as pretty JSON (no trailing newline): the one writer of every JSON report,
+    /// whole or merged from shards.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
 /// The report as one JSON document; `ranked_by` names the score of a `--top` ranking.
 pub fn to_json(
     model: ModelRecord,
@@ -416,7 +361,18 @@ pub fn to_json(
     values: bool,
     ranked_by: Option<ScoreKind>,
 ) -> String {
-    let doc = JsonReport {
+    json_report(model, mode, r, values, ranked_by).to_json()
+}
+
+/// The JSON report's document, before it is written.
+pub fn json_report(
+    model: ModelRecord,
+    mode: SigmaMode,
+    r: &Results,
+    values: bool,
+    ranked_by: Option<ScoreKind>,
+) -> JsonReport {
+    JsonReport {
         model,
         sigma_mode: mode,
         complete: r.complete,
@@ -426,16 +382,16 @@ pub fn to_json(
             .iter()
             .map(|e| MatrixRecord::new(e, values))
             .collect(),
-    };
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
 }
 
 /// CSV columns, in order.
-pub const CSV_COLUMNS: [&str; 34] = [
+pub const CSV_COLUMNS: [&str; 35] = [
     "tensor",
     "layer",
     "proj",
     "head",
+    "expert",
     "rows",
     "cols",
     "dtype",
@@ -468,7 +424,7 @@ pub const CSV_COLUMNS: [&str; 34] = [
     "error",
 ];
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -476,21 +432,26 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
+pub(crate) fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// The report as CSV (same columns as JSON, without the arrays).
 pub fn to_csv(r: &Results) -> String {
+    records_to_csv(r.entries.iter().map(|e| MatrixRecord::new(e, false)))
+}
+
+/// Records as CSV (e.g. a merged report's).
+pub fn records_to_csv(records: impl IntoIterator<Item = MatrixRecord>) -> String {
     let mut out = CSV_COLUMNS.join(",");
     out.push('\n');
-    for e in &r.entries {
-        let m = MatrixRecord::new(e, false);
+    for m in records {
         let fields = [
             csv_field(&m.tensor),
             opt(m.layer),
             m.proj,
             opt(m.head),
+            opt(m.expert),
             m.rows.to_string(),
             m.cols.to_string(),
             m.dtype,
@@ -528,7 +489,7 @@ pub fn to_csv(r: &Results) -> String {
     out
 }
 
-fn f3(v: Option<f64>) -> String {
+pub(crate) fn f3(v: Option<f64>) -> String {
     match v {
         Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
         Some(v) if v.abs() >= 100.0 => format!("{v:.1}"),
@@ -681,8 +642,12 @@ fn layer_cell(m: &MatrixRecord) -> String {
     m.layer.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
 }
 
-/// q, k, … or, outside the layers, the tensor's name (shortened from the left when long).
+/// q, k, … ("gate e3" for a routed expert) or, outside the layers, the tensor's name
+/// (shortened from the left when long).
 fn proj_cell(m: &MatrixRecord, b: &Block) -> String {
+    if let Some(e) = m.expert {
+        return format!("{} e{e}", m.proj);
+    }
     if m.proj != "other" {
         return m.proj.clone();
     }
@@ -780,7 +745,12 @@ pub fn to_ranked_table(
 
 /// Aligns `rows` (the first is the header) into lines no wider than `width` when it can: the
 /// `own_line` column moves under its row, then the `drop` columns go, in that order.
-fn fit(rows: Vec<Vec<String>>, drop: &[usize], own_line: Option<usize>, width: usize) -> String {
+pub(crate) fn fit(
+    rows: Vec<Vec<String>>,
+    drop: &[usize],
+    own_line: Option<usize>,
+    width: usize,
+) -> String {
     let lines = align(&rows);
     if widest(&lines) <= width {
         return lines.concat();

@@ -5,9 +5,10 @@ use std::str::FromStr;
 
 use faer::Par;
 
-use crate::anatomy::{Anatomy, Block, Proj};
+use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
+use crate::cache::{Key, ModelCache};
 use crate::checkpoint::Checkpoint;
-use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum};
+use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
 
 /// A group of projections a user can select (`--proj q,k,v,o,mlp,other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,22 +21,50 @@ pub enum ProjGroup {
     V,
     /// Attention output.
     O,
-    /// Gate, up and down.
+    /// Every feed-forward matrix: gate, up and down (dense or routed experts), the MoE
+    /// router and the shared experts.
     Mlp,
+    /// Routed experts' gate, up and down (`expert` set).
+    Experts,
+    /// The MoE routers (`router`, `shared_router`).
+    Router,
+    /// The shared experts' gate, up and down.
+    Shared,
     /// Every other 2-D matrix (embeddings only with `--embeddings`).
     Other,
 }
 
 impl ProjGroup {
-    /// The group a projection belongs to.
+    /// The group a projection belongs to (the widest one: `mlp` for every feed-forward one).
     pub fn of(p: Proj) -> Self {
         match p {
             Proj::Q => Self::Q,
             Proj::K => Self::K,
             Proj::V => Self::V,
             Proj::O => Self::O,
-            Proj::Gate | Proj::Up | Proj::Down => Self::Mlp,
+            Proj::Gate
+            | Proj::Up
+            | Proj::Down
+            | Proj::Router
+            | Proj::SharedGate
+            | Proj::SharedUp
+            | Proj::SharedDown
+            | Proj::SharedRouter => Self::Mlp,
             Proj::Other(_) => Self::Other,
+        }
+    }
+
+    /// True when this group selects block `id` (groups overlap: `mlp` holds the other three
+    /// feed-forward groups).
+    pub fn covers(self, id: &MatrixId) -> bool {
+        match self {
+            Self::Experts => id.expert.is_some(),
+            Self::Router => matches!(id.proj, Proj::Router | Proj::SharedRouter),
+            Self::Shared => matches!(
+                id.proj,
+                Proj::SharedGate | Proj::SharedUp | Proj::SharedDown
+            ),
+            g => Self::of(id.proj) == g,
         }
     }
 }
@@ -52,9 +81,14 @@ impl Default for ProjFilter {
 }
 
 impl ProjFilter {
-    /// True when `p` is selected.
+    /// True when `p` is selected (as a dense projection: see [`ProjFilter::selects`]).
     pub fn contains(&self, p: Proj) -> bool {
-        self.0.contains(&ProjGroup::of(p))
+        self.selects(&MatrixId::whole(Some(0), p))
+    }
+
+    /// True when some selected group covers block `id` (experts included).
+    pub fn selects(&self, id: &MatrixId) -> bool {
+        self.0.iter().any(|g| g.covers(id))
     }
 }
 
@@ -70,11 +104,19 @@ impl FromStr for ProjFilter {
                 "v" | "value" => ProjGroup::V,
                 "o" | "out" | "output" => ProjGroup::O,
                 "mlp" | "ffn" => ProjGroup::Mlp,
+                "experts" | "exps" => ProjGroup::Experts,
+                "router" => ProjGroup::Router,
+                "shared" => ProjGroup::Shared,
+                "moe" => {
+                    set.extend([ProjGroup::Experts, ProjGroup::Router, ProjGroup::Shared]);
+                    continue;
+                }
                 "other" => ProjGroup::Other,
                 "all" => return Ok(Self::default()),
                 _ => {
                     return Err(format!(
-                        "unknown projection '{part}': expected a comma list of q, k, v, o, mlp, other"
+                        "unknown projection '{part}': expected a comma list of q, k, v, o, mlp, \
+                         experts, router, shared, moe, other"
                     ));
                 }
             };
@@ -176,7 +218,7 @@ pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
         if whole.embedding && !opts.embeddings {
             continue;
         }
-        let wanted = opts.projs.contains(whole.id.proj) || (whole.embedding && opts.embeddings);
+        let wanted = opts.projs.selects(&whole.id) || (whole.embedding && opts.embeddings);
         if !wanted {
             continue;
         }
@@ -203,7 +245,7 @@ pub fn plan(an: &Anatomy, opts: &ScanOptions) -> Vec<Job> {
 }
 
 /// How every job is computed (shared by the explorer and the report).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ComputeOptions {
     /// Accuracy of the singular values.
     pub precision: Precision,
@@ -211,6 +253,8 @@ pub struct ComputeOptions {
     pub initializer_range: Option<f64>,
     /// Also compute the shuffled control of every block.
     pub randomize: bool,
+    /// Where finished spectra are kept and looked up (`None`: always compute).
+    pub cache: Option<ModelCache>,
 }
 
 /// The seed of a block's shuffled control: a hash of its tensor and block names, so the
@@ -258,14 +302,70 @@ fn job_error(job: &Job, e: impl std::fmt::Display) -> String {
 
 /// Computes one block's spectrum and scores it under `mode`, estimating every σ once so that a
 /// later mode switch only rescores ([`Analysis::rescored`]). Runs on worker threads.
+///
+/// With a cache, a block stored under the same [`cache_key`] is read back instead (the same
+/// analysis, bit for bit), and a computed one is stored.
 pub fn analyze(
     ck: &Checkpoint,
     job: &Job,
     opts: &ComputeOptions,
     mode: SigmaMode,
 ) -> Result<Analysis, String> {
+    let cached = opts
+        .cache
+        .as_ref()
+        .and_then(|c| Some((c, cache_key(ck, job, opts)?)));
+    if let Some((cache, key)) = &cached
+        && let Some(stored) = cache.get(key)
+        && (stored.spectrum.rows, stored.spectrum.cols) == (job.block.rows, job.block.cols)
+    {
+        let (mut spectrum, mut sigmas) = (stored.spectrum, stored.sigmas);
+        // The init σ comes from config.json, which may have changed beside the weights.
+        let init = init_sigma(job.fan_in, opts.initializer_range);
+        (spectrum.init_sigma, sigmas.init) = (init, init);
+        return Analysis::with_sigmas(spectrum, sigmas, mode).map_err(|e| job_error(job, e));
+    }
     let spectrum = compute(ck, job, opts)?;
-    Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))
+    let analysis = Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))?;
+    if let Some((cache, key)) = &cached {
+        cache.put(key, &analysis.spectrum, &analysis.sigmas);
+    }
+    Ok(analysis)
+}
+
+/// What a job's numbers depend on, as a cache key: the stamp of the file holding its tensor
+/// (name, size, modification time, header hash), the tensor, the block's rows and columns, the
+/// precision, whether `vector_p` and the shuffled control (with its seed) are computed. `None`
+/// when the file has no modification time to tell versions apart.
+pub fn cache_key(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Option<Key> {
+    use std::fmt::Write as _;
+    let sel = &job.block.selection;
+    let t = ck.tensors().get(sel.tensor)?;
+    let (id, header) = ck.file_stamp(t.file)?;
+    let mtime = id
+        .modified?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_nanos();
+    let file = ck.files().get(t.file)?.file_name()?.to_string_lossy();
+    let mut k = format!(
+        "file {file}\nsize {}\nmtime {mtime}\nheader {header:016x}\ntensor {}\nrows",
+        id.len, t.name
+    );
+    for r in &sel.rows {
+        let _ = write!(k, " {}..{}", r.start, r.end);
+    }
+    let _ = write!(
+        k,
+        "\ncols {}..{}\ntranspose {}\nprecision {:?}\nvectors {}\nshuffle {:?}\n",
+        sel.cols.start,
+        sel.cols.end,
+        sel.transpose,
+        opts.precision,
+        job.vectors,
+        opts.randomize.then(|| shuffle_seed(&job.block)),
+    );
+    Some(Key(k))
 }
 
 #[cfg(test)]
@@ -280,6 +380,17 @@ mod tests {
         assert!("".parse::<ProjFilter>().is_err());
         let l: LayerFilter = "0-3,10".parse().unwrap();
         assert!(l.contains(0) && l.contains(3) && l.contains(10) && !l.contains(4));
+        let expert = MatrixId::whole(Some(1), Proj::Up).with_expert(3);
+        let router = MatrixId::whole(Some(1), Proj::Router);
+        let shared = MatrixId::whole(Some(1), Proj::SharedDown);
+        let dense = MatrixId::whole(Some(1), Proj::Up);
+        let sel = |s: &str, id: &MatrixId| s.parse::<ProjFilter>().unwrap().selects(id);
+        assert!(sel("mlp", &expert) && sel("mlp", &router) && sel("mlp", &shared));
+        assert!(sel("experts", &expert) && !sel("experts", &dense) && !sel("experts", &router));
+        assert!(sel("router", &router) && !sel("router", &shared));
+        assert!(sel("shared", &shared) && !sel("shared", &expert));
+        assert!(sel("moe", &expert) && sel("moe", &router) && !sel("moe", &dense));
+        assert!(!sel("q,k,v", &expert));
         for bad in ["3-1", "a", "1-", ""] {
             assert!(bad.parse::<LayerFilter>().is_err(), "{bad}");
         }

@@ -21,6 +21,8 @@ fn v(l: usize, p: Proj, r: usize, c: usize) -> f64 {
         Proj::Up => 5,
         Proj::Down => 6,
         Proj::Other(i) => 7 + i as usize,
+        // Mixture-of-Experts projections have their own tests (tests/anatomy_moe.rs).
+        _ => 99,
     };
     (((l * 10 + pi) * 1000 + r) * 1000 + c) as f64
 }
@@ -140,6 +142,7 @@ fn id(layer: usize, proj: Proj, head: Option<usize>) -> MatrixId {
         layer: Some(layer),
         proj,
         head,
+        expert: None,
     }
 }
 

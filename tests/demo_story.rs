@@ -31,6 +31,7 @@ fn scan_demo() -> Vec<Scored> {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     jobs.par_iter()
         .map(|job| {
@@ -154,6 +155,7 @@ fn fit_sigma_stays_near_the_entry_scale_on_a_collapsed_matrix() {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let a = mpscope::scan::analyze(&ck, &job, &opts, SigmaMode::Fit).unwrap();
     let (entry, fit) = (a.sigmas.entry, a.sigmas.fit);

@@ -41,7 +41,13 @@ fn threads(pid: u32) -> usize {
 /// that thread runs: the checkpoint is open (headers read) and signal handlers are in place.
 fn start_report(dir: &Path, args: &[&str]) -> std::process::Child {
     let child = Command::new(env!("CARGO_BIN_EXE_mpscope"))
-        .args(["report", dir.to_str().unwrap(), "--threads", "1"])
+        .args([
+            "report",
+            dir.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--no-cache",
+        ])
         .args(args)
         .arg("-o")
         .arg(dir.join("out.json"))

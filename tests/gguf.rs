@@ -535,6 +535,7 @@ fn ollama(store: &Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_mpscope"))
         .args(args)
         .env("OLLAMA_MODELS", store)
+        .env("MPSCOPE_CACHE_DIR", store.join("mpscope-cache"))
         .output()
         .unwrap()
 }

@@ -79,11 +79,14 @@ fn json_has_the_documented_schema_and_counts() {
     }
     let heads = mats.iter().filter(|m| !m["head"].is_null()).count();
     assert_eq!(heads, 3 * 12);
-    // The same parser reads a report matrix and the explorer's `e` export.
+    // The same parser reads a report matrix and the explorer's `e` export; with the values
+    // come σ of every mode (what the explorer needs to reopen the report), and no shuffled
+    // values without --randomize.
     let recs: Vec<report::MatrixRecord> = serde_json::from_value(v["matrices"].clone()).unwrap();
     assert!(
-        recs.iter()
-            .all(|r| r.sigmas.is_none() && r.singular_values.is_some())
+        recs.iter().all(|r| r.sigmas.is_some()
+            && r.singular_values.is_some()
+            && r.shuffled_values.is_none())
     );
     let k1 = mats
         .iter()
@@ -237,6 +240,7 @@ fn report_results_equal_direct_engine_calls() {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
+        cache: None,
     };
     let ck = Arc::new(ck);
     let r = report::run(
@@ -274,6 +278,7 @@ fn report_at(columns: &str, dir: &std::path::Path, extra: &[&str]) -> String {
         .arg(dir)
         .args(extra)
         .env("COLUMNS", columns)
+        .arg("--no-cache")
         .output()
         .unwrap();
     assert_eq!(
@@ -433,4 +438,35 @@ fn integer_buffers_are_skipped_and_a_healthy_checkpoint_exits_0() {
         csv.contains("bert.embeddings.position_embeddings.weight"),
         "{csv}"
     );
+}
+
+/// `-o` naming a pipe (or `/dev/null`) writes into it; a report must never rename a file over
+/// a device or a FIFO (as root, `-o /dev/null` once replaced /dev/null with a regular file).
+#[test]
+fn output_to_a_fifo_writes_into_it_and_keeps_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    common::synth_llama(&dir.path().join("m"), "L0.q:2");
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return; // no mkfifo on this system
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let m = dir.path().join("m");
+    let out = common::mpscope(&["report", m.to_str().unwrap(), "-o", fifo.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = reader.join().unwrap();
+    assert!(
+        json.starts_with('{') && json.contains("\"matrices\""),
+        "{json}"
+    );
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 }

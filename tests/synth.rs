@@ -61,6 +61,27 @@ fn expected(family: SynthFamily) -> BTreeMap<String, Vec<usize>> {
         m.insert(n, shape.to_vec());
     };
     match family {
+        SynthFamily::Mixtral => {
+            add("model.embed_tokens.weight".into(), &[v, h]);
+            for l in 0..2 {
+                let pre = format!("model.layers.{l}.");
+                add(format!("{pre}input_layernorm.weight"), &[h]);
+                add(format!("{pre}post_attention_layernorm.weight"), &[h]);
+                add(format!("{pre}self_attn.q_proj.weight"), &[h, h]);
+                add(format!("{pre}self_attn.k_proj.weight"), &[kvd, h]);
+                add(format!("{pre}self_attn.v_proj.weight"), &[kvd, h]);
+                add(format!("{pre}self_attn.o_proj.weight"), &[h, h]);
+                let moe = format!("{pre}block_sparse_moe.");
+                add(format!("{moe}gate.weight"), &[s.experts, h]);
+                for e in 0..s.experts {
+                    add(format!("{moe}experts.{e}.w1.weight"), &[i, h]);
+                    add(format!("{moe}experts.{e}.w2.weight"), &[h, i]);
+                    add(format!("{moe}experts.{e}.w3.weight"), &[i, h]);
+                }
+            }
+            add("model.norm.weight".into(), &[h]);
+            add("lm_head.weight".into(), &[v, h]);
+        }
         SynthFamily::Llama | SynthFamily::Phi3 => {
             add("model.embed_tokens.weight".into(), &[v, h]);
             for l in 0..2 {
@@ -191,7 +212,17 @@ fn every_family_writes_its_exact_names_shapes_and_config() {
             SynthFamily::Gpt2 => ("GPT2LMHeadModel", "gpt2"),
             SynthFamily::Phi3 => ("Phi3ForCausalLM", "phi3"),
             SynthFamily::Neox => ("GPTNeoXForCausalLM", "gpt_neox"),
+            SynthFamily::Mixtral => ("MixtralForCausalLM", "mixtral"),
         };
+        if fam == SynthFamily::Mixtral {
+            assert_eq!(
+                (
+                    cfg["num_local_experts"].as_u64(),
+                    cfg["num_experts_per_tok"].as_u64()
+                ),
+                (Some(4), Some(2))
+            );
+        }
         assert_eq!(cfg["architectures"][0], arch);
         assert_eq!(cfg["model_type"], mt);
         assert_eq!(cfg["initializer_range"], 0.02);

@@ -142,7 +142,75 @@ fn cli_writes_a_gguf_whose_planted_spikes_survive_q4_0() {
 
     let out = mpscope(&["synth", d, "--format", "gguf", "--family", "bert"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("llama and phi3"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported"));
     let out = mpscope(&["synth", d, "--format", "gguf", "--quant", "q3_k"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// GPT-2 and GPT-NeoX as llama.cpp's converter writes them (Conv1D transposed back, NeoX's
+/// interleaved q/k/v reordered, both fused as `attn_qkv` row blocks, no kv head count or head
+/// size in the metadata): every whole matrix and every head decodes to exactly the logical
+/// matrix the generator wrote (f16 weights in an f16 file: no rounding anywhere).
+#[test]
+fn gpt2_and_gptneox_gguf_naming_maps_onto_q_k_v_o_and_heads() {
+    use mpscope::anatomy::{Anatomy, Overrides, Proj};
+    use mpscope::synth::{SynthDtype, SynthProj};
+    for family in [SynthFamily::Gpt2, SynthFamily::Neox] {
+        let mut spec = SynthSpec::new(family, 2, 64, 4);
+        spec.dtype = SynthDtype::F16;
+        spec.vocab = 64;
+        let dir = tempfile::tempdir().unwrap();
+        synth::write_gguf(dir.path(), &spec, GgufQuant::F16).unwrap();
+        let ck = Checkpoint::open(dir.path().to_str().unwrap()).unwrap();
+        let names: Vec<&str> = ck.tensors().iter().map(|t| t.name.as_str()).collect();
+        assert!(
+            names.contains(&"model.layers.1.self_attn.qkv_proj.weight"),
+            "{names:?}"
+        );
+        let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
+        assert_eq!(
+            (an.num_heads, an.num_kv_heads, an.head_dim),
+            (Some(4), Some(4), Some(16))
+        );
+        assert!(an.notes().is_empty(), "{family}: {:?}", an.notes());
+        let mut checked = 0;
+        for whole in an.matrices.iter().filter(|b| b.id.layer.is_some()) {
+            let layer = whole.id.layer.unwrap();
+            let proj = match whole.id.proj {
+                Proj::Q => SynthProj::Q,
+                Proj::K => SynthProj::K,
+                Proj::V => SynthProj::V,
+                Proj::O => SynthProj::O,
+                Proj::Up => SynthProj::Up,
+                Proj::Down => SynthProj::Down,
+                p => panic!("{family}: unexpected {p} in {}", whole.tensor),
+            };
+            let want = synth::logical_matrix(&spec, layer, proj).unwrap();
+            let mut blocks = vec![(whole.clone(), want.clone())];
+            for (h, head) in an.heads(whole).into_iter().enumerate() {
+                let part = match proj {
+                    SynthProj::O => want.block(0..want.rows, h * 16..(h + 1) * 16),
+                    _ => want.block(h * 16..(h + 1) * 16, 0..want.cols),
+                };
+                blocks.push((head, part));
+            }
+            for (b, m) in blocks {
+                let got = ck.decode_f32(&b.selection).unwrap();
+                assert_eq!(
+                    (got.nrows(), got.ncols()),
+                    (m.rows, m.cols),
+                    "{family} {}",
+                    b.name
+                );
+                for r in 0..m.rows {
+                    for c in 0..m.cols {
+                        assert_eq!(got[(r, c)], m.get(r, c), "{family} {} ({r}, {c})", b.name);
+                    }
+                }
+                checked += 1;
+            }
+        }
+        // 2 layers × (q, k, v, o with 4 heads each, up, down).
+        assert_eq!(checked, 2 * (4 * 5 + 2), "{family}");
+    }
 }

@@ -33,6 +33,7 @@ fn fresh_app(dir: &Path, randomize: bool) -> (App, Vec<(MatrixId, Outcome)>) {
         precision: Precision::Fast,
         initializer_range: None,
         randomize,
+        cache: None,
     };
     let mut app = App::new(
         "tiny".into(),
@@ -373,11 +374,7 @@ fn sigma_mode_rescored_without_recomputing_and_search_jumps() {
         app.search_input(SearchKey::Char(c));
     }
     let effect = app.search_input(SearchKey::Enter);
-    let target = MatrixId {
-        layer: Some(2),
-        proj: Proj::V,
-        head: None,
-    };
+    let target = MatrixId::whole(Some(2), Proj::V);
     assert_eq!(effect, mpscope::tui::app::Effect::Refocus(target));
     assert_eq!(app.focus(), Some(target));
 
@@ -443,6 +440,7 @@ fn mouse_clicks_land_on_what_is_drawn_under_them() {
         layer: Some(layer),
         proj,
         head,
+        expert: None,
     };
     for (w, h) in [(80, 24), (132, 40)] {
         app.click(Target::View(View::Spectrum));
@@ -856,13 +854,7 @@ fn heatmap_cells_stretch_and_the_legend_gives_the_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = app_for(dir.path());
     app.handle(key('4'));
-    let id = |l, h| {
-        Target::Block(MatrixId {
-            layer: Some(l),
-            proj: Proj::Q,
-            head: Some(h),
-        })
-    };
+    let id = |l, h| Target::Block(MatrixId::whole(Some(l), Proj::Q).with_head(h));
     for (w, h) in [(80, 24), (120, 30)] {
         let (lines, hits) = frame(&app, w, h);
         // Main area: w − 19 (layer list) − 2 (border) − 4 (layer labels), shared by 4 heads.

@@ -16,6 +16,8 @@ struct Session {
     raw: Arc<Mutex<Vec<u8>>>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
+    /// The session's own spectrum cache (never the user's), removed with it.
+    _cache: tempfile::TempDir,
 }
 
 impl Session {
@@ -32,6 +34,8 @@ impl Session {
         cmd.args(args);
         cmd.env("TERM", "xterm");
         cmd.env("LANG", "C.UTF-8");
+        let cache = tempfile::tempdir().expect("temp cache dir");
+        cmd.env("MPSCOPE_CACHE_DIR", cache.path());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -62,6 +66,7 @@ impl Session {
             raw,
             writer,
             child,
+            _cache: cache,
         }
     }
 
@@ -325,5 +330,32 @@ fn a_shard_truncated_under_the_explorer_is_noticed_and_reopened() {
     let screen = s.wait_for("blocks in");
     assert!(screen.contains("L1 q · model.layers.1"), "{screen}");
     assert!(!screen.contains("failed"), "{screen}");
+    s.quit_and_check_restored();
+}
+
+#[test]
+fn opens_a_report_with_no_weights_and_rescores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("m");
+    synth_llama(&model, "L0.q:3x4");
+    let json = dir.path().join("r.json");
+    let out = common::mpscope(&[
+        "report",
+        model.to_str().unwrap(),
+        "--values",
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    std::fs::remove_dir_all(&model).unwrap();
+    let mut s = Session::start(&[json.to_str().unwrap()], &[]);
+    let screen = s.wait_for("blocks in");
+    assert!(screen.contains("a report of"), "{screen}");
+    assert!(screen.contains("σ entry"), "{screen}");
+    s.send("m");
+    let screen = s.wait_for("σ fit");
+    assert!(screen.contains("(fit)"), "{screen}");
+    s.send("R");
+    s.wait_for("the report holds no shuffled control");
     s.quit_and_check_restored();
 }

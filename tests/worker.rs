@@ -12,6 +12,7 @@ fn id(layer: usize, proj: Proj, head: Option<usize>) -> MatrixId {
         layer: Some(layer),
         proj,
         head,
+        expert: None,
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::Family;
-use super::names::{self, NameParts};
+use super::names::{self, NameParts, Role};
 use crate::checkpoint::{Dtype, ModelConfig, TensorInfo};
 
 /// Families with a naming table, in tie-break order (Llama before its superset Phi-3).
@@ -65,12 +65,21 @@ fn from_label(s: &str) -> Option<Family> {
     }
 }
 
-/// True when a tensor may carry a projection role: 2-D, decodable, `.weight`, in a layer.
+/// True when a tensor may carry a projection role: 2-D (3-D for stacked experts), decodable,
+/// `.weight`, in a layer.
 pub(crate) fn is_candidate(t: &TensorInfo, p: &NameParts) -> bool {
-    t.shape.len() == 2
+    matches!(t.shape.len(), 2 | 3)
         && !matches!(t.dtype, Dtype::Unsupported(_))
         && p.has_weight
         && p.layer.is_some()
+}
+
+/// The role of a candidate tensor in `family`, when its name has one and its rank fits it.
+pub(crate) fn role_of(family: Family, t: &TensorInfo, p: &NameParts) -> Option<Role> {
+    if !is_candidate(t, p) {
+        return None;
+    }
+    names::role(family, &p.suffix).filter(|r| r.rank() == t.shape.len())
 }
 
 /// Picks the family whose naming table recognizes the most tensors; config.json breaks ties.
@@ -84,7 +93,7 @@ pub(crate) fn detect(
         tensors
             .iter()
             .zip(parts)
-            .filter(|(t, p)| is_candidate(t, p) && names::role(f, &p.suffix).is_some())
+            .filter(|(t, p)| role_of(f, t, p).is_some())
             .count()
     });
     let from_cfg = cfg.and_then(Family::from_config);

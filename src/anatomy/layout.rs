@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use super::family::{self, is_candidate};
+use super::family::{self, role_of};
 use super::heads::{self, Counts, Facts, Source};
 use super::names::{self, Fused, NameParts, Role};
 use super::{Anatomy, AnatomyError, Block, Family, MatrixId, Overrides, Proj, Skipped};
@@ -25,8 +25,10 @@ enum Kind {
 struct Item {
     /// Index into the tensor list.
     tensor: usize,
-    /// Stored rows and columns.
+    /// Stored rows and columns (of one expert, for a stacked-experts tensor).
     shape: [usize; 2],
+    /// Matrices stacked along the leading axis: the expert count of a 3-D experts tensor, else 1.
+    stack: usize,
     /// Layer index (only for tensors of the main layer stack).
     layer: Option<usize>,
     kind: Kind,
@@ -78,7 +80,7 @@ pub(crate) fn build(
             check_heads(b, tensors, h, kv, d)?;
         }
     }
-    matrices.sort_by_key(|b| (b.id.layer.is_none(), b.id.layer, b.id.proj));
+    matrices.sort_by_key(|b| (b.id.layer.is_none(), b.id.layer, b.id.proj, b.id.expert));
 
     let num_layers = match &main {
         Some(stack) => parts
@@ -138,6 +140,29 @@ pub(crate) fn build(
             ));
         }
     }
+    let found_experts = (0..num_layers)
+        .flat_map(|l| Proj::NAMED.map(|p| (l, p)))
+        .map(|(l, p)| {
+            matrices
+                .iter()
+                .filter(|b| b.id.layer == Some(l) && b.id.proj == p && b.id.expert.is_some())
+                .count()
+        })
+        .max()
+        .filter(|&n| n > 0);
+    if let (Some(c), Some(f)) = (cfg.num_experts, found_experts)
+        && c != f
+    {
+        notes.push(format!(
+            "the config says {c} experts per layer, the tensor names have {f}"
+        ));
+    }
+    let has_shared = matrices.iter().any(|b| {
+        matches!(
+            b.id.proj,
+            Proj::SharedGate | Proj::SharedUp | Proj::SharedDown
+        )
+    });
     Ok(Anatomy {
         family,
         num_layers,
@@ -145,6 +170,12 @@ pub(crate) fn build(
         num_kv_heads: counts.kv_heads,
         head_dim: counts.head_dim,
         hidden: cfg.hidden_size.or(facts.hidden),
+        num_experts: found_experts,
+        experts_used: cfg.experts_used.filter(|_| found_experts.is_some()),
+        shared_experts: cfg
+            .shared_experts
+            .filter(|&n| n > 0 && has_shared)
+            .or(has_shared.then_some(1)),
         matrices,
         notes,
         skipped: skipped.into_iter().flatten().collect(),
@@ -175,7 +206,7 @@ fn main_stack(family: Family, tensors: &[TensorInfo], parts: &[NameParts]) -> Op
         };
         let weight = match family {
             Family::Unknown => 1,
-            f => usize::from(is_candidate(t, p) && names::role(f, &p.suffix).is_some()),
+            f => usize::from(role_of(f, t, p).is_some()),
         };
         match counts.iter_mut().find(|(s, _)| *s == stack) {
             Some((_, n)) => *n += weight,
@@ -205,22 +236,21 @@ fn classify(
         .zip(skipped)
         .enumerate()
         .filter_map(|(i, ((t, p), skipped))| {
-            let [r, c] = t.shape[..] else {
-                return None;
-            };
             if skipped.is_some() {
                 return None;
             }
             let in_main = main.is_some() && p.stack.as_deref() == main;
             let layer = if in_main { p.layer } else { None };
-            let role = if in_main && is_candidate(t, p) {
-                names::role(family, &p.suffix)
-            } else {
-                None
+            let role = if in_main { role_of(family, t, p) } else { None };
+            let (stack, r, c) = match (&t.shape[..], role) {
+                (&[r, c], _) => (1, r, c),
+                (&[e, r, c], Some(Role::Experts(_))) => (e, r, c),
+                _ => return None,
             };
             Some(Item {
                 tensor: i,
                 shape: [r, c],
+                stack,
                 layer,
                 kind: role.map_or(Kind::Other, Kind::Role),
             })
@@ -329,6 +359,18 @@ impl Builder<'_> {
         match role {
             Role::Plain { proj, transposed } => {
                 self.push(item, layer, proj, vec![0..r], 0..c, transposed);
+            }
+            Role::Expert { proj, expert } => {
+                self.push(item, layer, proj, vec![0..r], 0..c, false);
+                self.set_expert(expert);
+            }
+            Role::Experts(proj) => {
+                // Expert e is the row block e·out..(e+1)·out of the [experts·out, in] view:
+                // a selection by position, nothing copied.
+                for e in 0..item.stack {
+                    self.push(item, layer, proj, vec![e * r..(e + 1) * r], 0..c, false);
+                    self.set_expert(e);
+                }
             }
             Role::Qkv(Fused::Gpt2) => {
                 let hidden = self.cfg.hidden_size.unwrap_or(r);
@@ -484,6 +526,7 @@ impl Builder<'_> {
                 layer: Some(layer),
                 proj,
                 head: None,
+                expert: None,
             },
             tensor: self.name(item),
             name: format!("L{layer} {proj}"),
@@ -498,6 +541,14 @@ impl Builder<'_> {
             },
             embedding: false,
         });
+    }
+
+    /// Makes the matrix pushed last expert `e`'s.
+    fn set_expert(&mut self, e: usize) {
+        if let Some(b) = self.matrices.last_mut() {
+            b.id.expert = Some(e);
+            b.name = format!("{} e{e}", b.name);
+        }
     }
 
     /// A whole "other" matrix, numbered in checkpoint order.
@@ -515,6 +566,7 @@ impl Builder<'_> {
                 layer: item.layer,
                 proj: Proj::Other(self.others),
                 head: None,
+                expert: None,
             },
             tensor,
             name,

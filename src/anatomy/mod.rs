@@ -48,11 +48,25 @@ pub enum Proj {
     Up,
     /// MLP down / output / `mlp.c_proj`.
     Down,
+    /// Mixture-of-experts router: `block_sparse_moe.gate`, `mlp.gate`, GGUF `ffn_gate_inp`
+    /// ([experts, hidden]).
+    Router,
+    /// Shared expert's gate: `mlp.shared_expert(s).gate_proj`, GGUF `ffn_gate_shexp`.
+    SharedGate,
+    /// Shared expert's up projection: `mlp.shared_expert(s).up_proj`, GGUF `ffn_up_shexp`.
+    SharedUp,
+    /// Shared expert's down projection: `mlp.shared_expert(s).down_proj`, GGUF `ffn_down_shexp`.
+    SharedDown,
+    /// Qwen2-MoE's gate of the shared expert, `mlp.shared_expert_gate` ([1, hidden]).
+    SharedRouter,
     /// Any other 2-D tensor; the number tells them apart (order in the checkpoint).
     Other(u32),
 }
 
-/// Stable identity of a block: layer, projection, and head (`None` = whole matrix).
+/// Stable identity of a block: layer, projection, head (`None` = whole matrix) and expert.
+///
+/// Experts are a second axis beside heads: each routed expert's gate, up and down matrix is a
+/// whole matrix of its own, `proj` Gate / Up / Down with `expert: Some(e)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MatrixId {
     /// Layer index, `None` for matrices outside the layer stack.
@@ -61,6 +75,37 @@ pub struct MatrixId {
     pub proj: Proj,
     /// Head index, `None` for the whole matrix.
     pub head: Option<usize>,
+    /// Routed expert index (Mixture of Experts), `None` for every other matrix.
+    pub expert: Option<usize>,
+}
+
+impl MatrixId {
+    /// The whole matrix `proj` of a layer (no head, no expert).
+    pub fn whole(layer: Option<usize>, proj: Proj) -> Self {
+        Self {
+            layer,
+            proj,
+            head: None,
+            expert: None,
+        }
+    }
+
+    /// Head `h` of this matrix.
+    pub fn with_head(self, h: usize) -> Self {
+        Self {
+            head: Some(h),
+            ..self
+        }
+    }
+
+    /// Expert `e`'s matrix of this projection.
+    pub fn with_expert(self, e: usize) -> Self {
+        Self {
+            expert: Some(e),
+            head: None,
+            ..self
+        }
+    }
 }
 
 /// One analysable block: a whole matrix or one head of it.
@@ -123,6 +168,13 @@ pub struct Anatomy {
     pub head_dim: Option<usize>,
     /// Hidden size, when known.
     pub hidden: Option<usize>,
+    /// Routed experts per MoE layer (config.json `num_local_experts` / `num_experts` /
+    /// `n_routed_experts`, GGUF `{arch}.expert_count`, else counted from the tensors).
+    pub num_experts: Option<usize>,
+    /// Experts each token is routed to (`num_experts_per_tok`, GGUF `expert_used_count`).
+    pub experts_used: Option<usize>,
+    /// Shared experts (`n_shared_experts`, or 1 when `shared_expert` tensors exist).
+    pub shared_experts: Option<usize>,
     /// Whole matrices: layers in order (projections Q, K, V, O, Gate, Up, Down, then other
     /// matrices of the layer in checkpoint order), then the matrices outside the layer stack
     /// (embeddings, LM head, pooler, ...) in checkpoint order.
@@ -158,11 +210,11 @@ impl Anatomy {
         &self.notes
     }
 
-    /// The whole matrix with this id's layer and projection (its `head` is ignored).
+    /// The whole matrix with this id's layer, projection and expert (its `head` is ignored).
     pub fn matrix(&self, id: MatrixId) -> Option<&Block> {
         self.matrices
             .iter()
-            .find(|b| b.id.layer == id.layer && b.id.proj == id.proj)
+            .find(|b| b.id.layer == id.layer && b.id.proj == id.proj && b.id.expert == id.expert)
     }
 
     /// The block with exactly this id: a whole matrix or one of its heads.
@@ -196,10 +248,12 @@ impl Anatomy {
         out
     }
 
-    /// Named projections (Q … Down, not `Other`) present in at least one layer, in order.
+    /// Named projections (Q … Down, then the MoE router and shared experts; not `Other`)
+    /// present in at least one layer, in order.
     pub fn projections(&self) -> Vec<Proj> {
         Proj::NAMED
             .into_iter()
+            .chain(Proj::MOE)
             .filter(|p| {
                 self.matrices
                     .iter()
@@ -216,6 +270,19 @@ impl Anatomy {
             Proj::K | Proj::V => self.num_kv_heads,
             _ => None,
         }
+    }
+
+    /// Number of routed experts of `proj` in `layer` (0 when it has none).
+    pub fn experts_of(&self, layer: usize, proj: Proj) -> usize {
+        self.matrices
+            .iter()
+            .filter(|b| b.id.layer == Some(layer) && b.id.proj == proj && b.id.expert.is_some())
+            .count()
+    }
+
+    /// True when the model has routed experts.
+    pub fn has_experts(&self) -> bool {
+        self.matrices.iter().any(|b| b.id.expert.is_some())
     }
 }
 

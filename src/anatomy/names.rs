@@ -117,6 +117,23 @@ pub(crate) enum Role {
     Qkv(Fused),
     /// Phi-3 `gate_up_proj`: gate rows then up rows.
     GateUp,
+    /// One routed expert's gate, up or down matrix (Mixtral `experts.E.w1`, Qwen-MoE and
+    /// DeepSeek `experts.E.gate_proj`).
+    Expert { proj: Proj, expert: usize },
+    /// Every routed expert of one projection in one 3-D tensor [experts, out, in] (GGUF
+    /// `ffn_gate_exps`, named `mlp.experts.gate_proj` after the name map).
+    Experts(Proj),
+}
+
+impl Role {
+    /// The stored rank this role expects: 3 for stacked experts, 2 for everything else.
+    pub(crate) fn rank(self) -> usize {
+        if matches!(self, Role::Experts(_)) {
+            3
+        } else {
+            2
+        }
+    }
 }
 
 const fn plain(proj: Proj) -> Option<Role> {
@@ -170,6 +187,9 @@ pub(crate) fn role(family: Family, suffix: &str) -> Option<Role> {
 }
 
 fn llama(suffix: &str) -> Option<Role> {
+    if let Some(role) = moe(suffix) {
+        return Some(role);
+    }
     match suffix {
         "self_attn.q_proj" => plain(Proj::Q),
         "self_attn.k_proj" => plain(Proj::K),
@@ -180,6 +200,50 @@ fn llama(suffix: &str) -> Option<Role> {
         "mlp.down_proj" => plain(Proj::Down),
         _ => None,
     }
+}
+
+/// Mixture-of-Experts names (Mixtral, PhiMoE, Qwen2/3-MoE, DeepSeek V2/V3, and GGUF's after
+/// the name map): routers, routed experts, shared experts.
+fn moe(suffix: &str) -> Option<Role> {
+    let expert = |proj| {
+        Some(Role::Plain {
+            proj,
+            transposed: false,
+        })
+    };
+    match suffix {
+        "block_sparse_moe.gate" | "mlp.gate" => return expert(Proj::Router),
+        "mlp.shared_expert_gate" => return expert(Proj::SharedRouter),
+        "mlp.experts.gate_proj" => return Some(Role::Experts(Proj::Gate)),
+        "mlp.experts.up_proj" => return Some(Role::Experts(Proj::Up)),
+        "mlp.experts.down_proj" => return Some(Role::Experts(Proj::Down)),
+        _ => {}
+    }
+    for shared in ["mlp.shared_expert.", "mlp.shared_experts."] {
+        if let Some(leaf) = suffix.strip_prefix(shared) {
+            return match leaf {
+                "gate_proj" => expert(Proj::SharedGate),
+                "up_proj" => expert(Proj::SharedUp),
+                "down_proj" => expert(Proj::SharedDown),
+                _ => None,
+            };
+        }
+    }
+    let (index, leaf) = suffix
+        .strip_prefix("block_sparse_moe.experts.")
+        .or_else(|| suffix.strip_prefix("mlp.experts."))?
+        .split_once('.')?;
+    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let e: usize = index.parse().ok()?;
+    let proj = match leaf {
+        "w1" | "gate_proj" => Proj::Gate,
+        "w3" | "up_proj" => Proj::Up,
+        "w2" | "down_proj" => Proj::Down,
+        _ => return None,
+    };
+    Some(Role::Expert { proj, expert: e })
 }
 
 /// True when the name's last component before `.weight` is an embedding or LM-head name.
@@ -253,6 +317,48 @@ mod tests {
         assert_eq!(role(Family::Bert, "output.dense"), plain(Proj::Down));
         assert_eq!(role(Family::NeoX, "attention.dense"), plain(Proj::O));
         assert_eq!(role(Family::Unknown, "self_attn.q_proj"), None);
+    }
+
+    #[test]
+    fn moe_roles() {
+        let ex = |proj, expert| Some(Role::Expert { proj, expert });
+        // Mixtral: w1 = gate, w2 = down, w3 = up; the router is `block_sparse_moe.gate`.
+        let mixtral = [
+            ("block_sparse_moe.experts.0.w1", ex(Proj::Gate, 0)),
+            ("block_sparse_moe.experts.7.w2", ex(Proj::Down, 7)),
+            ("block_sparse_moe.experts.12.w3", ex(Proj::Up, 12)),
+            ("block_sparse_moe.gate", plain(Proj::Router)),
+            ("block_sparse_moe.experts.x.w1", None),
+            ("block_sparse_moe.experts.1.w4", None),
+        ];
+        // Qwen2-MoE / Qwen3-MoE / DeepSeek: `mlp.experts.E.*_proj`, router `mlp.gate`.
+        let qwen = [
+            ("mlp.experts.3.gate_proj", ex(Proj::Gate, 3)),
+            ("mlp.experts.59.up_proj", ex(Proj::Up, 59)),
+            ("mlp.experts.0.down_proj", ex(Proj::Down, 0)),
+            ("mlp.gate", plain(Proj::Router)),
+            ("mlp.gate_proj", plain(Proj::Gate)),
+            // Qwen2-MoE's one shared expert and its sigmoid gate.
+            ("mlp.shared_expert.gate_proj", plain(Proj::SharedGate)),
+            ("mlp.shared_expert.up_proj", plain(Proj::SharedUp)),
+            ("mlp.shared_expert.down_proj", plain(Proj::SharedDown)),
+            ("mlp.shared_expert_gate", plain(Proj::SharedRouter)),
+            // DeepSeek's shared experts (one fused MLP of n_shared_experts · width).
+            ("mlp.shared_experts.gate_proj", plain(Proj::SharedGate)),
+            ("mlp.shared_experts.down_proj", plain(Proj::SharedDown)),
+            ("mlp.shared_experts.w9", None),
+            // GGUF `ffn_*_exps` after the name map: one 3-D tensor per projection.
+            ("mlp.experts.gate_proj", Some(Role::Experts(Proj::Gate))),
+            ("mlp.experts.up_proj", Some(Role::Experts(Proj::Up))),
+            ("mlp.experts.down_proj", Some(Role::Experts(Proj::Down))),
+        ];
+        for (suffix, want) in mixtral.into_iter().chain(qwen) {
+            assert_eq!(role(Family::Llama, suffix), want, "{suffix}");
+            assert_eq!(role(Family::Phi3, suffix), want, "phi3 {suffix}");
+        }
+        assert_eq!(role(Family::Gpt2, "mlp.experts.0.gate_proj"), None);
+        assert_eq!(Role::Experts(Proj::Up).rank(), 3);
+        assert_eq!(ex(Proj::Up, 1).map(Role::rank), Some(2));
     }
 
     #[test]

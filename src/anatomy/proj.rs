@@ -17,7 +17,17 @@ impl Proj {
         Proj::Down,
     ];
 
-    /// Short label: "q", "k", "v", "o", "gate", "up", "down" or "other".
+    /// The Mixture-of-Experts projections beside the routed experts, in display order.
+    pub const MOE: [Proj; 5] = [
+        Proj::Router,
+        Proj::SharedGate,
+        Proj::SharedUp,
+        Proj::SharedDown,
+        Proj::SharedRouter,
+    ];
+
+    /// Short label: "q", "k", "v", "o", "gate", "up", "down", "router", "shared_gate",
+    /// "shared_up", "shared_down", "shared_router" or "other".
     pub fn proj_label(&self) -> &'static str {
         match self {
             Proj::Q => "q",
@@ -27,8 +37,18 @@ impl Proj {
             Proj::Gate => "gate",
             Proj::Up => "up",
             Proj::Down => "down",
+            Proj::Router => "router",
+            Proj::SharedGate => "shared_gate",
+            Proj::SharedUp => "shared_up",
+            Proj::SharedDown => "shared_down",
+            Proj::SharedRouter => "shared_router",
             Proj::Other(_) => "other",
         }
+    }
+
+    /// True for the MoE router and the shared expert's projections.
+    pub fn is_moe(&self) -> bool {
+        Proj::MOE.contains(self)
     }
 
     /// True for q, k, v and o.
@@ -53,15 +73,19 @@ impl fmt::Display for Proj {
     }
 }
 
-/// A projection name that is not one of q, k, v, o, gate, up, down.
+/// A projection name that is not one of q, k, v, o, gate, up, down, router, shared_*.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown projection {0:?}: expected one of q, k, v, o, gate, up, down")]
+#[error(
+    "unknown projection {0:?}: expected one of q, k, v, o, gate, up, down, router, \
+     shared_gate, shared_up, shared_down, shared_router"
+)]
 pub struct ParseProjError(pub String);
 
 impl FromStr for Proj {
     type Err = ParseProjError;
 
-    /// Parses "q", "k", "v", "o", "gate", "up", "down" (also "query", "key", "value", "out").
+    /// Parses "q", "k", "v", "o", "gate", "up", "down", "router", "shared_gate", "shared_up",
+    /// "shared_down", "shared_router" (also "query", "key", "value", "out").
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "q" | "query" => Ok(Proj::Q),
@@ -71,6 +95,11 @@ impl FromStr for Proj {
             "gate" => Ok(Proj::Gate),
             "up" => Ok(Proj::Up),
             "down" => Ok(Proj::Down),
+            "router" => Ok(Proj::Router),
+            "shared_gate" => Ok(Proj::SharedGate),
+            "shared_up" => Ok(Proj::SharedUp),
+            "shared_down" => Ok(Proj::SharedDown),
+            "shared_router" => Ok(Proj::SharedRouter),
             _ => Err(ParseProjError(s.to_string())),
         }
     }
@@ -82,7 +111,7 @@ mod tests {
 
     #[test]
     fn labels_round_trip() {
-        for p in Proj::NAMED {
+        for p in Proj::NAMED.into_iter().chain(Proj::MOE) {
             assert_eq!(p.to_string().parse::<Proj>().unwrap(), p);
         }
         assert_eq!(Proj::Other(3).to_string(), "other");
@@ -97,5 +126,7 @@ mod tests {
         assert!(Proj::Gate.is_mlp() && !Proj::Gate.is_attention());
         assert!(Proj::Other(0).is_other() && !Proj::Other(0).is_mlp());
         assert!(Proj::Down < Proj::Other(0) && Proj::Other(1) < Proj::Other(2));
+        assert!(Proj::Down < Proj::Router && Proj::SharedRouter < Proj::Other(0));
+        assert!(Proj::SharedUp.is_moe() && !Proj::SharedUp.is_mlp() && !Proj::Up.is_moe());
     }
 }

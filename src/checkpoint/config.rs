@@ -27,6 +27,14 @@ const INTERMEDIATE: &[&str] = &[
 ];
 const VOCAB: &[&str] = &["vocab_size", "padded_vocab_size"];
 const INIT: &[&str] = &["initializer_range", "init_std"];
+const EXPERTS: &[&str] = &[
+    "num_local_experts",
+    "num_experts",
+    "n_routed_experts",
+    "moe_num_experts",
+];
+const EXPERTS_USED: &[&str] = &["num_experts_per_tok", "moe_top_k"];
+const SHARED_EXPERTS: &[&str] = &["n_shared_experts"];
 
 /// Where to look for keys: the top level, then `text_config` (multimodal configs).
 struct Scopes<'a> {
@@ -123,6 +131,9 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<ModelConfig, CheckpointEr
         intermediate_size: int(INTERMEDIATE)?,
         vocab_size: int(VOCAB)?,
         initializer_range: float(INIT)?,
+        num_experts: int(EXPERTS)?,
+        experts_used: int(EXPERTS_USED)?,
+        shared_experts: int(SHARED_EXPERTS)?,
     })
 }
 
@@ -155,8 +166,40 @@ mod tests {
                 intermediate_size: Some(8192),
                 vocab_size: Some(128256),
                 initializer_range: Some(0.02),
+                ..Default::default()
             }
         );
+    }
+
+    #[test]
+    fn expert_counts() {
+        let mixtral = cfg(
+            r#"{"architectures":["MixtralForCausalLM"],"num_local_experts":8,
+            "num_experts_per_tok":2}"#,
+        );
+        assert_eq!(
+            (mixtral.num_experts, mixtral.experts_used),
+            (Some(8), Some(2))
+        );
+        let qwen = cfg(
+            r#"{"architectures":["Qwen2MoeForCausalLM"],"num_experts":60,
+            "num_experts_per_tok":4,"shared_expert_intermediate_size":5632}"#,
+        );
+        assert_eq!((qwen.num_experts, qwen.shared_experts), (Some(60), None));
+        let deepseek = cfg(
+            r#"{"architectures":["DeepseekV3ForCausalLM"],"n_routed_experts":256,
+            "n_shared_experts":1,"num_experts_per_tok":8}"#,
+        );
+        assert_eq!(
+            (
+                deepseek.num_experts,
+                deepseek.experts_used,
+                deepseek.shared_experts
+            ),
+            (Some(256), Some(8), Some(1))
+        );
+        let dense = cfg(r#"{"architectures":["LlamaForCausalLM"]}"#);
+        assert_eq!(dense.num_experts, None);
     }
 
     #[test]

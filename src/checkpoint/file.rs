@@ -111,6 +111,8 @@ pub(crate) struct OpenFile {
     path: PathBuf,
     file: File,
     opened: Identity,
+    /// xxh3 of the header bytes read when the file was opened (0 until set).
+    header_hash: u64,
     /// The first change seen; once set, every read fails with it.
     changed: OnceLock<Change>,
 }
@@ -129,8 +131,24 @@ impl OpenFile {
             path: path.to_path_buf(),
             file,
             opened: Identity::of(&md),
+            header_hash: 0,
             changed: OnceLock::new(),
         })
+    }
+
+    /// Records the hash of the header bytes the format's parser read.
+    pub(crate) fn set_header_hash(&mut self, hash: u64) {
+        self.header_hash = hash;
+    }
+
+    /// The hash of the header bytes, as recorded when opened.
+    pub(crate) fn header_hash(&self) -> u64 {
+        self.header_hash
+    }
+
+    /// What the file was when opened.
+    pub(crate) fn identity(&self) -> Identity {
+        self.opened
     }
 
     /// Size in bytes when opened.

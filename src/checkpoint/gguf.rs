@@ -11,7 +11,10 @@
 //! for a weight, as Hugging Face stores it). Tensor names are mapped to Hugging Face names
 //! (`blk.3.attn_q.weight` → `model.layers.3.self_attn.q_proj.weight`) so the anatomy sees one
 //! naming; fused `attn_qkv` (phi3, gpt2, gptneox, stored as q, k, v row blocks by llama.cpp's
-//! converter) becomes Phi-3's `qkv_proj`, and phi3's fused `ffn_up` its `gate_up_proj`.
+//! converter) becomes Phi-3's `qkv_proj`, and phi3's fused `ffn_up` its `gate_up_proj`. Mixture
+//! of Experts: the 3-D `ffn_{gate,up,down}_exps` ([experts, out, in]) become
+//! `mlp.experts.{gate,up,down}_proj`, which the anatomy cuts by position into one matrix per
+//! expert; `ffn_gate_inp` is the router `mlp.gate`, `ffn_*_shexp` the shared expert.
 
 use std::path::Path;
 
@@ -99,6 +102,9 @@ impl Parsed {
             intermediate_size: n("feed_forward_length"),
             vocab_size: vocab,
             initializer_range: None,
+            num_experts: n("expert_count"),
+            experts_used: n("expert_used_count"),
+            shared_experts: n("expert_shared_count"),
         }
     }
 
@@ -558,7 +564,7 @@ fn parse_inner(buf: &[u8], file_len: usize) -> Result<Parsed, Stop> {
 }
 
 /// Per-layer GGUF tensor names and the Hugging Face (Llama / Phi-3) names they map to.
-const LAYER_NAMES: [(&str, &str); 20] = [
+const LAYER_NAMES: [(&str, &str); 22] = [
     ("attn_q", "self_attn.q_proj"),
     ("attn_k", "self_attn.k_proj"),
     ("attn_v", "self_attn.v_proj"),
@@ -579,6 +585,8 @@ const LAYER_NAMES: [(&str, &str); 20] = [
     ("ffn_down_exps", "mlp.experts.down_proj"),
     ("ffn_gate_shexp", "mlp.shared_expert.gate_proj"),
     ("ffn_up_shexp", "mlp.shared_expert.up_proj"),
+    ("ffn_down_shexp", "mlp.shared_expert.down_proj"),
+    ("ffn_gate_inp_shexp", "mlp.shared_expert_gate"),
 ];
 
 /// Tensors outside the layers.
@@ -642,7 +650,6 @@ pub(crate) fn hf_name(arch: &str, name: &str) -> String {
         let mapped = match part {
             // Phi-3 fuses gate and up rows into one `ffn_up`, as its gate_up_proj.
             "ffn_up" if arch == "phi3" => "mlp.gate_up_proj",
-            "ffn_down_shexp" => "mlp.shared_expert.down_proj",
             _ => LAYER_NAMES
                 .iter()
                 .find(|(g, _)| *g == part)
@@ -664,7 +671,6 @@ pub fn gguf_name(arch: &str, name: &str) -> String {
         let part = cut.part;
         let gguf = match part {
             "mlp.gate_up_proj" if arch == "phi3" => Some("ffn_up"),
-            "mlp.shared_expert.down_proj" => Some("ffn_down_shexp"),
             _ => LAYER_NAMES
                 .iter()
                 .find(|(g, hf)| *hf == part && !(arch == "phi3" && *g == "ffn_up"))
@@ -717,6 +723,37 @@ mod tests {
                 "gpt2",
                 "blk.2.ffn_up.weight",
                 "model.layers.2.mlp.up_proj.weight",
+            ),
+            // Mixture of Experts: stacked experts, routers, shared experts.
+            (
+                "qwen2moe",
+                "blk.5.ffn_gate_exps.weight",
+                "model.layers.5.mlp.experts.gate_proj.weight",
+            ),
+            (
+                "llama",
+                "blk.0.ffn_down_exps.weight",
+                "model.layers.0.mlp.experts.down_proj.weight",
+            ),
+            (
+                "deepseek2",
+                "blk.3.ffn_gate_inp.weight",
+                "model.layers.3.mlp.gate.weight",
+            ),
+            (
+                "qwen2moe",
+                "blk.1.ffn_up_shexp.weight",
+                "model.layers.1.mlp.shared_expert.up_proj.weight",
+            ),
+            (
+                "deepseek2",
+                "blk.1.ffn_down_shexp.weight",
+                "model.layers.1.mlp.shared_expert.down_proj.weight",
+            ),
+            (
+                "qwen2moe",
+                "blk.1.ffn_gate_inp_shexp.weight",
+                "model.layers.1.mlp.shared_expert_gate.weight",
             ),
             ("llama", "token_embd.weight", "model.embed_tokens.weight"),
             ("llama", "output.weight", "lm_head.weight"),

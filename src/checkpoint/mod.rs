@@ -94,6 +94,13 @@ pub struct ModelConfig {
     pub vocab_size: Option<usize>,
     /// `initializer_range`: σ of the normal initialization.
     pub initializer_range: Option<f64>,
+    /// Routed experts per MoE layer: `num_local_experts` (Mixtral), `num_experts` (Qwen-MoE),
+    /// `n_routed_experts` (DeepSeek), GGUF `{arch}.expert_count`.
+    pub num_experts: Option<usize>,
+    /// Experts per token: `num_experts_per_tok`, GGUF `{arch}.expert_used_count`.
+    pub experts_used: Option<usize>,
+    /// Shared experts: `n_shared_experts` (DeepSeek), GGUF `{arch}.expert_shared_count`.
+    pub shared_experts: Option<usize>,
 }
 
 /// A 2-D block cut from a stored 2-D tensor, in the logical orientation [out, in].
@@ -380,6 +387,12 @@ impl Checkpoint {
         })
     }
 
+    /// What file `file` (an index into [`Checkpoint::files`]) was when opened, and a hash
+    /// (xxh3) of its header bytes: what a cache knows the file's contents by.
+    pub fn file_stamp(&self, file: usize) -> Option<(Identity, u64)> {
+        self.open.get(file).map(|f| (f.identity(), f.header_hash()))
+    }
+
     /// Total size of the opened files in bytes (as they were when opened).
     pub fn total_bytes(&self) -> u64 {
         self.open.iter().map(OpenFile::len).sum()
@@ -580,13 +593,14 @@ type Opened = (OpenFile, Vec<header::Entry>, Option<gguf::Parsed>);
 
 /// Opens one weights file and reads its header: GGUF (by extension or magic) or safetensors.
 fn open_file(path: &Path) -> Result<Opened, CheckpointError> {
-    let file = OpenFile::open(path)?;
+    let mut file = OpenFile::open(path)?;
     let len = file.len();
     let mut magic = [0u8; 4];
     let gguf = is_gguf_name(path)
         || (len >= 4 && file.read_at(0, &mut magic).is_ok() && gguf::is_gguf(&magic));
     if gguf {
-        let parsed = read_gguf_header(path, &file)?;
+        let (parsed, header_hash) = read_gguf_header(path, &file)?;
+        file.set_header_hash(header_hash);
         let entries = parsed.entries.clone();
         return Ok((file, entries, Some(parsed)));
     }
@@ -612,6 +626,7 @@ fn open_file(path: &Path) -> Result<Opened, CheckpointError> {
         file.read_at(8, &mut head[8..])?;
     }
     let entries = header::parse(path, addressable(path, len)?, &head)?;
+    file.set_header_hash(xxhash_rust::xxh3::xxh3_64(&head));
     Ok((file, entries, None))
 }
 
@@ -630,13 +645,14 @@ const GGUF_FIRST_READ: usize = 1 << 20;
 /// Reads a GGUF file's header (metadata and tensor infos, never the data) in growing chunks
 /// from its start: each chunk is parsed, and when the parser runs past it, a chunk at least
 /// twice as long and reaching what the parser needed is read, up to [`gguf::MAX_HEADER`].
-fn read_gguf_header(path: &Path, file: &OpenFile) -> Result<gguf::Parsed, CheckpointError> {
+/// Reads and parses a GGUF header; also returns a hash of the bytes it read.
+fn read_gguf_header(path: &Path, file: &OpenFile) -> Result<(gguf::Parsed, u64), CheckpointError> {
     let len = addressable(path, file.len())?;
     let mut head = vec![0u8; len.min(GGUF_FIRST_READ)];
     file.read_at(0, &mut head)?;
     loop {
         match gguf::parse(path, len, &head)? {
-            gguf::Step::Done(parsed) => return Ok(parsed),
+            gguf::Step::Done(parsed) => return Ok((parsed, xxhash_rust::xxh3::xxh3_64(&head))),
             gguf::Step::NeedBytes(need) => {
                 if need > gguf::MAX_HEADER {
                     return Err(CheckpointError::BadGguf {

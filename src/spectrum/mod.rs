@@ -232,6 +232,16 @@ impl Analysis {
     /// shuffled control computed once).
     pub fn new(spectrum: Spectrum, mode: SigmaMode) -> Result<Self, SpectrumError> {
         let sigmas = spectrum.sigmas();
+        Self::with_sigmas(spectrum, sigmas, mode)
+    }
+
+    /// [`Analysis::new`] with σ estimates already known (read back from a cache or a report):
+    /// the same analysis, without estimating σ again.
+    pub fn with_sigmas(
+        spectrum: Spectrum,
+        sigmas: Sigmas,
+        mode: SigmaMode,
+    ) -> Result<Self, SpectrumError> {
         let heavy_tail = HeavyTail::new(&spectrum.values, spectrum.q());
         let control = spectrum
             .shuffled

@@ -21,6 +21,9 @@ pub enum SynthError {
     /// A projection or tensor asked for does not exist in this model.
     #[error("no such matrix in the synthetic model: {0}")]
     NoSuchMatrix(String),
+    /// The checkpoint a derived checkpoint starts from cannot be read or changed as asked.
+    #[error("base checkpoint: {0}")]
+    Base(String),
     /// Creating a directory or writing a JSON file failed.
     #[error("cannot write {path}: {source}")]
     Io {

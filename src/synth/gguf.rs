@@ -208,15 +208,21 @@ pub(crate) fn write_gguf(
 ) -> Result<Truth, SynthError> {
     let spec = &plan.spec;
     let arch = match spec.family {
-        SynthFamily::Llama => "llama",
+        // llama.cpp converts Mixtral as a llama with experts.
+        SynthFamily::Llama | SynthFamily::Mixtral => "llama",
         SynthFamily::Phi3 => "phi3",
+        SynthFamily::Gpt2 => "gpt2",
+        SynthFamily::Neox => "gptneox",
         f => {
             return Err(SynthError::Spec(format!(
-                "--format gguf writes the llama and phi3 families (llama.cpp's layouts for \
-                 them); {f} is not supported"
+                "--format gguf writes the llama, phi3, mixtral, gpt2 and neox families \
+                 (llama.cpp's layouts for them); {f} is not supported"
             )));
         }
     };
+    // GPT-2 and GPT-NeoX GGUF files give no kv head count or head size: q, k and v have as
+    // many heads as there are, of hidden / heads.
+    let fused_only = matches!(spec.family, SynthFamily::Gpt2 | SynthFamily::Neox);
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SynthError::Io { path, source }
@@ -225,7 +231,7 @@ pub(crate) fn write_gguf(
     remove_stale(out_dir, &[])?;
     let (qtype, qbytes, file_type) = quant.ids();
 
-    let meta = [
+    let mut meta = vec![
         ("general.architecture", Meta::Str(arch.into())),
         ("general.name", Meta::Str(format!("mpscope synth {arch}"))),
         ("general.file_type", Meta::U32(file_type)),
@@ -241,6 +247,18 @@ pub(crate) fn write_gguf(
         ("attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
         ("vocab_size", Meta::U32(spec.vocab as u32)),
     ];
+    if fused_only {
+        meta.retain(|(k, _)| {
+            !matches!(
+                *k,
+                "attention.head_count_kv" | "attention.key_length" | "attention.value_length"
+            )
+        });
+    }
+    if spec.experts > 0 {
+        meta.push(("expert_count", Meta::U32(spec.experts as u32)));
+        meta.push(("expert_used_count", Meta::U32(spec.experts_used() as u32)));
+    }
     let mut head = b"GGUF".to_vec();
     head.extend(3u32.to_le_bytes());
     head.extend((plan.stored.len() as u64).to_le_bytes());
@@ -267,15 +285,16 @@ pub(crate) fn write_gguf(
             }
         }
     }
-    // Matrices whose rows are whole blocks get `quant`; vectors (norms, biases) stay f32.
+    // Matrices (and stacked experts) whose rows are whole blocks get `quant`; vectors (norms,
+    // biases) stay f32.
     let stored_type = |shape: &[usize]| match shape {
-        [_, cols] if cols % 32 == 0 => (qtype, qbytes),
+        [_, cols] | [_, _, cols] if cols % 32 == 0 => (qtype, qbytes),
         _ => (0, 128),
     };
     let mut offset = 0usize;
     for st in &plan.stored {
         let (ty, bytes_per_32) = stored_type(&st.shape);
-        gguf_string(&mut head, &gguf_name(arch, &st.name));
+        gguf_string(&mut head, &converted_name(spec.family, arch, &st.name));
         head.extend((st.shape.len() as u32).to_le_bytes());
         for d in st.shape.iter().rev() {
             head.extend((*d as u64).to_le_bytes());
@@ -308,9 +327,117 @@ pub(crate) fn write_gguf(
     Ok(truth)
 }
 
+/// The GGUF name llama.cpp's converter gives a tensor of the synthetic model: Llama-style
+/// names through [`gguf_name`]; GPT-2's and GPT-NeoX's own names through their tables.
+fn converted_name(family: SynthFamily, arch: &str, name: &str) -> String {
+    let (layers, layer_names, top_names): (&str, &[NamePair], &[NamePair]) = match family {
+        SynthFamily::Gpt2 => ("h.", &GPT2_LAYER, &GPT2_TOP),
+        SynthFamily::Neox => ("gpt_neox.layers.", &NEOX_LAYER, &NEOX_TOP),
+        _ => return gguf_name(arch, name),
+    };
+    let (stem, suffix) = name.rsplit_once('.').unwrap_or((name, ""));
+    let mapped = match stem.strip_prefix(layers).and_then(|r| r.split_once('.')) {
+        Some((layer, part)) => layer_names
+            .iter()
+            .find(|(hf, _)| *hf == part)
+            .map(|(_, g)| format!("blk.{layer}.{g}")),
+        None => top_names
+            .iter()
+            .find(|(hf, _)| *hf == stem)
+            .map(|(_, g)| (*g).to_owned()),
+    };
+    match mapped {
+        Some(m) => format!("{m}.{suffix}"),
+        None => name.to_owned(),
+    }
+}
+
+/// A Hugging Face name part and its GGUF name.
+type NamePair = (&'static str, &'static str);
+
+/// GPT-2 layer tensors (after `h.N.`) and their GGUF names.
+const GPT2_LAYER: [(&str, &str); 6] = [
+    ("ln_1", "attn_norm"),
+    ("attn.c_attn", "attn_qkv"),
+    ("attn.c_proj", "attn_output"),
+    ("ln_2", "ffn_norm"),
+    ("mlp.c_fc", "ffn_up"),
+    ("mlp.c_proj", "ffn_down"),
+];
+
+/// GPT-2 tensors outside the layers.
+const GPT2_TOP: [(&str, &str); 3] = [
+    ("wte", "token_embd"),
+    ("wpe", "position_embd"),
+    ("ln_f", "output_norm"),
+];
+
+/// GPT-NeoX layer tensors (after `gpt_neox.layers.N.`) and their GGUF names.
+const NEOX_LAYER: [(&str, &str); 6] = [
+    ("input_layernorm", "attn_norm"),
+    ("attention.query_key_value", "attn_qkv"),
+    ("attention.dense", "attn_output"),
+    ("post_attention_layernorm", "ffn_norm"),
+    ("mlp.dense_h_to_4h", "ffn_up"),
+    ("mlp.dense_4h_to_h", "ffn_down"),
+];
+
+/// GPT-NeoX tensors outside the layers.
+const NEOX_TOP: [(&str, &str); 3] = [
+    ("gpt_neox.embed_in", "token_embd"),
+    ("gpt_neox.final_layer_norm", "output_norm"),
+    ("embed_out", "output"),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn converter_names() {
+        let cases = [
+            (
+                SynthFamily::Gpt2,
+                "h.3.attn.c_attn.weight",
+                "blk.3.attn_qkv.weight",
+            ),
+            (
+                SynthFamily::Gpt2,
+                "h.0.mlp.c_proj.bias",
+                "blk.0.ffn_down.bias",
+            ),
+            (SynthFamily::Gpt2, "wpe.weight", "position_embd.weight"),
+            (
+                SynthFamily::Neox,
+                "gpt_neox.layers.1.attention.query_key_value.weight",
+                "blk.1.attn_qkv.weight",
+            ),
+            (SynthFamily::Neox, "embed_out.weight", "output.weight"),
+            (
+                SynthFamily::Neox,
+                "gpt_neox.layers.1.other.weight",
+                "gpt_neox.layers.1.other.weight",
+            ),
+            (
+                SynthFamily::Mixtral,
+                "model.layers.2.mlp.experts.down_proj.weight",
+                "blk.2.ffn_down_exps.weight",
+            ),
+            (
+                SynthFamily::Mixtral,
+                "model.layers.2.mlp.gate.weight",
+                "blk.2.ffn_gate_inp.weight",
+            ),
+        ];
+        for (family, hf, gguf) in cases {
+            let arch = if family == SynthFamily::Neox {
+                "gptneox"
+            } else {
+                "x"
+            };
+            assert_eq!(converted_name(family, arch, hf), gguf, "{hf}");
+        }
+    }
 
     #[test]
     fn quantizers_round_trip_within_half_a_step() {

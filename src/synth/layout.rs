@@ -25,6 +25,8 @@ const BIAS_SD: f64 = 0.01;
 pub(crate) struct Logical {
     pub layer: Option<usize>,
     pub proj: Option<SynthProj>,
+    /// Routed expert index of an expert's gate, up or down.
+    pub expert: Option<usize>,
     pub rows: usize,
     pub cols: usize,
     pub rows_gen: GenPlan,
@@ -50,6 +52,21 @@ pub(crate) struct Stored {
     pub layout: Layout,
     /// Shard unit: 0 before the layers, 1 + N for layer N, layers + 1 after.
     pub group: usize,
+    /// The Mixture-of-Experts part it is, for the GGUF writer's stacking and names.
+    pub moe: Option<MoePart>,
+}
+
+/// A Mixture-of-Experts tensor of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MoePart {
+    /// The router [experts, hidden].
+    Router { layer: usize },
+    /// One expert's gate, up or down.
+    Expert {
+        layer: usize,
+        proj: SynthProj,
+        expert: usize,
+    },
 }
 
 impl Stored {
@@ -79,6 +96,7 @@ impl Builder<'_> {
         self.logicals.push(Logical {
             layer: None,
             proj: None,
+            expert: None,
             rows: 1,
             cols: n,
             rows_gen,
@@ -100,24 +118,13 @@ impl Builder<'_> {
     fn named(&mut self, name: &str, rows: usize, cols: usize, bulk: Bulk, sigma: f64, emb: bool) {
         let rows_gen = GenPlan::plain(key_seed(self.spec.seed, name), Draw::bulk(bulk, sigma));
         let truth = MatrixTruth {
-            key: name.to_string(),
-            tensor: name.to_string(),
-            layer: None,
-            proj: None,
-            rows,
-            cols,
             embedding: emb,
-            bulk,
-            sigma,
-            bound: bound_of(bulk, sigma),
-            spikes: Vec::new(),
-            collapse: None,
-            column_scale: None,
-            heads: Vec::new(),
+            ..plain_truth(name.to_string(), name, rows, cols, bulk, sigma)
         };
         self.logicals.push(Logical {
             layer: None,
             proj: None,
+            expert: None,
             rows,
             cols,
             rows_gen,
@@ -138,7 +145,84 @@ impl Builder<'_> {
             shape,
             layout,
             group: self.group,
+            moe: None,
         });
+    }
+
+    /// A plain Kaiming-uniform layer matrix with no planted structure (an expert's matrix
+    /// or the router), stored as is under `name`.
+    fn plain_layer_matrix(
+        &mut self,
+        name: &str,
+        key: String,
+        rows: usize,
+        cols: usize,
+        moe: MoePart,
+    ) {
+        let sigma = self.spec.gain / (cols as f64).sqrt();
+        let bulk = Bulk::KaimingUniform;
+        let (layer, proj, expert) = match moe {
+            MoePart::Router { layer } => (layer, None, None),
+            MoePart::Expert {
+                layer,
+                proj,
+                expert,
+            } => (layer, Some(proj), Some(expert)),
+        };
+        let rows_gen = GenPlan::plain(key_seed(self.spec.seed, &key), Draw::bulk(bulk, sigma));
+        self.logicals.push(Logical {
+            layer: Some(layer),
+            proj,
+            expert,
+            rows,
+            cols,
+            rows_gen,
+            truth: Some(MatrixTruth {
+                layer: Some(layer),
+                proj,
+                expert,
+                ..plain_truth(key, name, rows, cols, bulk, sigma)
+            }),
+        });
+        let idx = self.logicals.len() - 1;
+        self.store(name, vec![rows, cols], Layout::Stack(vec![idx]));
+        if let Some(st) = self.stored.last_mut() {
+            st.moe = Some(moe);
+        }
+    }
+
+    /// A Mixtral layer's sparse MLP: the router, then each expert's w1 (gate), w2 (down) and
+    /// w3 (up), as `MixtralSparseMoeBlock` names them.
+    fn mixtral_moe(&mut self, layer: usize) {
+        let (h, i) = (self.spec.hidden, self.spec.intermediate());
+        let p = format!("model.layers.{layer}.block_sparse_moe.");
+        let n = self.spec.experts;
+        self.plain_layer_matrix(
+            &format!("{p}gate.weight"),
+            format!("L{layer}.router"),
+            n,
+            h,
+            MoePart::Router { layer },
+        );
+        for e in 0..n {
+            for (proj, w, rows, cols) in [
+                (SynthProj::Gate, "w1", i, h),
+                (SynthProj::Down, "w2", h, i),
+                (SynthProj::Up, "w3", i, h),
+            ] {
+                self.plain_layer_matrix(
+                    &format!("{p}experts.{e}.{w}.weight"),
+                    format!("L{layer}.e{e}.{proj}"),
+                    rows,
+                    cols,
+                    MoePart::Expert {
+                        layer,
+                        proj,
+                        expert: e,
+                    },
+                );
+            }
+        }
     }
 
     /// Stores layer projections; `tensor` names the stored tensor in every part's truth.
@@ -168,6 +252,34 @@ enum LayoutKind {
     Stack,
     Transpose,
     Interleave,
+}
+
+/// The truth of a matrix with nothing planted, outside the layers until said otherwise.
+fn plain_truth(
+    key: String,
+    tensor: &str,
+    rows: usize,
+    cols: usize,
+    bulk: Bulk,
+    sigma: f64,
+) -> MatrixTruth {
+    MatrixTruth {
+        key,
+        tensor: tensor.to_string(),
+        layer: None,
+        proj: None,
+        expert: None,
+        rows,
+        cols,
+        embedding: false,
+        bulk,
+        sigma,
+        bound: bound_of(bulk, sigma),
+        spikes: Vec::new(),
+        collapse: None,
+        column_scale: None,
+        heads: Vec::new(),
+    }
 }
 
 fn bound_of(bulk: Bulk, sigma: f64) -> Option<f64> {
@@ -220,6 +332,12 @@ fn check_targets(spec: &SynthSpec) -> Result<(), SynthError> {
         }
         if t.proj == SynthProj::Gate && !spec.family.has_gate() {
             return bad(format!("family {} has no gate projection", spec.family));
+        }
+        if !t.proj.is_attention() && spec.family.is_moe() {
+            return bad(format!(
+                "family {}'s gate, up and down are experts, which plantings do not reach",
+                spec.family
+            ));
         }
         if let Some(h) = t.heads {
             match spec.proj_heads(t.proj) {
@@ -448,6 +566,7 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
     Ok(Logical {
         layer: Some(layer),
         proj: Some(proj),
+        expert: None,
         rows,
         cols,
         rows_gen: GenPlan {
@@ -463,6 +582,7 @@ fn resolve(spec: &SynthSpec, layer: usize, proj: SynthProj) -> Result<Logical, S
             tensor: String::new(),
             layer: Some(layer),
             proj: Some(proj),
+            expert: None,
             rows,
             cols,
             embedding: false,
@@ -497,7 +617,9 @@ impl Plan {
         };
         let fam = spec.family;
         match fam {
-            SynthFamily::Llama | SynthFamily::Phi3 => b.embedding("model.embed_tokens.weight", v),
+            SynthFamily::Llama | SynthFamily::Phi3 | SynthFamily::Mixtral => {
+                b.embedding("model.embed_tokens.weight", v)
+            }
             SynthFamily::Bert => {
                 b.embedding("bert.embeddings.word_embeddings.weight", v);
                 b.embedding("bert.embeddings.position_embeddings.weight", spec.positions);
@@ -524,6 +646,19 @@ impl Plan {
             let ix = |p: SynthProj| idx.get(&p).copied().unwrap_or(0);
             use SynthProj::*;
             match fam {
+                SynthFamily::Mixtral => {
+                    let p = format!("model.layers.{l}.");
+                    b.norm(&format!("{p}input_layernorm.weight"), h);
+                    for (pr, n) in [(Q, "q"), (K, "k"), (V, "v"), (O, "o")] {
+                        b.store_parts(
+                            &format!("{p}self_attn.{n}_proj.weight"),
+                            &[ix(pr)],
+                            LayoutKind::Stack,
+                        );
+                    }
+                    b.norm(&format!("{p}post_attention_layernorm.weight"), h);
+                    b.mixtral_moe(l);
+                }
                 SynthFamily::Llama | SynthFamily::Phi3 => {
                     let p = format!("model.layers.{l}.");
                     b.norm(&format!("{p}input_layernorm.weight"), h);
@@ -669,7 +804,7 @@ impl Plan {
         }
         b.group = spec.layers + 1;
         match fam {
-            SynthFamily::Llama | SynthFamily::Phi3 => {
+            SynthFamily::Llama | SynthFamily::Phi3 | SynthFamily::Mixtral => {
                 b.norm("model.norm.weight", h);
                 b.embedding("lm_head.weight", v);
             }
@@ -714,11 +849,96 @@ impl Plan {
         })
     }
 
-    /// Index of the logical matrix of (layer, proj).
-    pub(crate) fn find(&self, layer: usize, proj: SynthProj) -> Option<usize> {
+    /// Index of the logical matrix of (layer, proj, expert).
+    pub(crate) fn find(
+        &self,
+        layer: usize,
+        proj: SynthProj,
+        expert: Option<usize>,
+    ) -> Option<usize> {
         self.logicals
             .iter()
-            .position(|l| l.layer == Some(layer) && l.proj == Some(proj))
+            .position(|l| l.layer == Some(layer) && l.proj == Some(proj) && l.expert == expert)
+    }
+
+    /// The plan as llama.cpp stores it: each layer's experts of one projection stacked into
+    /// one 3-D tensor [experts, out, in] named `mlp.experts.{gate,up,down}_proj` (GGUF
+    /// `ffn_*_exps`), at the place of its first expert; the router renamed `mlp.gate`
+    /// (GGUF `ffn_gate_inp`). Dense plans are returned unchanged.
+    /// The plan as llama.cpp's converter lays it out: experts stacked (see
+    /// [`Plan::stacked_experts`]), GPT-2's Conv1D weights transposed back to [out, in], and
+    /// GPT-NeoX's per-head interleaved `query_key_value` reordered into q, k, v row blocks.
+    pub(crate) fn for_gguf(&self) -> Plan {
+        let mut plan = self.stacked_experts();
+        for st in &mut plan.stored {
+            match &st.layout {
+                Layout::Transpose(parts) => {
+                    st.layout = Layout::Stack(parts.clone());
+                    st.shape.reverse();
+                }
+                Layout::Interleave { parts, .. } => st.layout = Layout::Stack(parts.to_vec()),
+                Layout::Stack(_) => {}
+            }
+        }
+        plan
+    }
+
+    pub(crate) fn stacked_experts(&self) -> Plan {
+        let mut stored: Vec<Stored> = Vec::new();
+        let mut logicals = self.logicals.clone();
+        for st in &self.stored {
+            match st.moe {
+                Some(MoePart::Expert {
+                    layer,
+                    proj,
+                    expert,
+                }) => {
+                    let Layout::Stack(parts) = &st.layout else {
+                        continue;
+                    };
+                    let name = format!("model.layers.{layer}.mlp.experts.{proj}_proj.weight");
+                    if expert == 0 {
+                        let mut shape = vec![0];
+                        shape.extend(&st.shape);
+                        stored.push(Stored {
+                            name: name.clone(),
+                            shape,
+                            layout: Layout::Stack(Vec::new()),
+                            group: st.group,
+                            moe: st.moe,
+                        });
+                    }
+                    if let Some(stack) = stored.iter_mut().rev().find(|s| s.name == name)
+                        && let Layout::Stack(all) = &mut stack.layout
+                    {
+                        all.extend(parts);
+                        stack.shape[0] += 1;
+                    }
+                    for &p in parts {
+                        if let Some(t) = logicals.get_mut(p).and_then(|l| l.truth.as_mut()) {
+                            t.tensor.clone_from(&name);
+                        }
+                    }
+                }
+                Some(MoePart::Router { layer }) => {
+                    let name = format!("model.layers.{layer}.mlp.gate.weight");
+                    if let Layout::Stack(parts) = &st.layout {
+                        for &p in parts {
+                            if let Some(t) = logicals.get_mut(p).and_then(|l| l.truth.as_mut()) {
+                                t.tensor.clone_from(&name);
+                            }
+                        }
+                    }
+                    stored.push(Stored { name, ..st.clone() });
+                }
+                None => stored.push(st.clone()),
+            }
+        }
+        Plan {
+            spec: self.spec.clone(),
+            logicals,
+            stored,
+        }
     }
 
     /// Data bytes of stored tensor `idx`.
@@ -731,6 +951,16 @@ impl Plan {
         (0..self.stored.len())
             .map(|i| self.bytes_of(i) as u64)
             .sum()
+    }
+
+    /// Logical matrix `idx` as written (rounded to the dtype).
+    pub(crate) fn matrix(&self, idx: usize) -> super::Matrix {
+        let lg = &self.logicals[idx];
+        super::Matrix {
+            rows: lg.rows,
+            cols: lg.cols,
+            data: self.logical_values(idx),
+        }
     }
 
     /// All rows of logical matrix `idx`, rounded to the dtype, row-major.

@@ -1,6 +1,6 @@
 //! Deterministic synthetic checkpoints for the demo, tests and benchmarks.
 //!
-//! A [`SynthSpec`] names a family (llama, bert, gpt2, phi3, neox), sizes, dtype, shards, seed
+//! A [`SynthSpec`] names a family (llama, bert, gpt2, phi3, neox, mixtral), sizes, dtype, shards, seed
 //! and planted structure (spikes, heavy tails, collapse, outlier input features); [`write`] produces real safetensors files with the family's exact
 //! tensor names and storage layouts (fused and transposed where the family does so), a
 //! `config.json`, an index when sharded, and `truth.json` saying what was planted.
@@ -12,6 +12,7 @@
 //! byte-identical for a spec whatever the thread count. Embeddings are normal(0, 0.02), norm
 //! weights 1 + normal(0, 0.02), biases normal(0, 0.01).
 
+mod derive;
 mod draw;
 mod error;
 mod gguf;
@@ -25,13 +26,16 @@ mod write;
 use std::ops::Range;
 use std::path::Path;
 
+pub use derive::{
+    DerivedTruth, LoraSpec, LoraTruth, UpdateSpec, UpdateTruth, write_finetune, write_lora,
+};
 pub use error::SynthError;
 pub use gguf::GgufQuant;
 pub use presets::{DEMO_SEED, PRESETS, preset};
 pub use recipe::{
     Bulk, CollapseSpec, ColumnScaleSpec, HeavyTailSpec, Span, SpikeSpec, Target, parse_list,
 };
-pub use spec::{ExtraTensor, SynthDtype, SynthFamily, SynthProj, SynthSpec};
+pub use spec::{DEFAULT_EXPERTS, ExtraTensor, SynthDtype, SynthFamily, SynthProj, SynthSpec};
 pub use truth::{CollapseTruth, ColumnScaleTruth, HeadTruth, MatrixTruth, SpikeTruth, Truth};
 
 use layout::Plan;
@@ -85,13 +89,22 @@ pub struct StoredTensor {
 /// index when sharded, `config.json` and `truth.json`. Earlier `model*.safetensors` files and
 /// index in `out_dir` that the new checkpoint does not overwrite are removed.
 pub fn write(out_dir: &Path, spec: &SynthSpec) -> Result<Truth, SynthError> {
-    write::write_plan(out_dir, &Plan::build(spec)?)
+    write::write_plan(out_dir, &Plan::build(spec)?, false)
+}
+
+/// [`write`] with only the headers (and config.json): the weights are a hole in each file, all
+/// zeros and no disk space. Enough for `inspect` and `report --plan` of a shape too large to
+/// generate (a 70B model).
+pub fn write_sparse(out_dir: &Path, spec: &SynthSpec) -> Result<Truth, SynthError> {
+    write::write_plan(out_dir, &Plan::build(spec)?, true)
 }
 
 /// Writes the model of `spec` as one GGUF file, `out_dir/model.gguf` (plus truth.json), with
-/// its matrices stored as `quant` and its vectors as f32; llama and phi3 families only.
+/// its matrices stored as `quant` and its vectors as f32, laid out and named as llama.cpp's
+/// converter does: Mixtral's experts stacked into 3-D `ffn_*_exps` tensors, GPT-2's and
+/// GPT-NeoX's fused q, k, v as `attn_qkv` row blocks [3·hidden, hidden]. Not BERT.
 pub fn write_gguf(out_dir: &Path, spec: &SynthSpec, quant: GgufQuant) -> Result<Truth, SynthError> {
-    gguf::write_gguf(out_dir, &Plan::build(spec)?, quant)
+    gguf::write_gguf(out_dir, &Plan::build(spec)?.for_gguf(), quant)
 }
 
 /// What [`write`] would plant and record in truth.json, without writing anything.
@@ -107,7 +120,7 @@ pub fn logical_matrix(
     proj: SynthProj,
 ) -> Result<Matrix, SynthError> {
     let plan = Plan::build(spec)?;
-    let idx = plan.find(layer, proj).ok_or_else(|| {
+    let idx = plan.find(layer, proj, None).ok_or_else(|| {
         SynthError::NoSuchMatrix(format!(
             "layer {layer} {proj} (the {} model has {} layers and projections {:?})",
             spec.family,
@@ -118,12 +131,25 @@ pub fn logical_matrix(
                 .collect::<Vec<_>>()
         ))
     })?;
-    let lg = &plan.logicals[idx];
-    Ok(Matrix {
-        rows: lg.rows,
-        cols: lg.cols,
-        data: plan.logical_values(idx),
-    })
+    Ok(plan.matrix(idx))
+}
+
+/// Routed expert `expert`'s logical [out, in] matrix `proj` (gate, up or down) of `layer`,
+/// exactly as written (after dtype rounding).
+pub fn expert_matrix(
+    spec: &SynthSpec,
+    layer: usize,
+    proj: SynthProj,
+    expert: usize,
+) -> Result<Matrix, SynthError> {
+    let plan = Plan::build(spec)?;
+    let idx = plan.find(layer, proj, Some(expert)).ok_or_else(|| {
+        SynthError::NoSuchMatrix(format!(
+            "layer {layer} {proj} of expert {expert} (the {} model has {} layers of {} experts)",
+            spec.family, spec.layers, spec.experts
+        ))
+    })?;
+    Ok(plan.matrix(idx))
 }
 
 /// The stored tensor `name` exactly as written (shape and dtype-rounded values, stored layout).

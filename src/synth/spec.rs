@@ -22,19 +22,23 @@ pub enum SynthFamily {
     Phi3,
     /// GPT-NeoX: `query_key_value` interleaved per head.
     Neox,
+    /// Mixtral: Llama attention, a Mixture-of-Experts MLP of `experts` routed experts
+    /// (`block_sparse_moe.experts.E.w1/w2/w3`) and a router (`block_sparse_moe.gate`).
+    Mixtral,
 }
 
 impl SynthFamily {
     /// Every family, in CLI order.
-    pub const ALL: [SynthFamily; 5] = [
+    pub const ALL: [SynthFamily; 6] = [
         SynthFamily::Llama,
         SynthFamily::Bert,
         SynthFamily::Gpt2,
         SynthFamily::Phi3,
         SynthFamily::Neox,
+        SynthFamily::Mixtral,
     ];
 
-    /// The CLI name (`llama`, `bert`, `gpt2`, `phi3`, `neox`).
+    /// The CLI name (`llama`, `bert`, `gpt2`, `phi3`, `neox`, `mixtral`).
     pub fn as_str(self) -> &'static str {
         match self {
             SynthFamily::Llama => "llama",
@@ -42,17 +46,29 @@ impl SynthFamily {
             SynthFamily::Gpt2 => "gpt2",
             SynthFamily::Phi3 => "phi3",
             SynthFamily::Neox => "neox",
+            SynthFamily::Mixtral => "mixtral",
         }
     }
 
-    /// True when the family has a SwiGLU gate projection.
+    /// True when the family has a SwiGLU gate projection (Mixtral: in every expert).
     pub fn has_gate(self) -> bool {
-        matches!(self, SynthFamily::Llama | SynthFamily::Phi3)
+        matches!(
+            self,
+            SynthFamily::Llama | SynthFamily::Phi3 | SynthFamily::Mixtral
+        )
     }
 
     /// True when the family supports grouped-query attention (kv heads ≠ heads).
     pub fn supports_gqa(self) -> bool {
-        matches!(self, SynthFamily::Llama | SynthFamily::Phi3)
+        matches!(
+            self,
+            SynthFamily::Llama | SynthFamily::Phi3 | SynthFamily::Mixtral
+        )
+    }
+
+    /// True when the MLP is a Mixture of Experts (gate, up and down live in the experts).
+    pub fn is_moe(self) -> bool {
+        self == SynthFamily::Mixtral
     }
 }
 
@@ -71,10 +87,11 @@ impl FromStr for SynthFamily {
             "gpt2" | "gpt-2" => Ok(SynthFamily::Gpt2),
             "phi3" | "phi-3" => Ok(SynthFamily::Phi3),
             "neox" | "gpt-neox" | "gpt_neox" => Ok(SynthFamily::Neox),
+            "mixtral" => Ok(SynthFamily::Mixtral),
             _ => Err(SynthError::parse(
                 "family",
                 s,
-                "expected one of llama, bert, gpt2, phi3, neox",
+                "expected one of llama, bert, gpt2, phi3, neox, mixtral",
             )),
         }
     }
@@ -116,6 +133,15 @@ impl SynthDtype {
             SynthDtype::Bf16 => "bfloat16",
             SynthDtype::F16 => "float16",
             SynthDtype::F32 => "float32",
+        }
+    }
+
+    /// The safetensors dtype's name ("BF16", "F16", "F32").
+    pub fn safetensors_name(self) -> &'static str {
+        match self {
+            SynthDtype::Bf16 => "BF16",
+            SynthDtype::F16 => "F16",
+            SynthDtype::F32 => "F32",
         }
     }
 
@@ -387,7 +413,17 @@ pub struct SynthSpec {
     pub column_scale: Vec<ColumnScaleSpec>,
     /// Extra Kaiming-uniform 2-D tensors.
     pub extras: Vec<ExtraTensor>,
+    /// Routed experts per layer (Mixtral; 0 for the dense families).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub experts: usize,
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Routed experts of a Mixtral spec made by [`SynthSpec::new`].
+pub const DEFAULT_EXPERTS: usize = 4;
 
 impl SynthSpec {
     /// A plain spec with small defaults: kv_heads = heads, vocab 1024, 128 positions, bf16,
@@ -412,7 +448,13 @@ impl SynthSpec {
             collapse: Vec::new(),
             column_scale: Vec::new(),
             extras: Vec::new(),
+            experts: if family.is_moe() { DEFAULT_EXPERTS } else { 0 },
         }
+    }
+
+    /// Experts each token is routed to (config `num_experts_per_tok`): 2, or 1 with one expert.
+    pub fn experts_used(&self) -> usize {
+        self.experts.min(2)
     }
 
     /// Head dimension actually used.
@@ -452,11 +494,13 @@ impl SynthSpec {
         }
     }
 
-    /// Projections present in this family.
+    /// Projections present in this family as dense layer matrices (a Mixture-of-Experts
+    /// family has its gate, up and down in the experts instead).
     pub fn projections(&self) -> Vec<SynthProj> {
         SynthProj::ALL
             .into_iter()
             .filter(|p| *p != SynthProj::Gate || self.family.has_gate())
+            .filter(|p| p.is_attention() || !self.family.is_moe())
             .collect()
     }
 
@@ -509,6 +553,15 @@ impl SynthSpec {
         }
         if self.shards == 0 {
             return bad("shards must be at least 1".to_string());
+        }
+        match (fam.is_moe(), self.experts) {
+            (true, 0) => return bad(format!("family {fam} needs at least 1 expert")),
+            (false, n) if n > 0 => {
+                return bad(format!(
+                    "family {fam} has no experts ({n} asked for); use --family mixtral"
+                ));
+            }
+            _ => {}
         }
         if !(self.gain.is_finite() && self.gain > 0.0) {
             return bad(format!("gain must be a positive number, got {}", self.gain));

@@ -26,11 +26,18 @@ pub struct Truth {
 }
 
 impl Truth {
-    /// The logical matrix `proj` of `layer`.
+    /// The logical matrix `proj` of `layer` (a dense one, not an expert's).
     pub fn matrix(&self, layer: usize, proj: SynthProj) -> Option<&MatrixTruth> {
         self.matrices
             .iter()
-            .find(|m| m.layer == Some(layer) && m.proj == Some(proj))
+            .find(|m| m.layer == Some(layer) && m.proj == Some(proj) && m.expert.is_none())
+    }
+
+    /// Routed expert `expert`'s matrix `proj` (gate, up or down) of `layer`.
+    pub fn expert(&self, layer: usize, proj: SynthProj, expert: usize) -> Option<&MatrixTruth> {
+        self.matrices
+            .iter()
+            .find(|m| m.layer == Some(layer) && m.proj == Some(proj) && m.expert == Some(expert))
     }
 
     /// A matrix outside the layer projections (embedding, pooler, extra) by tensor name.
@@ -44,7 +51,8 @@ impl Truth {
 /// One logical matrix: its bulk, scale and planted structure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatrixTruth {
-    /// Generator key (`L3.q`, or the tensor name outside layers); seeds its random stream.
+    /// Generator key (`L3.q`, `L3.e5.gate` for an expert, `L3.router`, or the tensor name
+    /// outside layers); seeds its random stream.
     pub key: String,
     /// Stored tensor holding it (a fused tensor for GPT-2 / Phi-3 / NeoX attention).
     pub tensor: String,
@@ -52,6 +60,9 @@ pub struct MatrixTruth {
     pub layer: Option<usize>,
     /// Projection, for layer projections.
     pub proj: Option<SynthProj>,
+    /// Routed expert index, for an expert's gate, up or down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expert: Option<usize>,
     /// Logical rows (out).
     pub rows: usize,
     /// Logical columns (in, fan_in).

@@ -67,8 +67,9 @@ pub(crate) fn truth_of(plan: &Plan) -> Truth {
     }
 }
 
-/// Writes every file of the plan into `out_dir` and returns what was planted.
-pub(crate) fn write_plan(out_dir: &Path, plan: &Plan) -> Result<Truth, SynthError> {
+/// Writes every file of the plan into `out_dir` and returns what was planted; `sparse` writes
+/// only the headers and leaves the data a hole (all zeros, no disk space).
+pub(crate) fn write_plan(out_dir: &Path, plan: &Plan, sparse: bool) -> Result<Truth, SynthError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SynthError::Io { path, source }
@@ -90,6 +91,10 @@ pub(crate) fn write_plan(out_dir: &Path, plan: &Plan) -> Result<Truth, SynthErro
                 (st.name.clone(), Lazy { plan, idx })
             })
             .collect();
+        if sparse {
+            write_sparse(&path, plan, &tensors)?;
+            continue;
+        }
         // One metadata entry only: the crate keeps it in a HashMap, so more would make the
         // header order (and the file bytes) vary from run to run.
         let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
@@ -107,6 +112,38 @@ pub(crate) fn write_plan(out_dir: &Path, plan: &Plan) -> Result<Truth, SynthErro
     let truth = truth_of(plan);
     write_json(&out_dir.join("truth.json"), &truth)?;
     Ok(truth)
+}
+
+/// A safetensors file of `tensors` whose data is a hole: the header, then the file extended to
+/// its full length without writing (a 70B model's shape costs a few kilobytes of disk).
+fn write_sparse(path: &Path, plan: &Plan, tensors: &[(String, Lazy)]) -> Result<(), SynthError> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), json!({ "format": "pt" }));
+    let mut offset = 0usize;
+    let dtype = format!("{:?}", plan.spec.dtype.safetensors());
+    for (name, t) in tensors {
+        let len = plan.bytes_of(t.idx);
+        header.insert(
+            name.clone(),
+            json!({
+                "dtype": dtype,
+                "shape": plan.stored[t.idx].shape,
+                "data_offsets": [offset, offset + len],
+            }),
+        );
+        offset += len;
+    }
+    let mut text = Value::Object(header).to_string().into_bytes();
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let io = |source| SynthError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = (text.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&text);
+    fs::write(path, &bytes).map_err(io)?;
+    let file = fs::File::options().write(true).open(path).map_err(io)?;
+    file.set_len(bytes.len() as u64 + offset as u64).map_err(io)
 }
 
 /// Removes weight files of an earlier run that the new one does not overwrite (an old index or
@@ -196,6 +233,17 @@ pub(crate) fn config_json(spec: &SynthSpec) -> Value {
             "rms_norm_eps": 1e-5,
             "rope_theta": 500000.0,
             "attention_bias": false,
+            "tie_word_embeddings": false,
+        }),
+        SynthFamily::Mixtral => json!({
+            "architectures": ["MixtralForCausalLM"],
+            "model_type": "mixtral",
+            "hidden_act": "silu",
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 1000000.0,
+            "num_local_experts": spec.experts,
+            "num_experts_per_tok": spec.experts_used(),
+            "router_aux_loss_coef": 0.02,
             "tie_word_embeddings": false,
         }),
         SynthFamily::Phi3 => json!({

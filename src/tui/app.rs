@@ -146,13 +146,16 @@ impl App {
             .num_kv_heads
             .map(|h| h.to_string())
             .unwrap_or_else(|| "?".into());
-        let model_line = format!(
+        let mut model_line = format!(
             "{} · {} layers · {} heads / {} kv",
             anatomy.family.label(),
             anatomy.num_layers,
             heads,
             kv
         );
+        if let Some(n) = anatomy.num_experts {
+            model_line.push_str(&format!(" · {n} experts"));
+        }
         let total = blocks.len();
         Self {
             title,
@@ -233,13 +236,10 @@ impl App {
     }
 
     /// The score of a projection in a layer: the whole matrix's, or the mean over its heads
-    /// for `vector_p` (computed for heads) and when the whole matrix has none.
+    /// for `vector_p` (computed for heads) and when the whole matrix has none (routed
+    /// experts: the mean over the experts).
     pub fn layer_score(&self, layer: usize, proj: Proj, kind: ScoreKind) -> Option<f64> {
-        let whole = MatrixId {
-            layer: Some(layer),
-            proj,
-            head: None,
-        };
+        let whole = MatrixId::whole(Some(layer), proj);
         if kind != ScoreKind::VectorP
             && let Some(v) = self.score_of(&whole, kind)
         {
@@ -248,36 +248,30 @@ impl App {
         self.mean_head_score(layer, proj, kind)
     }
 
-    /// Mean of `kind` over the computed heads of a projection in a layer.
+    /// Mean of `kind` over the computed heads (or routed experts) of a projection in a layer.
     pub fn mean_head_score(&self, layer: usize, proj: Proj, kind: ScoreKind) -> Option<f64> {
-        let heads = self.head_count(proj);
-        let vals: Vec<f64> = (0..heads)
-            .filter_map(|h| {
-                self.score_of(
-                    &MatrixId {
-                        layer: Some(layer),
-                        proj,
-                        head: Some(h),
-                    },
-                    kind,
-                )
-            })
+        let vals: Vec<f64> = self
+            .members(layer, proj)
+            .iter()
+            .filter_map(|id| self.score_of(id, kind))
             .collect();
         (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64)
     }
 
-    /// Number of heads of a projection in this model (0 when it has none).
+    /// The heads (or routed experts) of a projection in a layer, as the grid and heatmap
+    /// show them.
+    pub fn members(&self, layer: usize, proj: Proj) -> Vec<MatrixId> {
+        let Some(axis) = self.nav.axis_of(proj) else {
+            return Vec::new();
+        };
+        let whole = MatrixId::whole(Some(layer), proj);
+        (0..axis.len()).map(|i| axis.member(whole, i)).collect()
+    }
+
+    /// Number of heads (or routed experts) of a projection in this model (0 when it has
+    /// none).
     pub fn head_count(&self, proj: Proj) -> usize {
-        self.nav
-            .rows
-            .iter()
-            .find_map(|r| match r {
-                super::nav::Row::Layer { projs, .. } => {
-                    projs.iter().find(|(p, _)| *p == proj).and_then(|(_, h)| *h)
-                }
-                _ => None,
-            })
-            .unwrap_or(0)
+        self.nav.axis_of(proj).map_or(0, |a| a.len())
     }
 
     /// Largest value of `kind` over every computed block of `proj` (for shading).
@@ -438,11 +432,7 @@ impl App {
             Target::Row(r) => self.nav.move_row(r as isize - self.nav.row as isize),
             Target::RowProj(r, proj) => match self.nav.rows.get(r) {
                 Some(Row::Layer { layer, .. }) => {
-                    self.nav.select(MatrixId {
-                        layer: Some(*layer),
-                        proj,
-                        head: None,
-                    });
+                    self.nav.select(MatrixId::whole(Some(*layer), proj));
                 }
                 _ => self.nav.set_row(r),
             },

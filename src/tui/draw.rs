@@ -795,12 +795,15 @@ fn stats_lines(
         list: true,
         ..stat(&format!("top {sym}"), &top, false, 9)
     });
+    // A spectrum read from a report has no compute time.
+    let time = a.spectrum.compute_time;
     v.push(stat(
         "time",
-        &[format!(
-            "{:.1} ms",
-            a.spectrum.compute_time.as_secs_f64() * 1e3
-        )],
+        &[if time.is_zero() {
+            "-".into()
+        } else {
+            format!("{:.1} ms", time.as_secs_f64() * 1e3)
+        }],
         false,
         11,
     ));
@@ -809,24 +812,21 @@ fn stats_lines(
 
 fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let Some(focus) = app.focus() else { return };
+    let axis = app.nav.axis();
     let heads = app.nav.head_count();
     let proj = focus.proj;
+    let (noun, prefix) = axis.map_or(("heads", "h"), |a| (a.noun(), a.prefix()));
     let title = format!(
-        " heads of {} · {} (Enter opens) ",
+        " {noun} of {} · {} (Enter opens) ",
         focus_name_whole(app, focus),
         app.score.name()
     );
     let inner = framed(f, &title, t, area);
-    if heads == 0 {
+    let Some(axis) = axis.filter(|_| heads > 0) else {
         no_heads(f, t, inner);
         return;
-    }
-    let ids: Vec<MatrixId> = (0..heads)
-        .map(|h| MatrixId {
-            head: Some(h),
-            ..focus
-        })
-        .collect();
+    };
+    let ids: Vec<MatrixId> = (0..heads).map(|h| axis.member(focus, h)).collect();
     // One x range for every head, so they compare at a glance: every value with `r`, else
     // the MP bulk with some headroom (values beyond are counted in each cell's corner).
     let mut hi = 0.0f64;
@@ -849,8 +849,8 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
     let hi = if hi > 0.0 { hi * 1.02 } else { 1.0 };
     let (cols, cell_w, cell_h) = grid_shape(heads, inner.width, inner.height);
     let rows_visible = (inner.height / cell_h).max(1) as usize;
-    let focus_head = focus.head.unwrap_or(0);
-    let focus_row = focus_head / cols;
+    let focus_head = axis.index(&focus);
+    let focus_row = focus_head.unwrap_or(0) / cols;
     let first_row = focus_row.saturating_sub(rows_visible.saturating_sub(1));
     let max = app.max_score(Some(proj), app.score);
     for (h, id) in ids.iter().enumerate() {
@@ -867,10 +867,10 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
             cell_h.min(inner.bottom() - y),
         );
         hits.add(cell, Target::Block(*id));
-        let focused = focus.head == Some(h);
+        let focused = focus_head == Some(h);
         let score = app.score_of(id, app.score);
         let label = format!(
-            "h{h:<3}{}",
+            "{prefix}{h:<3}{}",
             score.map(fmt_score).unwrap_or_else(|| "…".into())
         );
         let style = if focused {
@@ -959,7 +959,15 @@ pub fn grid_shape(heads: usize, w: u16, h: u16) -> (usize, u16, u16) {
     }
 }
 
+/// The name of the matrix whose heads (or experts) the grid shows: "L3 q", or "L3 gate" for
+/// routed experts (there is no block of all experts).
 fn focus_name_whole(app: &App, id: MatrixId) -> String {
+    if id.expert.is_some() {
+        return match id.layer {
+            Some(l) => format!("L{l} {}", id.proj),
+            None => id.proj.to_string(),
+        };
+    }
     app.blocks
         .get(&MatrixId { head: None, ..id })
         .map(|b| b.name.clone())
@@ -974,8 +982,18 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     );
     let inner = framed(f, &title, t, area);
     let n = layer_count(app);
-    let colors = [Color::Cyan, Color::Yellow, Color::Magenta];
-    let curves: Vec<Curve> = [(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')]
+    let colors = [Color::Cyan, Color::Yellow, Color::Magenta, Color::Green];
+    // q, k and v, plus the focused projection when it is another one (o, an MLP, the routed
+    // experts: the mean over them), drawn with its label's first letter.
+    let mut lines = vec![(Proj::Q, 'q'), (Proj::K, 'k'), (Proj::V, 'v')];
+    let extra = app
+        .focus()
+        .filter(|id| id.layer.is_some() && !matches!(id.proj, Proj::Q | Proj::K | Proj::V))
+        .map(|id| id.proj);
+    if let Some(p) = extra {
+        lines.push((p, p.proj_label().chars().next().unwrap_or('*')));
+    }
+    let curves: Vec<Curve> = lines
         .iter()
         .zip(colors)
         .map(|((p, m), color)| Curve {
@@ -994,16 +1012,22 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         .collect();
     let [legend, plot] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     let mut spans = vec![Span::raw(" ")];
-    for c in &curves {
+    for (c, (p, _)) in curves.iter().zip(&lines) {
         let style = if t.color {
             Style::default().fg(c.color)
         } else {
             t.text()
         };
-        let label = if t.ascii || !t.color {
-            format!("{}  ", c.marker)
+        // The extra curve says which projection it is: "g=gate".
+        let name = if Some(*p) == extra {
+            format!("{}={p}", c.marker)
         } else {
-            format!("⣀⣀ {}  ", c.marker)
+            c.marker.to_string()
+        };
+        let label = if t.ascii || !t.color {
+            format!("{name}  ")
+        } else {
+            format!("⣀⣀ {name}  ")
         };
         spans.push(Span::styled(label, style));
     }
@@ -1073,31 +1097,27 @@ fn layer_count(app: &App) -> usize {
 fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let Some(focus) = app.focus() else { return };
     let proj = focus.proj;
-    let heads = app.nav.head_count();
+    let axis = app.nav.axis_of(proj);
+    let heads = axis.map_or(0, |a| a.len());
     let title = format!(
-        " heatmap · layers x heads of {proj} · {} ",
+        " heatmap · layers x {} of {proj} · {} ",
+        axis.map_or("heads", |a| a.noun()),
         app.score.name()
     );
     let inner = framed(f, &title, t, area);
-    if heads == 0 {
+    let Some(axis) = axis.filter(|_| heads > 0) else {
         no_heads(f, t, inner);
         return;
-    }
+    };
     let n = layer_count(app);
     let max = app.max_score(Some(proj), app.score);
     let cells: Vec<Vec<Option<f64>>> = (0..n)
         .map(|l| {
-            (0..heads)
-                .map(|h| {
-                    app.score_of(
-                        &MatrixId {
-                            layer: Some(l),
-                            proj,
-                            head: Some(h),
-                        },
-                        app.score,
-                    )
-                    .map(|v| app.score.farness(v, max))
+            app.members(l, proj)
+                .iter()
+                .map(|id| {
+                    app.score_of(id, app.score)
+                        .map(|v| app.score.farness(v, max))
                 })
                 .collect()
         })
@@ -1128,20 +1148,20 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
     let first_row = layer
         .saturating_sub(rows.saturating_sub(1) / 2)
         .min(n.saturating_sub(rows));
+    let focus_col = axis.index(&focus).unwrap_or(0);
     let heatmap = Heatmap {
+        first_col: super::heat::first_col(heads, map.width, focus_col),
         cells: &cells,
-        focus: focus.layer.map(|l| (l, focus.head.unwrap_or(usize::MAX))),
+        focus: focus
+            .layer
+            .map(|l| (l, axis.index(&focus).unwrap_or(usize::MAX))),
         first_row,
         theme: *t,
     };
     for (layer, head, cell) in heatmap.cell_areas(map) {
         hits.add(
             cell,
-            Target::Block(MatrixId {
-                layer: Some(layer),
-                proj,
-                head: Some(head),
-            }),
+            Target::Block(axis.member(MatrixId::whole(Some(layer), proj), head)),
         );
     }
     f.render_widget(heatmap, map);
@@ -1428,10 +1448,11 @@ fn ranked_row(
         .layer
         .map(|l| format!("L{l}"))
         .unwrap_or_else(|| "-".into());
-    let head = id
-        .head
-        .map(|h| format!("h{h}"))
-        .unwrap_or_else(|| "-".into());
+    let head = match (id.head, id.expert) {
+        (Some(h), _) => format!("h{h}"),
+        (None, Some(e)) => format!("e{e}"),
+        (None, None) => "-".into(),
+    };
     let shape = block
         .map(|b| units::shape(&[b.rows, b.cols], t.ascii))
         .unwrap_or_default();

@@ -15,6 +15,8 @@ pub struct Heatmap<'a> {
     pub focus: Option<(usize, usize)>,
     /// First layer row shown (for scrolling).
     pub first_row: usize,
+    /// First head (or expert) column shown, when they do not all fit (for scrolling).
+    pub first_col: usize,
     /// Glyphs and styles.
     pub theme: Theme,
 }
@@ -31,6 +33,21 @@ pub fn cell_width(heads: usize, width: u16) -> u16 {
 /// Columns of layer labels left of the cells.
 const LABEL_W: u16 = 4;
 
+/// How many of `heads` cells fit in a heatmap `width` columns wide (labels included).
+pub fn visible_heads(heads: usize, width: u16) -> usize {
+    let w = width.saturating_sub(LABEL_W);
+    (w / cell_width(heads, w)) as usize
+}
+
+/// The first column to show so that column `focus` of `heads` is on screen in `width`
+/// columns: 0 while it fits, else the focus is the last column shown.
+pub fn first_col(heads: usize, width: u16, focus: usize) -> usize {
+    let visible = visible_heads(heads, width).max(1);
+    (focus + 1)
+        .saturating_sub(visible)
+        .min(heads.saturating_sub(visible))
+}
+
 impl Heatmap<'_> {
     /// Where each cell drawn in `area` lies: (layer, head, one-row rect).
     pub fn cell_areas(&self, area: Rect) -> Vec<(usize, usize, Rect)> {
@@ -38,7 +55,7 @@ impl Heatmap<'_> {
             return Vec::new();
         }
         let cw = cell_width(self.heads(), area.width - LABEL_W);
-        let visible_heads = ((area.width - LABEL_W) / cw) as usize;
+        let visible = visible_heads(self.heads(), area.width);
         let rows = (area.height - 1) as usize;
         let mut out = Vec::new();
         for (i, row) in self
@@ -49,8 +66,9 @@ impl Heatmap<'_> {
             .take(rows)
         {
             let y = area.y + 1 + (i - self.first_row) as u16;
-            for h in 0..row.len().min(visible_heads) {
-                out.push((i, h, Rect::new(area.x + LABEL_W + h as u16 * cw, y, cw, 1)));
+            for h in self.first_col..row.len().min(self.first_col + visible) {
+                let x = area.x + LABEL_W + (h - self.first_col) as u16 * cw;
+                out.push((i, h, Rect::new(x, y, cw, 1)));
             }
         }
         out
@@ -69,12 +87,13 @@ impl Widget for Heatmap<'_> {
         }
         let heads = self.heads();
         let cw = cell_width(heads, area.width - LABEL_W);
-        let visible_heads = ((area.width - LABEL_W) / cw) as usize;
+        let visible = visible_heads(heads, area.width);
         // Header: head numbers, every head when its number and a space fit in a cell.
         let digits = heads.saturating_sub(1).to_string().len() as u16 + 1;
         let step = digits.div_ceil(cw).next_power_of_two() as usize;
-        for h in (0..heads.min(visible_heads)).step_by(step) {
-            let x = area.x + LABEL_W + h as u16 * cw;
+        let shown = self.first_col..heads.min(self.first_col + visible);
+        for h in shown.clone().filter(|h| h % step == 0) {
+            let x = area.x + LABEL_W + (h - self.first_col) as u16 * cw;
             let s = h.to_string();
             if x + s.len() as u16 <= area.x + area.width {
                 buf.set_string(x, area.y, &s, t.dim());
@@ -126,6 +145,7 @@ mod tests {
             cells: &cells,
             focus: Some((1, 2)),
             first_row: 0,
+            first_col: 0,
             theme: Theme {
                 color: false,
                 ascii: true,
@@ -136,5 +156,36 @@ mod tests {
             |y: u16| -> String { (0..10).map(|x| buf[(x, y)].symbol().to_string()).collect() };
         assert_eq!(line(1), "  0   @@??");
         assert!(line(2).starts_with("  1 ++::[%"), "{}", line(2));
+    }
+
+    #[test]
+    fn columns_scroll_to_keep_the_focus_on_screen() {
+        // 12 columns of 1 in a 10-wide map (6 cells after the labels).
+        assert_eq!(visible_heads(12, 10), 6);
+        assert_eq!(first_col(12, 10, 3), 0);
+        assert_eq!(first_col(12, 10, 6), 1);
+        assert_eq!(first_col(12, 10, 11), 6);
+        assert_eq!(first_col(4, 80, 3), 0);
+        let cells = vec![(0..12).map(|h| Some(h as f64 / 11.0)).collect::<Vec<_>>()];
+        let area = Rect::new(0, 0, 10, 2);
+        let mut buf = Buffer::empty(area);
+        let map = Heatmap {
+            cells: &cells,
+            focus: Some((0, 9)),
+            first_row: 0,
+            first_col: first_col(12, 10, 9),
+            theme: Theme {
+                color: false,
+                ascii: true,
+            },
+        };
+        let areas = map.cell_areas(area);
+        assert_eq!(areas.first().map(|a| a.1), Some(4));
+        assert_eq!(areas.last().map(|a| (a.1, a.2.x)), Some((9, 9)));
+        map.render(area, &mut buf);
+        let line =
+            |y: u16| -> String { (0..10).map(|x| buf[(x, y)].symbol().to_string()).collect() };
+        assert_eq!(line(0), "    4   8 ");
+        assert_eq!(line(1), "  0 -=+*##");
     }
 }

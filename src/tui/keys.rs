@@ -198,7 +198,7 @@ pub const BINDINGS: &[Binding] = &[
             (code(KeyCode::Left), A::HeadLeft),
             (code(KeyCode::Right), A::HeadRight),
         ],
-        help: "previous / next head (0 = whole matrix)",
+        help: "previous / next head (0 = whole matrix) or expert",
         hint: hint(3, "h/l head"),
     },
     Binding {

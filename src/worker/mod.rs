@@ -4,6 +4,7 @@
 //! function on each; results stream to a caller-given sink as soon as each job is done.
 //! It knows nothing of drawing.
 
+mod batch;
 mod queue;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::anatomy::MatrixId;
 
+pub use batch::{Batch, run_batch};
 pub use queue::{Pending, tier};
 
 /// Name given to the worker's threads (the TUI's panic hook recognises them).

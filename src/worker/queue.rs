@@ -77,6 +77,7 @@ mod tests {
             layer: Some(layer),
             proj,
             head,
+            expert: None,
         }
     }
 
@@ -98,6 +99,20 @@ mod tests {
             none.in_run_order().collect::<Vec<_>>(),
             vec![0, 1, 2, 3, 4, 5]
         );
+    }
+
+    #[test]
+    fn the_focused_experts_siblings_come_next() {
+        let gate = MatrixId::whole(Some(1), Proj::Gate);
+        let ids = vec![
+            id(1, Proj::Q, None),
+            gate.with_expert(0),
+            gate.with_expert(1),
+            MatrixId::whole(Some(1), Proj::Up).with_expert(1),
+            MatrixId::whole(Some(0), Proj::Gate).with_expert(2),
+        ];
+        let p = Pending::all(ids.len(), &ids, Some(&ids[2]));
+        assert_eq!(p.in_run_order().collect::<Vec<_>>(), vec![2, 1, 0, 3, 4]);
     }
 
     #[test]

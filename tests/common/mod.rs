@@ -4,11 +4,24 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Runs the binary with `args` (HF cache pinned to a path that does not exist).
+/// Runs the binary with `args` (HF cache pinned to a path that does not exist; a spectrum
+/// cache of its own, removed afterwards, so no test reads or fills the user's).
 pub fn mpscope(args: &[&str]) -> Output {
+    let cache = tempfile::tempdir().expect("temp cache dir");
     Command::new(env!("CARGO_BIN_EXE_mpscope"))
         .args(args)
         .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache")
+        .env("MPSCOPE_CACHE_DIR", cache.path())
+        .output()
+        .expect("run mpscope")
+}
+
+/// Runs the binary with `args` and spectrum cache `cache` (kept between runs).
+pub fn mpscope_cached(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mpscope"))
+        .args(args)
+        .env("HF_HUB_CACHE", "/nonexistent-mpscope-cache")
+        .env("MPSCOPE_CACHE_DIR", cache)
         .output()
         .expect("run mpscope")
 }
@@ -26,21 +39,46 @@ pub fn synth(dir: &Path, args: &[&str]) {
 /// Writes a small Llama into `dir` with `mpscope synth`: 3 layers, hidden 128, 4 heads /
 /// 2 kv heads (head_dim 32), MLP 384, with `spikes` planted.
 pub fn synth_llama(dir: &Path, spikes: &str) {
-    synth(
-        dir,
-        &[
-            "--layers",
-            "3",
-            "--hidden",
-            "128",
-            "--heads",
-            "4",
-            "--kv-heads",
-            "2",
-            "--spikes",
-            spikes,
-        ],
-    );
+    synth_llama_with(dir, &["--spikes", spikes]);
+}
+
+/// [`synth_llama`]'s shape with other `synth` flags (e.g. `--seed`).
+pub fn synth_llama_with(dir: &Path, args: &[&str]) {
+    let shape = [
+        "--layers",
+        "3",
+        "--hidden",
+        "128",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+    ];
+    synth(dir, &[&shape[..], args].concat());
+}
+
+/// Writes a small Mixtral into `dir` with `mpscope synth`: 2 layers, hidden 64, 4 heads / 2 kv
+/// heads, 3 routed experts with MLP 96, vocab 64, plus `args` (e.g. `--format gguf`).
+pub fn synth_mixtral(dir: &Path, args: &[&str]) {
+    let shape = [
+        "--family",
+        "mixtral",
+        "--experts",
+        "3",
+        "--layers",
+        "2",
+        "--hidden",
+        "64",
+        "--heads",
+        "4",
+        "--kv-heads",
+        "2",
+        "--intermediate",
+        "96",
+        "--vocab",
+        "64",
+    ];
+    synth(dir, &[&shape[..], args].concat());
 }
 
 /// Saves `bytes` over the file at `path` in place (same inode), as a trainer does, and dates
