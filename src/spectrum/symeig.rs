@@ -153,17 +153,23 @@ macro_rules! lanes {
                     Some(slot) => *slot = x,
                     None => return 0.0,
                 }
-                let mut half = W / 2;
-                while half > 0 {
-                    for l in 0..half {
-                        buf[l] += buf[l + half];
-                    }
-                    half /= 2;
-                }
-                buf[0]
+                tree_sum(buf)
             }
         }
     };
+}
+
+/// Σ xᵢ of N (a power of two) entries, added as a balanced tree so that it vectorizes.
+#[inline(always)]
+pub(super) fn tree_sum<T: Real, const N: usize>(mut x: [T; N]) -> T {
+    let mut half = N / 2;
+    while half > 0 {
+        for l in 0..half {
+            x[l] += x[l + half];
+        }
+        half /= 2;
+    }
+    x[0]
 }
 
 lanes!(f32, f32s, as_mut_simd_f32s);
