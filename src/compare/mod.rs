@@ -8,6 +8,7 @@
 
 mod error;
 
+pub mod change;
 pub mod delta;
 pub mod lora;
 pub mod pair;
@@ -17,6 +18,7 @@ use std::time::Instant;
 
 use faer::{Mat, MatRef, Par};
 
+pub use change::ChangeKind;
 pub use delta::DeltaMethod;
 pub use error::CompareError;
 pub use lora::{Adapter, LoraConfig, is_adapter_dir};

@@ -188,7 +188,7 @@ fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
         tabs.push(Span::styled(label, style));
         tabs.push(Span::raw(" "));
     }
-    let focus = format!("  {} · score {}", focus_name(app), app.score.name());
+    let focus = format!("  {} · score {}", focus_name(app), app.score_name());
     if (x - area.x) as usize + focus.chars().count() <= area.width as usize {
         tabs.push(Span::styled(txt(&focus, t), t.title()));
     }
@@ -199,7 +199,7 @@ fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
 fn score_glyph(app: &App, t: &Theme, layer: usize, proj: Proj, max: f64) -> (char, Style) {
     match app.layer_score(layer, proj, app.score) {
         Some(v) => {
-            let far = app.score.farness(v, max);
+            let far = app.farness(v, max);
             let eighths = 1 + (far * 7.0).round() as usize;
             (t.bar(eighths), t.heat_text(far))
         }
@@ -215,7 +215,7 @@ fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &m
         .get(app.nav.proj)
         .map(|(p, _)| p.proj_label())
         .unwrap_or("q");
-    let label = format!(" {} {} {} ", t.edge_mark(), cur, app.score.short());
+    let label = format!(" {} {} {} ", t.edge_mark(), cur, app.score_short());
     let block = bordered(Line::from(txt(" layers q k v ", t)), t)
         .title_bottom(Line::from(txt(&label, t)).right_aligned());
     let inner = block.inner(area);
@@ -819,7 +819,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
     let title = format!(
         " {noun} of {} · {} (Enter opens) ",
         focus_name_whole(app, focus),
-        app.score.name()
+        app.score_name()
     );
     let inner = framed(f, &title, t, area);
     let Some(axis) = axis.filter(|_| heads > 0) else {
@@ -878,7 +878,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
         } else {
             score
                 .map(|v| {
-                    let far = app.score.farness(v, max);
+                    let far = app.farness(v, max);
                     if far > 0.66 { t.warn() } else { t.text() }
                 })
                 .unwrap_or(t.dim())
@@ -976,9 +976,11 @@ fn focus_name_whole(app: &App, id: MatrixId) -> String {
 
 fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let kind = app.score;
+    // In compare mode every score below is the change score (see `App::score_of`).
+    let compare = app.change.is_some();
     let title = format!(
         " depth profile · mean head {} per layer (s: score) ",
-        kind.name()
+        app.score_name()
     );
     let inner = framed(f, &title, t, area);
     let n = layer_count(app);
@@ -1033,6 +1035,7 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     }
     spans.push(Span::styled(
         match kind {
+            _ if compare => "unchanged = 0",
             ScoreKind::VectorP => "random ~ 0.5, learned -> 0",
             ScoreKind::Ks => "random ~ 0, learned -> 1",
             ScoreKind::Alpha => "random > 6, learned 2-6",
@@ -1043,7 +1046,7 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
     let values = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
     let (lo, hi) = match kind {
-        ScoreKind::VectorP => (0.0, 1.0),
+        ScoreKind::VectorP if !compare => (0.0, 1.0),
         _ => values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
             (a.min(v), b.max(v))
         }),
@@ -1102,7 +1105,7 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
     let title = format!(
         " heatmap · layers x {} of {proj} · {} ",
         axis.map_or("heads", |a| a.noun()),
-        app.score.name()
+        app.score_name()
     );
     let inner = framed(f, &title, t, area);
     let Some(axis) = axis.filter(|_| heads > 0) else {
@@ -1115,10 +1118,7 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
         .map(|l| {
             app.members(l, proj)
                 .iter()
-                .map(|id| {
-                    app.score_of(id, app.score)
-                        .map(|v| app.score.farness(v, max))
-                })
+                .map(|id| app.score_of(id, app.score).map(|v| app.farness(v, max)))
                 .collect()
         })
         .collect();
@@ -1129,17 +1129,37 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
             Span::styled(t.ramp(v).to_string(), t.heat(v))
         })
         .collect();
-    let (close, far) = app.score.ramp_ends(max);
+    let (close, far) = app.ramp_ends(max);
     let mut spans = vec![Span::styled(
         txt(
-            &format!(" {} close to MP {} ", app.score.name(), fmt_score(close)),
+            &format!(
+                " {} {} {} ",
+                app.score_name(),
+                if app.change.is_some() {
+                    "unchanged"
+                } else {
+                    "close to MP"
+                },
+                fmt_score(close)
+            ),
             t,
         ),
         t.dim(),
     )];
     spans.extend(ramp);
     spans.push(Span::styled(
-        txt(&format!(" {} far", fmt_score(far)), t),
+        txt(
+            &format!(
+                " {} {}",
+                fmt_score(far),
+                if app.change.is_some() {
+                    "changed"
+                } else {
+                    "far"
+                }
+            ),
+            t,
+        ),
         t.dim(),
     ));
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
@@ -1298,13 +1318,13 @@ fn draw_search(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, query: &str,
 /// histogram; the focused block is the cursor.
 fn draw_ranked(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let rows = app.ranked();
-    let order = if app.score.low_is_far() {
+    let order = if app.low_is_far() {
         "lowest first"
     } else {
         "highest first"
     };
     let n = rows.len();
-    let score = app.score.name();
+    let score = app.score_name();
     let title = [
         format!(" ranked · {n} blocks by {score} ({order}) · / filter · Enter opens "),
         format!(" ranked · {n} blocks by {score} ({order}) "),
@@ -1395,7 +1415,7 @@ fn draw_ranked(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
         "proj".into(),
         "head".into(),
         "shape".into(),
-        app.score.short().into(),
+        app.score_short().into(),
         if spark_w >= 8 {
             "histogram".into()
         } else {
@@ -1458,7 +1478,7 @@ fn ranked_row(
         .unwrap_or_default();
     let a = app.analysis(&id);
     let (score, style) = match (v, a) {
-        (Some(v), _) => (fmt_score(v), t.heat_text(app.score.farness(v, max))),
+        (Some(v), _) => (fmt_score(v), t.heat_text(app.farness(v, max))),
         (None, None) => ("error".into(), t.error()),
         (None, Some(_)) => ("-".into(), t.dim()),
     };
