@@ -140,6 +140,8 @@ pub struct App {
     pub comparisons: HashMap<MatrixId, Comparison>,
     /// Compare mode: the spectrum view shows ΔW's own spectrum instead of the two models'.
     pub delta_view: bool,
+    /// First row of the help overlay shown, when it does not fit the terminal.
+    pub help_scroll: usize,
 }
 
 impl App {
@@ -196,6 +198,7 @@ impl App {
             change: None,
             comparisons: HashMap::new(),
             delta_view: false,
+            help_scroll: 0,
         }
     }
 
@@ -415,7 +418,15 @@ impl App {
                     return Effect::Quit;
                 }
             }
+            // The help scrolls when it does not fit (the drawing clamps the row).
+            Action::LayerDown | Action::PageDown if self.overlay == Overlay::Help => {
+                self.help_scroll = self.help_scroll.saturating_add(1);
+            }
+            Action::LayerUp | Action::PageUp if self.overlay == Overlay::Help => {
+                self.help_scroll = self.help_scroll.saturating_sub(1);
+            }
             Action::Help => {
+                self.help_scroll = 0;
                 self.overlay = if self.overlay == Overlay::Help {
                     Overlay::None
                 } else {

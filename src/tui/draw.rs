@@ -65,7 +65,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) -> Hits {
         Overlay::None | Overlay::Filter => {}
         // An overlay covers the screen: nothing under it takes clicks.
         Overlay::Help => {
-            draw_help(f, t, area);
+            draw_help(f, app, t, area);
             hits = Hits::default();
         }
         Overlay::Search { query, selected } => {
@@ -111,6 +111,7 @@ fn txt(s: &str, t: &Theme) -> String {
         return s.to_string();
     }
     s.replace('±', "+-")
+        .replace('Δ', "d")
         .replace('α', "alpha")
         .replace('≥', ">=")
         .replace('→', "->")
@@ -314,13 +315,16 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     };
     let block_info = app.blocks.get(&id);
     // The block's name always; the tensor's when it fits whole.
+    let comparison = app.comparison(&id);
+    let delta_view = app.delta_view && app.change.is_some();
+    let what = if delta_view { "ΔW of " } else { "" };
     let title = block_info
         .map(|b| {
-            let full = format!(" {} · {} ", b.name, b.tensor);
+            let full = format!(" {what}{} · {} ", b.name, b.tensor);
             if full.chars().count() + 2 <= area.width as usize {
                 full
             } else {
-                format!(" {} ", b.name)
+                format!(" {what}{} ", b.name)
             }
         })
         .unwrap_or_default();
@@ -341,24 +345,46 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         );
         return;
     }
-    let Some(a) = app.analysis(&id) else { return };
+    let Some(other) = app.analysis(&id) else {
+        return;
+    };
+    // Compare mode: the other model's spectrum over the base's, or (`d`) ΔW's own.
+    let a = match (delta_view, comparison) {
+        (true, Some(c)) => match &c.delta.analysis {
+            Some(d) => d,
+            None => {
+                let mut msg = "ΔW = 0: this block did not change".to_string();
+                if let Some(note) = &c.delta.learned_nothing {
+                    msg = format!("{msg} ({note})");
+                }
+                f.render_widget(
+                    Paragraph::new(txt(&msg, t))
+                        .style(t.dim())
+                        .wrap(ratatui::widgets::Wrap { trim: true }),
+                    inner,
+                );
+                return;
+            }
+        },
+        _ => other,
+    };
     let stats_w = 26u16.min(inner.width / 2);
     let [plot_area, stats_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(stats_w)]).areas(inner);
     let stats_area = stats_area.inner(ratatui::layout::Margin::new(1, 0));
-    let lines: Vec<Line> = fit_stats(
-        stats_lines(app, a, block_info, t),
-        stats_area.width as usize,
-        stats_area.height as usize,
-    )
-    .into_iter()
-    .map(|(k, v, warn)| {
-        Line::from(vec![
-            Span::styled(txt(&k, t), t.dim()),
-            Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
-        ])
-    })
-    .collect();
+    let mut stats = stats_lines(app, a, block_info, t);
+    if let Some(c) = comparison {
+        change_stats(&mut stats, c, t);
+    }
+    let lines: Vec<Line> = fit_stats(stats, stats_area.width as usize, stats_area.height as usize)
+        .into_iter()
+        .map(|(k, v, warn)| {
+            Line::from(vec![
+                Span::styled(txt(&k, t), t.dim()),
+                Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
+            ])
+        })
+        .collect();
     f.render_widget(Paragraph::new(lines), stats_area);
     if app.tail_view {
         draw_tail(f, a, t, plot_area);
@@ -388,18 +414,35 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         Unit::Eigen => "λ = ν²/q",
     };
     let (sym, bins) = (unit_symbol(app.unit), hist.counts.len());
-    let items = [
+    let side = match (app.change.is_some(), delta_view) {
+        (false, _) => "",
+        (true, false) => "other ",
+        (true, true) => "ΔW ",
+    };
+    let mut items = vec![
         (
             t.bar(8),
             t.bars(),
             vec![
-                format!(" {what} ({bins} bins)"),
-                format!(" {sym} ({bins} bins)"),
+                format!(" {side}{what} ({bins} bins)"),
+                format!(" {side}{sym} ({bins} bins)"),
+                format!(" {side}{sym}"),
             ],
         ),
         (t.curve(), t.mp(), vec![" MP".to_string()]),
         (t.edge_mark(), t.mp(), vec![format!(" edges {sym}±")]),
     ];
+    let base_shown = comparison.filter(|_| !delta_view);
+    if base_shown.is_some() {
+        let glyph = if t.color {
+            t.bar(8)
+        } else if t.ascii {
+            ':'
+        } else {
+            '░'
+        };
+        items.insert(1, (glyph, t.dim(), vec![" base".to_string()]));
+    }
     // Each item's first label that leaves room for the items after it (their shortest).
     let shortest: Vec<usize> = items
         .iter()
@@ -445,11 +488,26 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         }
         _ => Vec::new(),
     };
+    let behind: Vec<f64> = base_shown
+        .map(|c| {
+            let h = crate::spectrum::Histogram::with_limits(
+                &c.base.spectrum.values,
+                a.law.as_ref(),
+                a.spectrum.q(),
+                app.unit,
+                hist.counts.len(),
+                hist.lo,
+                hist.hi,
+            );
+            h.counts.iter().map(|&c| c as f64).collect()
+        })
+        .unwrap_or_default();
     f.render_widget(
         HistPlot {
             counts: &counts,
             curve: &hist.expected,
             overlay: &shuffled,
+            behind: &behind,
             x_range: (hist.lo, hist.hi),
             marks: &marks,
             overflow: hist.beyond(),
@@ -679,6 +737,50 @@ fn spectrum_histogram(app: &App, a: &Analysis, bins: usize) -> crate::spectrum::
         0.0
     };
     crate::spectrum::Histogram::with_limits(&s.values, Some(&law), s.q(), app.unit, bins, lo, hi)
+}
+
+/// The change's rows of the stats panel in compare mode, first (they matter most there).
+fn change_stats(v: &mut Vec<Stat>, c: &crate::compare::Comparison, t: &Theme) {
+    let stat = |key: &str, value: String, warn: bool, keep: u8| Stat {
+        key: key.to_string(),
+        parts: vec![value],
+        warn,
+        keep,
+        list: false,
+    };
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:+.3}"));
+    let d = &c.delta;
+    let mut rows = vec![
+        stat("Δrel", format!("{:.4}", d.rel), d.rel > 0.0, 0),
+        stat("Δrank", d.rank.to_string(), d.rank > 0, 0),
+        stat(
+            "Δks",
+            d.ks().map_or("-".into(), |k| format!("{k:.4}")),
+            d.ks().is_some_and(|k| k > 0.05),
+            1,
+        ),
+        stat("ks sh", opt(c.ks_shift()), false, 2),
+        stat("α sh", opt(c.alpha_shift()), false, 2),
+        stat(
+            "overlap",
+            c.subspace_overlap.map_or("-".into(), |o| format!("{o:.3}")),
+            c.subspace_overlap.is_some_and(|o| o < 0.9),
+            3,
+        ),
+    ];
+    if let Some(note) = &d.learned_nothing {
+        rows.insert(
+            0,
+            Stat {
+                parts: note.split(' ').map(str::to_string).collect(),
+                ..stat("note", String::new(), true, 0)
+            },
+        );
+    }
+    for r in &mut rows {
+        r.key = txt(&r.key, t);
+    }
+    v.splice(0..0, rows);
 }
 
 /// The stats panel's rows, in display order.
@@ -918,6 +1020,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
                         counts: &counts,
                         curve: &hist.expected,
                         overlay: &[],
+                        behind: &[],
                         x_range: (hist.lo, hist.hi),
                         marks: &[],
                         overflow: hist.beyond(),
@@ -1254,7 +1357,7 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     )
 }
 
-fn draw_help(f: &mut Frame<'_>, t: &Theme, area: Rect) {
+fn draw_help(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let rows = help_rows();
     let key_w = rows
         .iter()
@@ -1276,11 +1379,21 @@ fn draw_help(f: &mut Frame<'_>, t: &Theme, area: Rect) {
         " Far from MP = learned structure; on the curve = like its random init.",
         t.dim(),
     )));
-    let h = lines.len() as u16 + 2;
+    // Too tall for the terminal: j/k scroll it, and the title says so.
+    let room = area.height.saturating_sub(2) as usize;
+    let scroll = app.help_scroll.min(lines.len().saturating_sub(room));
+    let title = if lines.len() > room {
+        " keys (j/k scroll, Esc closes) "
+    } else {
+        " keys (Esc closes) "
+    };
+    let h = lines.len().min(room) as u16 + 2;
     let rect = centered(area, 76, h);
     f.render_widget(Clear, rect);
     f.render_widget(
-        Paragraph::new(lines).block(bordered(Line::from(" keys (Esc closes) "), t)),
+        Paragraph::new(lines)
+            .scroll((scroll as u16, 0))
+            .block(bordered(Line::from(title), t)),
         rect,
     );
 }

@@ -250,7 +250,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: &[(ch('s'), A::CycleScore)],
-        help: "cycle the score shown (ks, alpha, ...; compare: delta_rel, ...)",
+        help: "cycle the score shown (ks, alpha, ... or delta_rel, ...)",
         hint: hint(3, "s score"),
     },
     Binding {
