@@ -1109,7 +1109,7 @@ fn compare_model(
         ..compute.clone()
     }
     .options(&sources.base, None);
-    let title = format!("{} vs {}", sources.other_name, sources.base_name);
+    let title = sources.title();
     let anatomy = sources.base_anatomy.clone();
     let jobs = pairing.jobs.iter().map(|p| p.base.clone()).collect();
     let pairs: HashMap<MatrixId, compare::PairJob> = pairing

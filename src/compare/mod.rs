@@ -101,6 +101,11 @@ impl Sources {
         })
     }
 
+    /// "OTHER vs BASE", as the explorer's header says it.
+    pub fn title(&self) -> String {
+        format!("{} vs {}", self.other_name, self.base_name)
+    }
+
     /// Pairs the blocks `opts` selects; an error when nothing pairs with a block of its shape.
     pub fn pair(&self, opts: &ScanOptions) -> Result<Pairing, CompareError> {
         let p = match &self.other {

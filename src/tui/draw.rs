@@ -1528,7 +1528,7 @@ fn draw_ranked(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
         "proj".into(),
         "head".into(),
         "shape".into(),
-        app.score_short().into(),
+        txt(app.score_short(), t),
         if spark_w >= 8 {
             "histogram".into()
         } else {
