@@ -310,12 +310,31 @@ fn help_opens_with_question_mark_and_esc_closes_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = app_for(dir.path());
     app.handle(key('?'));
+    // Taller than 24 rows: it scrolls with j/k down to the mouse rows and the footnote.
     let all = text(&screen(&app, UNICODE, 80, 24));
-    assert!(all.contains("keys (Esc closes)"), "{all}");
+    assert!(all.contains("keys (j/k scroll, Esc closes)"), "{all}");
     assert!(all.contains("next / previous layer"));
+    assert!(!all.contains("wheel"), "{all}");
+    for _ in 0..10 {
+        app.handle(key('j'));
+    }
+    let all = text(&screen(&app, UNICODE, 80, 24));
+    assert!(
+        all.contains("wheel           next / previous layer"),
+        "{all}"
+    );
+    assert!(all.contains("Far from MP = learned structure"), "{all}");
+    assert!(!all.contains("j k Down Up"), "{all}");
+    // Tall enough, it shows whole.
+    let all = text(&screen(&app, UNICODE, 80, 40));
+    assert!(all.contains("keys (Esc closes)"), "{all}");
+    assert!(
+        all.contains("j k Down Up") && all.contains("wheel"),
+        "{all}"
+    );
     let esc = action(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)).unwrap();
     assert_eq!(app.handle(esc), mpscope::tui::app::Effect::None);
-    assert!(!text(&screen(&app, UNICODE, 80, 24)).contains("keys (Esc closes)"));
+    assert!(!text(&screen(&app, UNICODE, 80, 24)).contains("Esc closes)"));
     assert_eq!(
         app.handle(esc),
         mpscope::tui::app::Effect::Quit,

@@ -161,7 +161,7 @@ fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
     s.click_on("1 spectrum", 0);
     s.wait_for("L2 q · model.layers.2");
     s.send("?");
-    s.wait_for("keys (Esc closes)");
+    s.wait_for("Esc closes)");
     s.send("\x1b");
     std::thread::sleep(Duration::from_millis(200));
     s.quit_and_check_restored();

@@ -374,7 +374,11 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let stats_area = stats_area.inner(ratatui::layout::Margin::new(1, 0));
     let mut stats = stats_lines(app, a, block_info, t);
     if let Some(c) = comparison {
-        change_stats(&mut stats, c, t);
+        change_stats(&mut stats, c);
+    }
+    // Keys as drawn (ASCII spells α out), so that the columns line up.
+    for s in &mut stats {
+        s.key = txt(&s.key, t);
     }
     let lines: Vec<Line> = fit_stats(stats, stats_area.width as usize, stats_area.height as usize)
         .into_iter()
@@ -740,7 +744,7 @@ fn spectrum_histogram(app: &App, a: &Analysis, bins: usize) -> crate::spectrum::
 }
 
 /// The change's rows of the stats panel in compare mode, first (they matter most there).
-fn change_stats(v: &mut Vec<Stat>, c: &crate::compare::Comparison, t: &Theme) {
+fn change_stats(v: &mut Vec<Stat>, c: &crate::compare::Comparison) {
     let stat = |key: &str, value: String, warn: bool, keep: u8| Stat {
         key: key.to_string(),
         parts: vec![value],
@@ -776,9 +780,6 @@ fn change_stats(v: &mut Vec<Stat>, c: &crate::compare::Comparison, t: &Theme) {
                 ..stat("note", String::new(), true, 0)
             },
         );
-    }
-    for r in &mut rows {
-        r.key = txt(&r.key, t);
     }
     v.splice(0..0, rows);
 }
