@@ -1,7 +1,11 @@
 //! The explorer drawn on ratatui's TestBackend from a real synthetic checkpoint with real
 //! spectra, driven by the same actions the keys produce.
 
+mod common;
+
 use std::path::Path;
+
+use common::screen;
 
 use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
@@ -62,18 +66,6 @@ fn app_with(dir: &Path, randomize: bool) -> App {
         app.add_result(id, r);
     }
     app
-}
-
-fn screen(app: &App, theme: Theme, w: u16, h: u16) -> Vec<String> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| {
-        draw(f, app, &theme);
-    })
-    .unwrap();
-    let buf = term.backend().buffer().clone();
-    (0..h)
-        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
-        .collect()
 }
 
 /// The screen's lines and its clickable areas.

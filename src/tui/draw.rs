@@ -477,34 +477,25 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         spans.push(Span::raw(txt(&format!("{label}  "), t)));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
+    // Another set of values counted in the same bins as the histogram.
+    let same_bins = |values: &[f64]| -> Vec<f64> {
+        let h = crate::spectrum::Histogram::with_limits(
+            values,
+            a.law.as_ref(),
+            a.spectrum.q(),
+            app.unit,
+            hist.counts.len(),
+            hist.lo,
+            hist.hi,
+        );
+        h.counts.iter().map(|&c| c as f64).collect()
+    };
     let shuffled: Vec<f64> = match (&a.spectrum.shuffled, app.show_shuffled) {
-        (Some(sh), true) => {
-            let h = crate::spectrum::Histogram::with_limits(
-                sh,
-                a.law.as_ref(),
-                a.spectrum.q(),
-                app.unit,
-                hist.counts.len(),
-                hist.lo,
-                hist.hi,
-            );
-            h.counts.iter().map(|&c| c as f64).collect()
-        }
+        (Some(sh), true) => same_bins(sh),
         _ => Vec::new(),
     };
     let behind: Vec<f64> = base_shown
-        .map(|c| {
-            let h = crate::spectrum::Histogram::with_limits(
-                &c.base.spectrum.values,
-                a.law.as_ref(),
-                a.spectrum.q(),
-                app.unit,
-                hist.counts.len(),
-                hist.lo,
-                hist.hi,
-            );
-            h.counts.iter().map(|&c| c as f64).collect()
-        })
+        .map(|c| same_bins(&c.base.spectrum.values))
         .unwrap_or_default();
     f.render_widget(
         HistPlot {
