@@ -5,6 +5,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::{Args, Parser, Subcommand};
-use mpscope::anatomy::{Anatomy, Overrides, Proj};
+use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
 use mpscope::cache::{self, Cache};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::compare::{self, Sources};
@@ -43,6 +44,10 @@ struct Cli {
     command: Option<Command>,
     /// Checkpoint to explore: a .safetensors or .gguf file, a model directory, an HF cache repo id, or ollama:NAME[:TAG]; or a REPORT.json written with `report --values`.
     path: Option<String>,
+    /// Compare mode: explore PATH against this base checkpoint, block by block (a LoRA
+    /// adapter directory's base defaults to its base_model_name_or_path).
+    #[arg(long, value_name = "BASE")]
+    base: Option<String>,
     #[command(flatten)]
     model: ModelArgs,
     #[command(flatten)]
@@ -596,7 +601,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Cache(args)) => cache_command(&args),
-        None => explore(cli.path, &cli.model, &cli.compute),
+        None => explore(cli.path, cli.base, &cli.model, &cli.compute),
     }
 }
 
@@ -952,16 +957,19 @@ fn plan(
 
 fn explore(
     path: Option<String>,
+    base: Option<String>,
     model: &ModelArgs,
     compute: &ComputeArgs,
 ) -> Result<ExitCode, Error> {
     if let Some(p) = &path
-        && compare::is_adapter_dir(std::path::Path::new(p))
+        && (base.is_some() || compare::is_adapter_dir(std::path::Path::new(p)))
     {
-        return Err(Error::Usage(format!(
-            "{p} is a LoRA adapter; the explorer's compare mode is not built yet, so compare it \
-             with `mpscope report {p}` (its base is found from adapter_config.json, or give --base)"
-        )));
+        return explore_compare(p, base.as_deref(), model, compute);
+    }
+    if base.is_some() {
+        return Err(Error::Usage(
+            "--base needs the model to compare with it: mpscope OTHER --base BASE".into(),
+        ));
     }
     let (spec, title) = match path {
         Some(p) => (p.clone(), p),
@@ -1041,7 +1049,8 @@ fn report_model(spec: &str) -> Result<tui::run::Model, Error> {
         anatomy: saved.anatomy.clone(),
         jobs,
         randomized: saved.randomized,
-        compute: Box::new(move |j| saved.analyze(j, SigmaMode::Entry)),
+        compute: Box::new(move |j| saved.analyze(j, SigmaMode::Entry).map(Into::into)),
+        compare: false,
         changed: Box::new(move || {
             (stamp(&watched) != opened).then(|| {
                 let name = watched.file_name().unwrap_or_default().to_string_lossy();
@@ -1049,6 +1058,95 @@ fn report_model(spec: &str) -> Result<tui::run::Model, Error> {
             })
         }),
     })
+}
+
+/// The explorer in compare mode: `other` (a checkpoint or a LoRA adapter) against `base`.
+fn explore_compare(
+    other: &str,
+    base: Option<&str>,
+    model: &ModelArgs,
+    compute: &ComputeArgs,
+) -> Result<ExitCode, Error> {
+    if saved_report::is_report_path(std::path::Path::new(other)) {
+        return Err(Error::Usage(
+            "compare mode reads two checkpoints, not a saved report".into(),
+        ));
+    }
+    let (first, title) = compare_model(other, base, model, compute)?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "the explorer needs a terminal; for scripts use `mpscope report {other} --base BASE`"
+        )));
+    }
+    let theme = Theme::from_env(model.ascii);
+    let reopen = |_randomize: bool| {
+        compare_model(other, base, model, compute)
+            .map(|(m, _)| m)
+            .map_err(|e| e.to_string())
+    };
+    tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
+        path: PathBuf::from("<terminal>"),
+        source,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens both sides of a comparison for the explorer: the base's blocks, each computed as a
+/// comparison, and the header's "OTHER vs BASE".
+fn compare_model(
+    other: &str,
+    base: Option<&str>,
+    model: &ModelArgs,
+    compute: &ComputeArgs,
+) -> Result<(tui::run::Model, String), Error> {
+    let sources = Sources::open(other, base, &model.overrides())?;
+    let pairing = sources.pair(&ScanOptions {
+        embeddings: compute.embeddings,
+        ..ScanOptions::default()
+    })?;
+    let options = ComputeArgs {
+        randomize: false,
+        ..compute.clone()
+    }
+    .options(&sources.base, None);
+    let title = sources.title();
+    let anatomy = sources.base_anatomy.clone();
+    let jobs = pairing.jobs.iter().map(|p| p.base.clone()).collect();
+    let pairs: HashMap<MatrixId, compare::PairJob> = pairing
+        .jobs
+        .into_iter()
+        .map(|p| (p.base.block.id, p))
+        .collect();
+    let sources = Arc::new(sources);
+    let watched = Arc::clone(&sources);
+    Ok((
+        tui::run::Model {
+            anatomy,
+            jobs,
+            compute: Box::new(move |j| {
+                let pair = pairs
+                    .get(&j.block.id)
+                    .ok_or_else(|| format!("{}: no pair", j.block.name))?;
+                sources
+                    .compare(pair, &options, SigmaMode::Entry)
+                    .map(Into::into)
+            }),
+            changed: Box::new(move || {
+                let other = match &watched.other {
+                    compare::Other::Checkpoint { ck, .. } => ck.changed(),
+                    compare::Other::Adapter(_) => None,
+                };
+                watched
+                    .base
+                    .changed()
+                    .or(other)
+                    .map(|c| format!("{} ({})", c.file_name(), c.what()))
+            }),
+            randomized: false,
+            compare: true,
+        },
+        title,
+    ))
 }
 
 /// Opens the checkpoint at `spec` for the explorer: its blocks, how to compute them, and how
@@ -1073,7 +1171,10 @@ fn explorer_model(
     Ok(tui::run::Model {
         anatomy,
         jobs,
-        compute: Box::new(move |j| scan::analyze(&ck, j, &options, SigmaMode::Entry)),
+        compute: Box::new(move |j| {
+            scan::analyze(&ck, j, &options, SigmaMode::Entry).map(Into::into)
+        }),
+        compare: false,
         changed: Box::new(move || {
             watched
                 .changed()

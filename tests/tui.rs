@@ -1,7 +1,11 @@
 //! The explorer drawn on ratatui's TestBackend from a real synthetic checkpoint with real
 //! spectra, driven by the same actions the keys produce.
 
+mod common;
+
 use std::path::Path;
+
+use common::screen;
 
 use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
@@ -62,18 +66,6 @@ fn app_with(dir: &Path, randomize: bool) -> App {
         app.add_result(id, r);
     }
     app
-}
-
-fn screen(app: &App, theme: Theme, w: u16, h: u16) -> Vec<String> {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| {
-        draw(f, app, &theme);
-    })
-    .unwrap();
-    let buf = term.backend().buffer().clone();
-    (0..h)
-        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
-        .collect()
 }
 
 /// The screen's lines and its clickable areas.
@@ -310,12 +302,31 @@ fn help_opens_with_question_mark_and_esc_closes_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = app_for(dir.path());
     app.handle(key('?'));
+    // Taller than 24 rows: it scrolls with j/k down to the mouse rows and the footnote.
     let all = text(&screen(&app, UNICODE, 80, 24));
-    assert!(all.contains("keys (Esc closes)"), "{all}");
+    assert!(all.contains("keys (j/k scroll, Esc closes)"), "{all}");
     assert!(all.contains("next / previous layer"));
+    assert!(!all.contains("wheel"), "{all}");
+    for _ in 0..10 {
+        app.handle(key('j'));
+    }
+    let all = text(&screen(&app, UNICODE, 80, 24));
+    assert!(
+        all.contains("wheel           next / previous layer"),
+        "{all}"
+    );
+    assert!(all.contains("Far from MP = learned structure"), "{all}");
+    assert!(!all.contains("j k Down Up"), "{all}");
+    // Tall enough, it shows whole.
+    let all = text(&screen(&app, UNICODE, 80, 40));
+    assert!(all.contains("keys (Esc closes)"), "{all}");
+    assert!(
+        all.contains("j k Down Up") && all.contains("wheel"),
+        "{all}"
+    );
     let esc = action(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)).unwrap();
     assert_eq!(app.handle(esc), mpscope::tui::app::Effect::None);
-    assert!(!text(&screen(&app, UNICODE, 80, 24)).contains("keys (Esc closes)"));
+    assert!(!text(&screen(&app, UNICODE, 80, 24)).contains("Esc closes)"));
     assert_eq!(
         app.handle(esc),
         mpscope::tui::app::Effect::Quit,

@@ -2,7 +2,7 @@
 //! leaves the terminal as it found it.
 
 mod common;
-use common::synth_llama;
+use common::{synth, synth_llama};
 
 use std::io::{Read, Write};
 use std::num::NonZeroU16;
@@ -161,7 +161,7 @@ fn opens_a_model_walks_it_quits_and_restores_the_terminal() {
     s.click_on("1 spectrum", 0);
     s.wait_for("L2 q · model.layers.2");
     s.send("?");
-    s.wait_for("keys (Esc closes)");
+    s.wait_for("Esc closes)");
     s.send("\x1b");
     std::thread::sleep(Duration::from_millis(200));
     s.quit_and_check_restored();
@@ -358,4 +358,44 @@ fn opens_a_report_with_no_weights_and_rescores_it() {
     s.send("R");
     s.wait_for("the report holds no shuffled control");
     s.quit_and_check_restored();
+}
+
+#[test]
+fn compare_mode_opens_other_vs_base_shows_the_change_and_quits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, ft) = (dir.path().join("base"), dir.path().join("ft"));
+    synth_llama(&base, "L0.q:3x4");
+    synth(
+        &ft,
+        &[
+            "--finetune-of",
+            base.to_str().unwrap(),
+            "--update",
+            "L1.q:2@0.5",
+        ],
+    );
+    let mut s = Session::start(
+        &[ft.to_str().unwrap(), "--base", base.to_str().unwrap()],
+        &[],
+    );
+    let screen = s.wait_for("blocks in");
+    assert!(screen.contains(" vs "), "{screen}");
+    assert!(screen.contains("q Δrel"), "{screen}");
+    s.send("j");
+    s.wait_for("Δrank    2");
+    s.send("d");
+    s.wait_for("ΔW of L1 q");
+    s.quit_and_check_restored();
+}
+
+#[test]
+fn compare_mode_with_a_base_of_another_shape_exits_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    synth_llama(&a, "L0.q:3x4");
+    synth(&b, &["--layers", "2", "--hidden", "64", "--heads", "2"]);
+    let out = common::mpscope(&[a.to_str().unwrap(), "--base", b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("different shapes"), "{err}");
 }

@@ -8,6 +8,7 @@
 
 mod error;
 
+pub mod change;
 pub mod delta;
 pub mod lora;
 pub mod pair;
@@ -17,6 +18,7 @@ use std::time::Instant;
 
 use faer::{Mat, MatRef, Par};
 
+pub use change::ChangeKind;
 pub use delta::DeltaMethod;
 pub use error::CompareError;
 pub use lora::{Adapter, LoraConfig, is_adapter_dir};
@@ -97,6 +99,11 @@ impl Sources {
             other: Other::Checkpoint { ck, anatomy },
             other_name: other.to_owned(),
         })
+    }
+
+    /// "OTHER vs BASE", as the explorer's header says it.
+    pub fn title(&self) -> String {
+        format!("{} vs {}", self.other_name, self.base_name)
     }
 
     /// Pairs the blocks `opts` selects; an error when nothing pairs with a block of its shape.

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
+use crate::compare::{ChangeKind, Comparison};
 use crate::spectrum::{Analysis, SigmaMode, Unit};
 use crate::worker::Progress;
 
@@ -133,6 +134,14 @@ pub struct App {
     pub filter: String,
     /// Histogram bins the spectrum view last drew (where `+`/`-` start from).
     pub shown_bins: Cell<usize>,
+    /// Compare mode: the change score shown instead of [`App::score`] (`None` in single mode).
+    pub change: Option<ChangeKind>,
+    /// Compare mode: every finished comparison, by block (its other side is in `results`).
+    pub comparisons: HashMap<MatrixId, Comparison>,
+    /// Compare mode: the spectrum view shows ΔW's own spectrum instead of the two models'.
+    pub delta_view: bool,
+    /// First row of the help overlay shown, when it does not fit the terminal.
+    pub help_scroll: usize,
 }
 
 impl App {
@@ -186,7 +195,62 @@ impl App {
             randomized: false,
             filter: String::new(),
             shown_bins: Cell::new(40),
+            change: None,
+            comparisons: HashMap::new(),
+            delta_view: false,
+            help_scroll: 0,
         }
+    }
+
+    /// Switches to compare mode: change scores, both spectra, ΔW on `d`.
+    pub fn enter_compare(&mut self) {
+        self.change = Some(ChangeKind::DeltaRel);
+    }
+
+    /// Stores a finished comparison (its analyses rescored if the σ mode changed while it
+    /// ran); its other side goes in through [`App::add_result`].
+    pub fn add_comparison(&mut self, id: MatrixId, mut c: Comparison) {
+        if let Err(e) = rescore_comparison(&mut c, self.sigma_mode) {
+            self.results.insert(id, Err(e));
+            return;
+        }
+        self.comparisons.insert(id, c);
+    }
+
+    /// The comparison of `id`, in compare mode once computed.
+    pub fn comparison(&self, id: &MatrixId) -> Option<&Comparison> {
+        self.comparisons.get(id)
+    }
+
+    /// The name of the score shown (a change score in compare mode).
+    pub fn score_name(&self) -> &'static str {
+        self.change.map_or(self.score.name(), |c| c.name())
+    }
+
+    /// The shown score's short name, for narrow labels.
+    pub fn score_short(&self) -> &'static str {
+        self.change.map_or(self.score.short(), |c| c.short())
+    }
+
+    /// Farness 0..=1 of a value of the shown score against the largest seen.
+    pub fn farness(&self, v: f64, max: f64) -> f64 {
+        match self.change {
+            Some(c) => c.farness(v, max),
+            None => self.score.farness(v, max),
+        }
+    }
+
+    /// The shown score's values at the close and far ends of the shading ramp.
+    pub fn ramp_ends(&self, max: f64) -> (f64, f64) {
+        match self.change {
+            Some(_) => (0.0, max),
+            None => self.score.ramp_ends(max),
+        }
+    }
+
+    /// True when low values of the shown score are the strange ones.
+    pub fn low_is_far(&self) -> bool {
+        self.change.is_none() && self.score.low_is_far()
     }
 
     /// This fresh app (of a reopened checkpoint) with `old`'s view, score, σ mode, axis,
@@ -200,6 +264,10 @@ impl App {
         self.full_range = old.full_range;
         self.tail_view = old.tail_view;
         self.show_shuffled = old.show_shuffled;
+        if self.change.is_some() {
+            self.change = old.change.or(self.change);
+            self.delta_view = old.delta_view;
+        }
         self.export_dir = old.export_dir.clone();
         if let Some(id) = old.focus() {
             self.nav.select(id);
@@ -231,7 +299,11 @@ impl App {
     }
 
     /// Score `kind` of block `id`, when available.
+    /// In compare mode the change score shown, whatever `kind`.
     pub fn score_of(&self, id: &MatrixId, kind: ScoreKind) -> Option<f64> {
+        if let Some(c) = self.change {
+            return self.comparison(id).and_then(|cmp| c.value(cmp));
+        }
         self.analysis(id).and_then(|a| kind.value(a))
     }
 
@@ -240,7 +312,7 @@ impl App {
     /// experts: the mean over the experts).
     pub fn layer_score(&self, layer: usize, proj: Proj, kind: ScoreKind) -> Option<f64> {
         let whole = MatrixId::whole(Some(layer), proj);
-        if kind != ScoreKind::VectorP
+        if (self.change.is_some() || kind != ScoreKind::VectorP)
             && let Some(v) = self.score_of(&whole, kind)
         {
             return Some(v);
@@ -275,7 +347,16 @@ impl App {
     }
 
     /// Largest value of `kind` over every computed block of `proj` (for shading).
+    /// In compare mode: the largest magnitude of the change score shown.
     pub fn max_score(&self, proj: Option<Proj>, kind: ScoreKind) -> f64 {
+        if let Some(c) = self.change {
+            return self
+                .comparisons
+                .iter()
+                .filter(|(id, _)| proj.is_none_or(|p| id.proj == p))
+                .filter_map(|(_, cmp)| c.value(cmp))
+                .fold(0.0, |m, v| m.max(v.abs()));
+        }
         self.results
             .iter()
             .filter(|(id, _)| proj.is_none_or(|p| id.proj == p))
@@ -286,6 +367,16 @@ impl App {
     /// Re-scores every result under a new σ mode (spectra are kept, not recomputed).
     pub fn set_sigma_mode(&mut self, mode: SigmaMode) {
         self.sigma_mode = mode;
+        let mut failed = Vec::new();
+        for (id, c) in self.comparisons.iter_mut() {
+            if let Err(e) = rescore_comparison(c, mode) {
+                failed.push((*id, e));
+            }
+        }
+        for (id, e) in failed {
+            self.comparisons.remove(&id);
+            self.results.insert(id, Err(e));
+        }
         for r in self.results.values_mut() {
             if let Ok(a) = r {
                 match a.rescored(mode) {
@@ -327,7 +418,15 @@ impl App {
                     return Effect::Quit;
                 }
             }
+            // The help scrolls when it does not fit (the drawing clamps the row).
+            Action::LayerDown | Action::PageDown if self.overlay == Overlay::Help => {
+                self.help_scroll = self.help_scroll.saturating_add(1);
+            }
+            Action::LayerUp | Action::PageUp if self.overlay == Overlay::Help => {
+                self.help_scroll = self.help_scroll.saturating_sub(1);
+            }
             Action::Help => {
+                self.help_scroll = 0;
                 self.overlay = if self.overlay == Overlay::Help {
                     Overlay::None
                 } else {
@@ -362,7 +461,31 @@ impl App {
             Action::Zoom => {
                 self.view = View::Spectrum;
             }
-            Action::CycleScore => self.score = self.score.next(),
+            Action::CycleScore => match self.change {
+                Some(c) => self.change = Some(c.next()),
+                None => self.score = self.score.next(),
+            },
+            Action::ToggleDelta if self.change.is_none() => {
+                self.message = Some(
+                    "d shows the change's spectrum in compare mode: mpscope OTHER --base BASE"
+                        .into(),
+                );
+            }
+            Action::ToggleDelta => {
+                self.delta_view = !self.delta_view;
+                self.view = View::Spectrum;
+                self.message = Some(
+                    if self.delta_view {
+                        "spectrum of the change dW = other - base"
+                    } else {
+                        "spectra of both models (base dim)"
+                    }
+                    .into(),
+                );
+            }
+            Action::ToggleShuffled if self.change.is_some() => {
+                self.message = Some("no shuffled control in compare mode".into());
+            }
             Action::CycleSigma => {
                 let next = self.sigma_mode.next();
                 self.set_sigma_mode(next);
@@ -472,10 +595,24 @@ impl App {
             .values()
             .filter(|b| filter.matches(b))
             .filter_map(|b| match self.results.get(&b.id) {
+                Some(Ok(_)) if self.change.is_some() => Some((b, None)),
                 Some(Ok(a)) => Some((b, Some(a))),
                 Some(Err(_)) => Some((b, None)),
                 None => None,
             });
+        if self.change.is_some() {
+            // Largest change first (shifts by magnitude), then plan order.
+            let mut rows: Vec<(MatrixId, Option<f64>)> = items
+                .map(|(b, _)| (b.id, self.score_of(&b.id, self.score)))
+                .collect();
+            rows.sort_by(|(ia, a), (ib, b)| {
+                let mag = |v: &Option<f64>| v.map_or(f64::NEG_INFINITY, f64::abs);
+                mag(b).total_cmp(&mag(a)).then_with(|| {
+                    (ia.layer.is_none(), ia.layer, *ia).cmp(&(ib.layer.is_none(), ib.layer, *ib))
+                })
+            });
+            return rows;
+        }
         rank(items, self.score)
             .into_iter()
             .map(|(b, v)| (b.id, v))
@@ -596,6 +733,22 @@ impl App {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
     }
+}
+
+/// Rescores both sides of a comparison and ΔW's own analysis under `mode`.
+fn rescore_comparison(c: &mut Comparison, mode: SigmaMode) -> Result<(), String> {
+    let again = |a: &mut Analysis| -> Result<(), String> {
+        if a.sigma.mode != mode {
+            *a = a.rescored(mode).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    again(&mut c.base)?;
+    again(&mut c.other)?;
+    if let Some(d) = &mut c.delta.analysis {
+        again(d)?;
+    }
+    Ok(())
 }
 
 /// Keys the search overlay understands.

@@ -65,7 +65,7 @@ pub fn draw(f: &mut Frame<'_>, app: &App, t: &Theme) -> Hits {
         Overlay::None | Overlay::Filter => {}
         // An overlay covers the screen: nothing under it takes clicks.
         Overlay::Help => {
-            draw_help(f, t, area);
+            draw_help(f, app, t, area);
             hits = Hits::default();
         }
         Overlay::Search { query, selected } => {
@@ -111,6 +111,7 @@ fn txt(s: &str, t: &Theme) -> String {
         return s.to_string();
     }
     s.replace('±', "+-")
+        .replace('Δ', "d")
         .replace('α', "alpha")
         .replace('≥', ">=")
         .replace('→', "->")
@@ -188,7 +189,7 @@ fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
         tabs.push(Span::styled(label, style));
         tabs.push(Span::raw(" "));
     }
-    let focus = format!("  {} · score {}", focus_name(app), app.score.name());
+    let focus = format!("  {} · score {}", focus_name(app), app.score_name());
     if (x - area.x) as usize + focus.chars().count() <= area.width as usize {
         tabs.push(Span::styled(txt(&focus, t), t.title()));
     }
@@ -199,7 +200,7 @@ fn draw_header(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
 fn score_glyph(app: &App, t: &Theme, layer: usize, proj: Proj, max: f64) -> (char, Style) {
     match app.layer_score(layer, proj, app.score) {
         Some(v) => {
-            let far = app.score.farness(v, max);
+            let far = app.farness(v, max);
             let eighths = 1 + (far * 7.0).round() as usize;
             (t.bar(eighths), t.heat_text(far))
         }
@@ -215,7 +216,7 @@ fn draw_layer_list(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &m
         .get(app.nav.proj)
         .map(|(p, _)| p.proj_label())
         .unwrap_or("q");
-    let label = format!(" {} {} {} ", t.edge_mark(), cur, app.score.short());
+    let label = format!(" {} {} {} ", t.edge_mark(), cur, app.score_short());
     let block = bordered(Line::from(txt(" layers q k v ", t)), t)
         .title_bottom(Line::from(txt(&label, t)).right_aligned());
     let inner = block.inner(area);
@@ -314,13 +315,16 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     };
     let block_info = app.blocks.get(&id);
     // The block's name always; the tensor's when it fits whole.
+    let comparison = app.comparison(&id);
+    let delta_view = app.delta_view && app.change.is_some();
+    let what = if delta_view { "ΔW of " } else { "" };
     let title = block_info
         .map(|b| {
-            let full = format!(" {} · {} ", b.name, b.tensor);
+            let full = format!(" {what}{} · {} ", b.name, b.tensor);
             if full.chars().count() + 2 <= area.width as usize {
                 full
             } else {
-                format!(" {} ", b.name)
+                format!(" {what}{} ", b.name)
             }
         })
         .unwrap_or_default();
@@ -341,24 +345,50 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         );
         return;
     }
-    let Some(a) = app.analysis(&id) else { return };
+    let Some(other) = app.analysis(&id) else {
+        return;
+    };
+    // Compare mode: the other model's spectrum over the base's, or (`d`) ΔW's own.
+    let a = match (delta_view, comparison) {
+        (true, Some(c)) => match &c.delta.analysis {
+            Some(d) => d,
+            None => {
+                let mut msg = "ΔW = 0: this block did not change".to_string();
+                if let Some(note) = &c.delta.learned_nothing {
+                    msg = format!("{msg} ({note})");
+                }
+                f.render_widget(
+                    Paragraph::new(txt(&msg, t))
+                        .style(t.dim())
+                        .wrap(ratatui::widgets::Wrap { trim: true }),
+                    inner,
+                );
+                return;
+            }
+        },
+        _ => other,
+    };
     let stats_w = 26u16.min(inner.width / 2);
     let [plot_area, stats_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(stats_w)]).areas(inner);
     let stats_area = stats_area.inner(ratatui::layout::Margin::new(1, 0));
-    let lines: Vec<Line> = fit_stats(
-        stats_lines(app, a, block_info, t),
-        stats_area.width as usize,
-        stats_area.height as usize,
-    )
-    .into_iter()
-    .map(|(k, v, warn)| {
-        Line::from(vec![
-            Span::styled(txt(&k, t), t.dim()),
-            Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
-        ])
-    })
-    .collect();
+    let mut stats = stats_lines(app, a, block_info, t);
+    if let Some(c) = comparison {
+        change_stats(&mut stats, c);
+    }
+    // Keys as drawn (ASCII spells α out), so that the columns line up.
+    for s in &mut stats {
+        s.key = txt(&s.key, t);
+    }
+    let lines: Vec<Line> = fit_stats(stats, stats_area.width as usize, stats_area.height as usize)
+        .into_iter()
+        .map(|(k, v, warn)| {
+            Line::from(vec![
+                Span::styled(txt(&k, t), t.dim()),
+                Span::styled(txt(&v, t), if warn { t.warn() } else { t.text() }),
+            ])
+        })
+        .collect();
     f.render_widget(Paragraph::new(lines), stats_area);
     if app.tail_view {
         draw_tail(f, a, t, plot_area);
@@ -388,18 +418,35 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         Unit::Eigen => "λ = ν²/q",
     };
     let (sym, bins) = (unit_symbol(app.unit), hist.counts.len());
-    let items = [
+    let side = match (app.change.is_some(), delta_view) {
+        (false, _) => "",
+        (true, false) => "other ",
+        (true, true) => "ΔW ",
+    };
+    let mut items = vec![
         (
             t.bar(8),
             t.bars(),
             vec![
-                format!(" {what} ({bins} bins)"),
-                format!(" {sym} ({bins} bins)"),
+                format!(" {side}{what} ({bins} bins)"),
+                format!(" {side}{sym} ({bins} bins)"),
+                format!(" {side}{sym}"),
             ],
         ),
         (t.curve(), t.mp(), vec![" MP".to_string()]),
         (t.edge_mark(), t.mp(), vec![format!(" edges {sym}±")]),
     ];
+    let base_shown = comparison.filter(|_| !delta_view);
+    if base_shown.is_some() {
+        let glyph = if t.color {
+            t.bar(8)
+        } else if t.ascii {
+            ':'
+        } else {
+            '░'
+        };
+        items.insert(1, (glyph, t.dim(), vec![" base".to_string()]));
+    }
     // Each item's first label that leaves room for the items after it (their shortest).
     let shortest: Vec<usize> = items
         .iter()
@@ -430,26 +477,32 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         spans.push(Span::raw(txt(&format!("{label}  "), t)));
     }
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
+    // Another set of values counted in the same bins as the histogram.
+    let same_bins = |values: &[f64]| -> Vec<f64> {
+        let h = crate::spectrum::Histogram::with_limits(
+            values,
+            a.law.as_ref(),
+            a.spectrum.q(),
+            app.unit,
+            hist.counts.len(),
+            hist.lo,
+            hist.hi,
+        );
+        h.counts.iter().map(|&c| c as f64).collect()
+    };
     let shuffled: Vec<f64> = match (&a.spectrum.shuffled, app.show_shuffled) {
-        (Some(sh), true) => {
-            let h = crate::spectrum::Histogram::with_limits(
-                sh,
-                a.law.as_ref(),
-                a.spectrum.q(),
-                app.unit,
-                hist.counts.len(),
-                hist.lo,
-                hist.hi,
-            );
-            h.counts.iter().map(|&c| c as f64).collect()
-        }
+        (Some(sh), true) => same_bins(sh),
         _ => Vec::new(),
     };
+    let behind: Vec<f64> = base_shown
+        .map(|c| same_bins(&c.base.spectrum.values))
+        .unwrap_or_default();
     f.render_widget(
         HistPlot {
             counts: &counts,
             curve: &hist.expected,
             overlay: &shuffled,
+            behind: &behind,
             x_range: (hist.lo, hist.hi),
             marks: &marks,
             overflow: hist.beyond(),
@@ -681,6 +734,47 @@ fn spectrum_histogram(app: &App, a: &Analysis, bins: usize) -> crate::spectrum::
     crate::spectrum::Histogram::with_limits(&s.values, Some(&law), s.q(), app.unit, bins, lo, hi)
 }
 
+/// The change's rows of the stats panel in compare mode, first (they matter most there).
+fn change_stats(v: &mut Vec<Stat>, c: &crate::compare::Comparison) {
+    let stat = |key: &str, value: String, warn: bool, keep: u8| Stat {
+        key: key.to_string(),
+        parts: vec![value],
+        warn,
+        keep,
+        list: false,
+    };
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:+.3}"));
+    let d = &c.delta;
+    let mut rows = vec![
+        stat("Δrel", format!("{:.4}", d.rel), d.rel > 0.0, 0),
+        stat("Δrank", d.rank.to_string(), d.rank > 0, 0),
+        stat(
+            "Δks",
+            d.ks().map_or("-".into(), |k| format!("{k:.4}")),
+            d.ks().is_some_and(|k| k > 0.05),
+            1,
+        ),
+        stat("ks sh", opt(c.ks_shift()), false, 2),
+        stat("α sh", opt(c.alpha_shift()), false, 2),
+        stat(
+            "overlap",
+            c.subspace_overlap.map_or("-".into(), |o| format!("{o:.3}")),
+            c.subspace_overlap.is_some_and(|o| o < 0.9),
+            3,
+        ),
+    ];
+    if let Some(note) = &d.learned_nothing {
+        rows.insert(
+            0,
+            Stat {
+                parts: note.split(' ').map(str::to_string).collect(),
+                ..stat("note", String::new(), true, 0)
+            },
+        );
+    }
+    v.splice(0..0, rows);
+}
+
 /// The stats panel's rows, in display order.
 fn stats_lines(
     app: &App,
@@ -819,7 +913,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
     let title = format!(
         " {noun} of {} · {} (Enter opens) ",
         focus_name_whole(app, focus),
-        app.score.name()
+        app.score_name()
     );
     let inner = framed(f, &title, t, area);
     let Some(axis) = axis.filter(|_| heads > 0) else {
@@ -878,7 +972,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
         } else {
             score
                 .map(|v| {
-                    let far = app.score.farness(v, max);
+                    let far = app.farness(v, max);
                     if far > 0.66 { t.warn() } else { t.text() }
                 })
                 .unwrap_or(t.dim())
@@ -918,6 +1012,7 @@ fn draw_heads(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hi
                         counts: &counts,
                         curve: &hist.expected,
                         overlay: &[],
+                        behind: &[],
                         x_range: (hist.lo, hist.hi),
                         marks: &[],
                         overflow: hist.beyond(),
@@ -976,9 +1071,11 @@ fn focus_name_whole(app: &App, id: MatrixId) -> String {
 
 fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let kind = app.score;
+    // In compare mode every score below is the change score (see `App::score_of`).
+    let compare = app.change.is_some();
     let title = format!(
         " depth profile · mean head {} per layer (s: score) ",
-        kind.name()
+        app.score_name()
     );
     let inner = framed(f, &title, t, area);
     let n = layer_count(app);
@@ -1033,6 +1130,7 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     }
     spans.push(Span::styled(
         match kind {
+            _ if compare => "unchanged = 0",
             ScoreKind::VectorP => "random ~ 0.5, learned -> 0",
             ScoreKind::Ks => "random ~ 0, learned -> 1",
             ScoreKind::Alpha => "random > 6, learned 2-6",
@@ -1043,7 +1141,7 @@ fn draw_depth(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
     let values = curves.iter().flat_map(|c| c.points.iter().map(|p| p.1));
     let (lo, hi) = match kind {
-        ScoreKind::VectorP => (0.0, 1.0),
+        ScoreKind::VectorP if !compare => (0.0, 1.0),
         _ => values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
             (a.min(v), b.max(v))
         }),
@@ -1102,7 +1200,7 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
     let title = format!(
         " heatmap · layers x {} of {proj} · {} ",
         axis.map_or("heads", |a| a.noun()),
-        app.score.name()
+        app.score_name()
     );
     let inner = framed(f, &title, t, area);
     let Some(axis) = axis.filter(|_| heads > 0) else {
@@ -1115,10 +1213,7 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
         .map(|l| {
             app.members(l, proj)
                 .iter()
-                .map(|id| {
-                    app.score_of(id, app.score)
-                        .map(|v| app.score.farness(v, max))
-                })
+                .map(|id| app.score_of(id, app.score).map(|v| app.farness(v, max)))
                 .collect()
         })
         .collect();
@@ -1129,17 +1224,37 @@ fn draw_heatmap(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut 
             Span::styled(t.ramp(v).to_string(), t.heat(v))
         })
         .collect();
-    let (close, far) = app.score.ramp_ends(max);
+    let (close, far) = app.ramp_ends(max);
     let mut spans = vec![Span::styled(
         txt(
-            &format!(" {} close to MP {} ", app.score.name(), fmt_score(close)),
+            &format!(
+                " {} {} {} ",
+                app.score_name(),
+                if app.change.is_some() {
+                    "unchanged"
+                } else {
+                    "close to MP"
+                },
+                fmt_score(close)
+            ),
             t,
         ),
         t.dim(),
     )];
     spans.extend(ramp);
     spans.push(Span::styled(
-        txt(&format!(" {} far", fmt_score(far)), t),
+        txt(
+            &format!(
+                " {} {}",
+                fmt_score(far),
+                if app.change.is_some() {
+                    "changed"
+                } else {
+                    "far"
+                }
+            ),
+            t,
+        ),
         t.dim(),
     ));
     f.render_widget(Paragraph::new(Line::from(spans)), legend);
@@ -1234,7 +1349,7 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     )
 }
 
-fn draw_help(f: &mut Frame<'_>, t: &Theme, area: Rect) {
+fn draw_help(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let rows = help_rows();
     let key_w = rows
         .iter()
@@ -1256,11 +1371,21 @@ fn draw_help(f: &mut Frame<'_>, t: &Theme, area: Rect) {
         " Far from MP = learned structure; on the curve = like its random init.",
         t.dim(),
     )));
-    let h = lines.len() as u16 + 2;
+    // Too tall for the terminal: j/k scroll it, and the title says so.
+    let room = area.height.saturating_sub(2) as usize;
+    let scroll = app.help_scroll.min(lines.len().saturating_sub(room));
+    let title = if lines.len() > room {
+        " keys (j/k scroll, Esc closes) "
+    } else {
+        " keys (Esc closes) "
+    };
+    let h = lines.len().min(room) as u16 + 2;
     let rect = centered(area, 76, h);
     f.render_widget(Clear, rect);
     f.render_widget(
-        Paragraph::new(lines).block(bordered(Line::from(" keys (Esc closes) "), t)),
+        Paragraph::new(lines)
+            .scroll((scroll as u16, 0))
+            .block(bordered(Line::from(title), t)),
         rect,
     );
 }
@@ -1298,13 +1423,13 @@ fn draw_search(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, query: &str,
 /// histogram; the focused block is the cursor.
 fn draw_ranked(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut Hits) {
     let rows = app.ranked();
-    let order = if app.score.low_is_far() {
+    let order = if app.low_is_far() {
         "lowest first"
     } else {
         "highest first"
     };
     let n = rows.len();
-    let score = app.score.name();
+    let score = app.score_name();
     let title = [
         format!(" ranked · {n} blocks by {score} ({order}) · / filter · Enter opens "),
         format!(" ranked · {n} blocks by {score} ({order}) "),
@@ -1395,7 +1520,7 @@ fn draw_ranked(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect, hits: &mut H
         "proj".into(),
         "head".into(),
         "shape".into(),
-        app.score.short().into(),
+        txt(app.score_short(), t),
         if spark_w >= 8 {
             "histogram".into()
         } else {
@@ -1458,7 +1583,7 @@ fn ranked_row(
         .unwrap_or_default();
     let a = app.analysis(&id);
     let (score, style) = match (v, a) {
-        (Some(v), _) => (fmt_score(v), t.heat_text(app.score.farness(v, max))),
+        (Some(v), _) => (fmt_score(v), t.heat_text(app.farness(v, max))),
         (None, None) => ("error".into(), t.error()),
         (None, Some(_)) => ("-".into(), t.dim()),
     };

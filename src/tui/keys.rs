@@ -48,6 +48,8 @@ pub enum Action {
     ToggleTail,
     /// Toggle the shuffled control's histogram over the spectrum.
     ToggleShuffled,
+    /// Compare mode: toggle ΔW's own spectrum in the spectrum view.
+    ToggleDelta,
     /// More histogram bins.
     MoreBins,
     /// Fewer histogram bins.
@@ -248,7 +250,7 @@ pub const BINDINGS: &[Binding] = &[
     },
     Binding {
         keys: &[(ch('s'), A::CycleScore)],
-        help: "cycle the score shown (ks, alpha, vector_p, ...)",
+        help: "cycle the score shown (ks, alpha, ... or delta_rel, ...)",
         hint: hint(3, "s score"),
     },
     Binding {
@@ -274,6 +276,11 @@ pub const BINDINGS: &[Binding] = &[
     Binding {
         keys: &[(ch('R'), A::ToggleShuffled)],
         help: "overlay the shuffled control (computes it first)",
+        hint: None,
+    },
+    Binding {
+        keys: &[(ch('d'), A::ToggleDelta)],
+        help: "compare mode: the change dW's own spectrum and MP law",
         hint: None,
     },
     Binding {

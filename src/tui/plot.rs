@@ -15,6 +15,9 @@ pub struct HistPlot<'a> {
     pub curve: &'a [f64],
     /// A second histogram drawn as markers over the bars (the shuffled control), or empty.
     pub overlay: &'a [f64],
+    /// A second histogram drawn as dim bars behind the bars (the base model in compare mode),
+    /// or empty; same bins as `counts`.
+    pub behind: &'a [f64],
     /// The x value at the left and right edge of the drawn range.
     pub x_range: (f64, f64),
     /// X positions to mark under the axis (the MP edges).
@@ -76,9 +79,37 @@ impl Widget for HistPlot<'_> {
         let (plot_w, plot_h) = (area.width, area.height - axis_rows);
         let t = self.theme;
         let finite = |v: &f64| v.is_finite() && *v >= 0.0;
-        let ymax = y_scale(self.counts, self.curve);
+        // The scale fits both histograms when one is drawn behind the other.
+        let tallest: Vec<f64> = if self.behind.len() == self.counts.len() {
+            self.counts
+                .iter()
+                .zip(self.behind)
+                .map(|(a, b)| a.max(*b))
+                .collect()
+        } else {
+            self.counts.to_vec()
+        };
+        let ymax = y_scale(&tallest, self.curve);
         for c in 0..plot_w {
             let x = area.x + c;
+            let back = sample(self.behind, c, plot_w);
+            if finite(&back) && back > 0.0 {
+                let eighths = (back / ymax * plot_h as f64 * 8.0).round() as usize;
+                for r in 0..plot_h {
+                    let y = area.y + plot_h - 1 - r;
+                    let filled = eighths.saturating_sub(r as usize * 8).min(8);
+                    // Without colour, a shade tells the dim bars from the bright ones.
+                    let glyph = match (t.color, t.ascii) {
+                        (true, _) => t.bar(filled),
+                        (false, false) if filled >= 4 => '░',
+                        (false, true) if filled >= 4 => ':',
+                        _ => continue,
+                    };
+                    if filled > 0 {
+                        buf[(x, y)].set_char(glyph).set_style(t.dim());
+                    }
+                }
+            }
             let count = sample(self.counts, c, plot_w);
             let eighths = if finite(&count) {
                 (count / ymax * plot_h as f64 * 8.0).round() as usize
@@ -206,6 +237,7 @@ mod tests {
                 counts: &counts,
                 curve: &curve,
                 overlay: &[],
+                behind: &[],
                 x_range: (0.0, 8.0),
                 marks: &[1.0, 7.5],
                 overflow: 2,
@@ -240,6 +272,7 @@ mod tests {
             counts: &[],
             curve: &[f64::NAN],
             overlay: &[f64::NAN],
+            behind: &[f64::NAN],
             x_range: (0.0, 0.0),
             marks: &[f64::INFINITY],
             overflow: 0,

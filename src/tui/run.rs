@@ -8,6 +8,7 @@ use ratatui::crossterm::event::{
 };
 
 use crate::anatomy::Anatomy;
+use crate::compare::Comparison;
 use crate::scan::Job;
 use crate::spectrum::Analysis;
 use crate::worker::{Outcome, Worker};
@@ -26,7 +27,7 @@ pub enum Event {
     /// The terminal input could not be read.
     InputError(String),
     /// A block finished, computed by the worker of this generation (one per opening).
-    Result(u64, Box<Outcome<Analysis>>),
+    Result(u64, Box<Outcome<Computed>>),
 }
 
 /// How often the screen refreshes while the worker runs (for the gauge and ETA).
@@ -35,8 +36,35 @@ const TICK: Duration = Duration::from_millis(200);
 /// How often the checkpoint's files are looked at for changes on disk (two `stat`s a file).
 const POLL: Duration = Duration::from_secs(1);
 
+/// What the worker computed for one block: the analysis shown, and in compare mode the
+/// comparison it came from (the analysis is then the other model's side).
+pub struct Computed {
+    /// The block's analysis (in compare mode: the other model's).
+    pub analysis: Analysis,
+    /// Both sides and ΔW, in compare mode.
+    pub comparison: Option<Box<Comparison>>,
+}
+
+impl From<Analysis> for Computed {
+    fn from(analysis: Analysis) -> Self {
+        Self {
+            analysis,
+            comparison: None,
+        }
+    }
+}
+
+impl From<Comparison> for Computed {
+    fn from(c: Comparison) -> Self {
+        Self {
+            analysis: c.other.clone(),
+            comparison: Some(Box::new(c)),
+        }
+    }
+}
+
 /// A block's computation, run on worker threads.
-pub type Compute = Box<dyn Fn(&Job) -> Result<Analysis, String> + Send + Sync>;
+pub type Compute = Box<dyn Fn(&Job) -> Result<Computed, String> + Send + Sync>;
 
 /// Which file changed on disk since the model was opened and how, in a few words, if one did.
 pub type Changed = Box<dyn Fn() -> Option<String> + Send>;
@@ -53,6 +81,8 @@ pub struct Model {
     pub changed: Changed,
     /// The jobs compute the shuffled control too.
     pub randomized: bool,
+    /// Compare mode: the jobs compute a comparison each.
+    pub compare: bool,
 }
 
 /// The app and worker of one opening of the checkpoint.
@@ -81,9 +111,13 @@ impl Session {
             compute,
             changed,
             randomized,
+            compare,
         } = model;
         let blocks = jobs.iter().map(|j| j.block.clone()).collect();
         let mut app = App::new(title.to_owned(), &anatomy, blocks);
+        if compare {
+            app.enter_compare();
+        }
         if let Some(old) = old {
             app = app.carrying(old);
         }
@@ -225,7 +259,13 @@ fn event_loop(
                 Event::Result(generation, _) if generation != session.generation => continue,
                 Event::Result(_, o) => {
                     let failed = o.result.is_err();
-                    app.add_result(o.id, o.result);
+                    let result = o.result.map(|c| {
+                        if let Some(cmp) = c.comparison {
+                            app.add_comparison(o.id, *cmp);
+                        }
+                        c.analysis
+                    });
+                    app.add_result(o.id, result);
                     if failed {
                         // A block may have failed because its file changed: say so now.
                         session.poll();

@@ -90,3 +90,22 @@ pub fn rewrite_in_place(path: &Path, bytes: &[u8]) {
     let later = file.metadata().unwrap().modified().unwrap() + std::time::Duration::from_secs(2);
     file.set_modified(later).unwrap();
 }
+
+/// The explorer drawn once on a `w` × `h` TestBackend: its lines.
+pub fn screen(
+    app: &mpscope::tui::app::App,
+    theme: mpscope::tui::theme::Theme,
+    w: u16,
+    h: u16,
+) -> Vec<String> {
+    let mut term =
+        ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("test terminal");
+    term.draw(|f| {
+        mpscope::tui::draw::draw(f, app, &theme);
+    })
+    .expect("draw");
+    let buf = term.backend().buffer().clone();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+        .collect()
+}
