@@ -6,25 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{mpscope, synth, synth_mixtral};
+use common::{mpscope, synth, synth_llama_with, synth_mixtral};
 use faer::Mat;
 use mpscope::checkpoint::{Checkpoint, Selection};
 use serde_json::Value;
-
-/// A small Llama: 3 layers, hidden 128, 4 heads / 2 kv heads (head_dim 32), plus `extra`.
-fn small(dir: &Path, extra: &[&str]) {
-    let base = [
-        "--layers",
-        "3",
-        "--hidden",
-        "128",
-        "--heads",
-        "4",
-        "--kv-heads",
-        "2",
-    ];
-    synth(dir, &[&base[..], extra].concat());
-}
 
 /// `mpscope report ARGS --format json`, which must succeed.
 fn report_json(args: &[&str]) -> Value {
@@ -58,7 +43,7 @@ fn f(v: &Value) -> f64 {
 fn planted_updates_rank_first_with_their_rank_and_the_rest_is_exactly_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let (base, ft) = (dir.path().join("base"), dir.path().join("ft"));
-    small(&base, &[]);
+    synth_llama_with(&base, &[]);
     synth(
         &ft,
         &[
@@ -128,7 +113,7 @@ fn planted_updates_rank_first_with_their_rank_and_the_rest_is_exactly_unchanged(
 fn an_f32_model_against_its_bf16_round_trip_is_mp_like_noise_of_full_rank() {
     let dir = tempfile::tempdir().unwrap();
     let (base, rt) = (dir.path().join("f32"), dir.path().join("bf16"));
-    small(&base, &["--dtype", "f32"]);
+    synth_llama_with(&base, &["--dtype", "f32"]);
     synth(&rt, &["--finetune-of", s(&base), "--dtype", "bf16"]);
     let j = report_json(&[s(&rt), "--base", s(&base), "--proj", "q,k,v,o"]);
     let blocks = j["blocks"].as_array().unwrap();
@@ -152,8 +137,8 @@ fn an_f32_model_against_its_bf16_round_trip_is_mp_like_noise_of_full_rank() {
 fn a_gguf_quantization_pairs_with_its_safetensors_original() {
     let dir = tempfile::tempdir().unwrap();
     let (st, gg) = (dir.path().join("st"), dir.path().join("gguf"));
-    small(&st, &["--dtype", "f32"]);
-    small(
+    synth_llama_with(&st, &["--dtype", "f32"]);
+    synth_llama_with(
         &gg,
         &["--dtype", "f32", "--format", "gguf", "--quant", "q8_0"],
     );
@@ -244,7 +229,7 @@ fn mixtral_experts_pair_by_layer_projection_and_expert() {
 fn shard_and_plan_do_not_go_with_a_comparison() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
-    small(&base, &[]);
+    synth_llama_with(&base, &[]);
     for extra in [&["--shard", "0/2"][..], &["--plan"], &["--shards", "4"]] {
         let out = mpscope(&[&["report", s(&base), "--base", s(&base)], extra].concat());
         let err = String::from_utf8_lossy(&out.stderr);
@@ -257,7 +242,7 @@ fn shard_and_plan_do_not_go_with_a_comparison() {
 fn models_of_different_shapes_are_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-    small(&a, &[]);
+    synth_llama_with(&a, &[]);
     synth(
         &b,
         &[
@@ -315,7 +300,7 @@ fn dense_lora_values(
 fn lora_spectra_are_exact_and_a_zero_b_layer_is_called_out() {
     let dir = tempfile::tempdir().unwrap();
     let (base, lora) = (dir.path().join("base"), dir.path().join("lora"));
-    small(&base, &[]);
+    synth_llama_with(&base, &[]);
     synth(
         &lora,
         &[
@@ -382,7 +367,7 @@ fn lora_spectra_are_exact_and_a_zero_b_layer_is_called_out() {
 fn an_adapter_whose_base_is_missing_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let (base, lora) = (dir.path().join("base"), dir.path().join("lora"));
-    small(&base, &[]);
+    synth_llama_with(&base, &[]);
     synth(
         &lora,
         &["--lora-of", s(&base), "--rank", "2", "--targets", "q"],
@@ -497,7 +482,7 @@ fn an_adapter_finds_its_base_in_the_hf_cache_by_repo_id() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("hub");
     let snap = cache.join("models--acme--tiny-llama/snapshots/0123abcd");
-    small(&snap, &[]);
+    synth_llama_with(&snap, &[]);
     std::fs::create_dir_all(cache.join("models--acme--tiny-llama/refs")).unwrap();
     std::fs::write(cache.join("models--acme--tiny-llama/refs/main"), "0123abcd").unwrap();
     let lora = dir.path().join("lora");

@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use faer::{MatRef, Par};
 
-use super::symeig::{Real, axpy, dot, make_reflector, tree_sum};
+use super::symeig::{Real, axpy, dot, make_reflector};
 
 /// Smallest n chased on two threads (measured, f32: 2.8 ms against 3.6 ms on one thread for
 /// 512 with b = 16, 54 ms against 77 ms for 2048 with b = 32; at 384, 2.8 ms against 2.1 ms:
@@ -131,14 +131,6 @@ impl<T: Real> Sweep<T> {
     fn step(&mut self, cols: &mut impl Columns<T>, n: usize, b: usize) -> bool {
         let (s, len, tau) = (self.s, self.len, self.tau);
         let t = s + len;
-        if len == b && t + b <= n {
-            match b {
-                8 => return self.full_step::<8>(cols),
-                16 => return self.full_step::<16>(cols),
-                32 => return self.full_step::<32>(cols),
-                _ => {}
-            }
-        }
         if tau != T::zero() {
             apply_two_sided(cols, s, len, &self.v[..len], tau, &mut self.work);
         }
@@ -183,120 +175,6 @@ impl<T: Real> Sweep<T> {
         self.s = t;
         self.len = len2;
         true
-    }
-}
-
-impl<T: Real> Sweep<T> {
-    /// [`Sweep::step`] inside the matrix, where the diagonal block and the block below it
-    /// are both B × B: every column piece is a window of exactly B entries of the band
-    /// storage, so each loop below has a length known at compile time and becomes a few SIMD
-    /// instructions. A window may reach past the piece it stands for (into the block below
-    /// D, or the bulge's zeros); the extra entries meet zero padding of v and w and change
-    /// nothing, or land in positions of y that are never read.
-    #[inline(always)]
-    fn full_step<const B: usize>(&mut self, cols: &mut impl Columns<T>) -> bool {
-        let (s, tau) = (self.s, self.tau);
-        let z = T::zero();
-        let mut v = [[z; B]; 2];
-        v[0].copy_from_slice(&self.v[..B]);
-        if tau != z {
-            // D ← H D H: y = D v from the lower triangle, w = τ y − ½ τ² (yᵀv) v,
-            // D −= v wᵀ + w vᵀ.
-            let mut y = [[z; B]; 2];
-            for c in 0..B {
-                let col = window::<T, B>(cols.col(s + c, 0, B));
-                let vc = v[0][c];
-                let mut below = *shifted(&v, c);
-                below[0] = z;
-                let below = dot_fixed(col, &below);
-                axpy_fixed(vc, col, shifted_mut(&mut y, c));
-                y[0][c] += below;
-            }
-            let y0 = &mut y[0];
-            let alpha = T::from_f64(-0.5) * tau * tau * dot_fixed(y0, &v[0]);
-            for (yi, vi) in y0.iter_mut().zip(&v[0]) {
-                *yi = tau * *yi + alpha * *vi;
-            }
-            y[1] = [z; B];
-            for c in 0..B {
-                let col = window::<T, B>(cols.col(s + c, 0, B));
-                let (wc, vc) = (y[0][c], v[0][c]);
-                let (vs, ws) = (shifted(&v, c), shifted(&y, c));
-                for ((d, vi), wi) in col.iter_mut().zip(vs).zip(ws) {
-                    *d -= *vi * wc + *wi * vc;
-                }
-            }
-            // O ← O H with O = A[s+B..s+2B, s..s+B]: w = O v, O −= τ w vᵀ.
-            let mut w = [z; B];
-            for (c, &vc) in v[0].iter().enumerate() {
-                axpy_fixed(vc, window::<T, B>(cols.col(s + c, B - c, B)), &mut w);
-            }
-            for (c, &vc) in v[0].iter().enumerate() {
-                axpy_fixed(-tau * vc, &w, window::<T, B>(cols.col(s + c, B - c, B)));
-            }
-        }
-        let tau2 = {
-            let x = cols.col(s, B, B);
-            let tau2 = make_reflector(x);
-            self.v2[0] = T::one();
-            self.v2[1..B].copy_from_slice(&x[1..]);
-            x[1..].fill(z);
-            tau2
-        };
-        if tau2 != z {
-            // O[:, 1..] ← H₂ O[:, 1..].
-            let mut v2 = [z; B];
-            v2.copy_from_slice(&self.v2[..B]);
-            for c in 1..B {
-                let col = window::<T, B>(cols.col(s + c, B - c, B));
-                axpy_fixed(-tau2 * dot_fixed(&v2, col), &v2, col);
-            }
-        }
-        std::mem::swap(&mut self.v, &mut self.v2);
-        self.tau = tau2;
-        self.s = s + B;
-        self.len = B;
-        true
-    }
-}
-
-/// `x` as an array of its first B entries (`x` has exactly B).
-#[inline(always)]
-fn window<T, const B: usize>(x: &mut [T]) -> &mut [T; B] {
-    x.try_into().expect("a column window has B entries")
-}
-
-/// Entries c..c + B of the zero-padded vector `x` (c < B).
-#[inline(always)]
-fn shifted<T, const B: usize>(x: &[[T; B]; 2], c: usize) -> &[T; B] {
-    x.as_flattened()[c..c + B]
-        .try_into()
-        .expect("c < B leaves B entries")
-}
-
-/// Entries c..c + B of the zero-padded vector `x` (c < B), mutably.
-#[inline(always)]
-fn shifted_mut<T, const B: usize>(x: &mut [[T; B]; 2], c: usize) -> &mut [T; B] {
-    (&mut x.as_flattened_mut()[c..c + B])
-        .try_into()
-        .expect("c < B leaves B entries")
-}
-
-/// Σ aᵢbᵢ over B entries, summed as a tree so that it vectorizes.
-#[inline(always)]
-fn dot_fixed<T: Real, const B: usize>(a: &[T; B], b: &[T; B]) -> T {
-    let mut p = [T::zero(); B];
-    for i in 0..B {
-        p[i] = a[i] * b[i];
-    }
-    tree_sum(p)
-}
-
-/// y += f·x over B entries.
-#[inline(always)]
-fn axpy_fixed<T: Real, const B: usize>(f: T, x: &[T; B], y: &mut [T; B]) {
-    for i in 0..B {
-        y[i] += f * x[i];
     }
 }
 

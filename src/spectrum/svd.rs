@@ -542,21 +542,26 @@ fn copy_convert<S: Element, T: Element>(src: MatRef<'_, S>, mut dst: MatMut<'_, 
 
 /// Lower triangle of G = A Aᵀ in f64, straight from `a` when it already is f64.
 fn gram_f64<S: Element>(a: MatRef<'_, S>, par: Par) -> Mat<f64> {
-    let Some(a) = S::f64_view(a) else {
-        return gram::<S, f64>(a, par);
-    };
-    let mut g = Mat::<f64>::zeros(a.nrows(), a.nrows());
-    add_gram(g.as_mut(), a, Accum::Replace, par);
-    g
+    gram_f64_in(a, par, || Mat::zeros(a.nrows(), a.nrows()))
 }
 
 /// [`gram_f64`]'s lower triangle in this thread's kept buffer (the upper triangle is stale;
 /// give it back with [`scratch::keep_gram`]).
 fn gram_f64_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Mat<f64> {
+    gram_f64_in(a, par, || scratch::gram(a.nrows()))
+}
+
+/// The Gram matrix of `a` in f64, its lower triangle written into `buffer()`'s p × p matrix
+/// when `a` is f64 already (otherwise accumulated over converted column chunks).
+fn gram_f64_in<S: Element>(
+    a: MatRef<'_, S>,
+    par: Par,
+    buffer: impl FnOnce() -> Mat<f64>,
+) -> Mat<f64> {
     let Some(a) = S::f64_view(a) else {
         return gram::<S, f64>(a, par);
     };
-    let mut g = scratch::gram(a.nrows());
+    let mut g = buffer();
     add_gram(g.as_mut(), a, Accum::Replace, par);
     g
 }

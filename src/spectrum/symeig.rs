@@ -161,7 +161,7 @@ macro_rules! lanes {
 
 /// Σ xᵢ of N (a power of two) entries, added as a balanced tree so that it vectorizes.
 #[inline(always)]
-pub(super) fn tree_sum<T: Real, const N: usize>(mut x: [T; N]) -> T {
+fn tree_sum<T: Real, const N: usize>(mut x: [T; N]) -> T {
     let mut half = N / 2;
     while half > 0 {
         for l in 0..half {
