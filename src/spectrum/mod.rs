@@ -24,6 +24,7 @@ pub mod heavy_tail;
 mod histogram;
 mod mp;
 mod onestage;
+pub mod preview;
 mod scores;
 mod scratch;
 mod sigma;
