@@ -1051,6 +1051,7 @@ fn report_model(spec: &str) -> Result<tui::run::Model, Error> {
         randomized: saved.randomized,
         compute: Box::new(move |j| saved.analyze(j, SigmaMode::Entry).map(Into::into)),
         compare: false,
+        preview: None,
         changed: Box::new(move || {
             (stamp(&watched) != opened).then(|| {
                 let name = watched.file_name().unwrap_or_default().to_string_lossy();
@@ -1144,6 +1145,7 @@ fn compare_model(
             }),
             randomized: false,
             compare: true,
+            preview: None,
         },
         title,
     ))
@@ -1168,12 +1170,16 @@ fn explorer_model(
     let options = compute.options(&ck, cache);
     let ck = Arc::new(ck);
     let watched = Arc::clone(&ck);
+    let (for_preview, preview_options) = (Arc::clone(&ck), options.clone());
     Ok(tui::run::Model {
         anatomy,
         jobs,
         compute: Box::new(move |j| {
             scan::analyze(&ck, j, &options, SigmaMode::Entry).map(Into::into)
         }),
+        preview: Some(Arc::new(move |j, par| {
+            scan::preview(&for_preview, j, &preview_options, SigmaMode::Entry, par)
+        })),
         compare: false,
         changed: Box::new(move || {
             watched

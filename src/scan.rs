@@ -8,6 +8,7 @@ use faer::Par;
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
 use crate::checkpoint::Checkpoint;
+use crate::spectrum::preview::{PREVIEW_MIN, preview_values};
 use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
 
 /// A group of projections a user can select (`--proj q,k,v,o,mlp,other`).
@@ -331,6 +332,48 @@ pub fn analyze(
         cache.put(key, &analysis.spectrum, &analysis.sigmas);
     }
     Ok(analysis)
+}
+
+/// A display-precision preview of `job`'s block ([`crate::spectrum::preview`]), scored under
+/// `mode`, for the explorer to show while the exact values are computed; `None` when the block
+/// is too small to need one (its short side is under [`PREVIEW_MIN`]) or its exact values are
+/// in the cache. `par` is how many threads it may use. Never stored, never reported.
+pub fn preview(
+    ck: &Checkpoint,
+    job: &Job,
+    opts: &ComputeOptions,
+    mode: SigmaMode,
+    par: Par,
+) -> Option<Result<Analysis, String>> {
+    let (rows, cols) = (job.block.rows, job.block.cols);
+    if rows.min(cols) < PREVIEW_MIN {
+        return None;
+    }
+    if let Some(cache) = &opts.cache
+        && let Some(key) = cache_key(ck, job, opts)
+        && cache.contains(&key)
+    {
+        return None;
+    }
+    let start = std::time::Instant::now();
+    let run = || -> Result<Analysis, String> {
+        let m = ck
+            .decode_f32(&job.block.selection)
+            .map_err(|e| e.to_string())?;
+        let values = preview_values(m.as_ref(), par).map_err(|e| job_error(job, e))?;
+        let spectrum = Spectrum {
+            values,
+            rows,
+            cols,
+            precision: opts.precision,
+            vector_p: None,
+            init_sigma: init_sigma(job.fan_in, opts.initializer_range),
+            shuffled: None,
+            compute_time: start.elapsed(),
+        };
+        Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))
+    };
+    Some(run())
 }
 
 /// What a job's numbers depend on, as a cache key: the stamp of the file holding its tensor

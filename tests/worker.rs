@@ -213,3 +213,28 @@ fn dropping_the_worker_stops_it_and_an_empty_job_list_is_finished() {
     .unwrap();
     drop(slow);
 }
+
+#[test]
+fn a_held_worker_takes_no_job_until_released() {
+    let ids = ids();
+    let n = ids.len();
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let w = Worker::start_held(
+        ids,
+        |id: &MatrixId| *id,
+        None,
+        2,
+        |id: &MatrixId| Ok(id.layer.unwrap_or(0)),
+        move |o| {
+            let _ = tx.lock().unwrap().send(o);
+        },
+    )
+    .unwrap();
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+    assert_eq!(w.progress().done, 0);
+    w.release();
+    w.release(); // a second release is harmless
+    w.wait();
+    assert_eq!(collect(&rx, n).len(), n);
+}

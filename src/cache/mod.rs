@@ -261,6 +261,11 @@ impl ModelCache {
             .join(format!("{:016x}.{EXT}", xxh3_64(full_key.as_bytes())))
     }
 
+    /// True when an entry exists under `key` (not checked for damage, not counted as a hit).
+    pub fn contains(&self, key: &Key) -> bool {
+        self.path(&self.full_key(key)).is_file()
+    }
+
     /// The spectrum and σ estimates stored under `key`, when a whole, undamaged entry exists.
     pub fn get(&self, key: &Key) -> Option<Stored> {
         let c = &self.cache;

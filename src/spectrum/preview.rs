@@ -254,6 +254,9 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 /// outliers reach.
 const OUTLIER_FACTOR: f64 = 2.0;
 
+/// Outlier nodes this close (relative) are one eigenvalue found by several probes.
+const CLUSTER_TOL: f64 = 1e-4;
+
 /// The `p` singular values (descending) whose squares are the quantiles at (k + ½)/p of the
 /// quadrature (`nodes`, `weights`): its outliers as atoms, the rest as a Jackson-damped
 /// Chebyshev density of degree < `m` on [0, the largest bulk node].
@@ -274,7 +277,35 @@ fn quantile_values(nodes: &[f64], weights: &[f64], m: usize, p: usize) -> Vec<f6
         })
         .map_or(top, |q| q.0);
     let split = pairs.partition_point(|q| q.0 <= OUTLIER_FACTOR * q95);
-    let (bulk, atoms) = pairs.split_at(split);
+    let (bulk, outliers) = pairs.split_at(split);
+    // Outliers that most probes found at one value are converged eigenvalues: each stands for
+    // one value (outliers of real weights are simple; the mass the probes give one is too noisy,
+    // ±√(2/R), to count more), and the rest stay weighted atoms.
+    let probes = probes(p);
+    let mut exact: Vec<f64> = Vec::new();
+    let mut atoms: Vec<(f64, f64)> = Vec::new();
+    let mut i = 0;
+    while i < outliers.len() {
+        let mut j = i + 1;
+        while j < outliers.len() && outliers[j].0 - outliers[i].0 <= CLUSTER_TOL * outliers[j].0 {
+            j += 1;
+        }
+        let group = &outliers[i..j];
+        let mass: f64 = group.iter().map(|q| q.1).sum::<f64>() / total;
+        if 2 * group.len() >= probes {
+            let at = group.iter().map(|q| q.0 * q.1).sum::<f64>() / (mass * total);
+            exact.push(at);
+        } else {
+            atoms.extend_from_slice(group);
+        }
+        i = j;
+    }
+    let rest = p - exact.len().min(p);
+    // The rest's mass: the bulk and the unconverged atoms, renormalised over `rest` values.
+    let total: f64 = bulk.iter().chain(&atoms).map(|q| q.1).sum::<f64>();
+    if total <= 0.0 {
+        return exact_first(&exact, vec![0.0; rest], p, top);
+    }
     let bulk_mass: f64 = bulk.iter().map(|q| q.1).sum::<f64>() / total;
     let bulk_top = bulk.last().map_or(0.0, |q| q.0);
     // The bulk's CDF on a grid from λ = 0 up, scaled to its share of the mass.
@@ -283,6 +314,8 @@ fn quantile_values(nodes: &[f64], weights: &[f64], m: usize, p: usize) -> Vec<f6
     } else {
         (vec![0.0, 0.0], vec![bulk_mass, bulk_mass])
     };
+    let p_all = p;
+    let p = rest;
     let mut out = Vec::with_capacity(p);
     let (mut i, mut a, mut above) = (0usize, 0usize, bulk_mass);
     for k in 0..p {
@@ -306,7 +339,16 @@ fn quantile_values(nodes: &[f64], weights: &[f64], m: usize, p: usize) -> Vec<f6
         };
         out.push(l.clamp(0.0, top).sqrt());
     }
-    out.reverse();
+    exact_first(&exact, out, p_all, top)
+}
+
+/// The converged outliers (eigenvalues), then the `rest` (ascending singular values) as
+/// descending singular values, `p` in all, the first being √`top` (the largest Ritz value).
+fn exact_first(exact: &[f64], rest: Vec<f64>, p: usize, top: f64) -> Vec<f64> {
+    let mut out: Vec<f64> = exact.iter().map(|at| at.max(0.0).sqrt()).collect();
+    out.extend(rest.into_iter().rev());
+    out.truncate(p);
+    out.sort_by(|a, b| b.total_cmp(a));
     if let Some(first) = out.first_mut() {
         *first = top.sqrt();
     }

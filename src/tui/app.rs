@@ -138,6 +138,9 @@ pub struct App {
     pub change: Option<ChangeKind>,
     /// Compare mode: every finished comparison, by block (its other side is in `results`).
     pub comparisons: HashMap<MatrixId, Comparison>,
+    /// Display-precision previews of big blocks, shown by the spectrum view until the exact
+    /// result arrives (never scored elsewhere, never exported).
+    pub previews: HashMap<MatrixId, Analysis>,
     /// Compare mode: the spectrum view shows ΔW's own spectrum instead of the two models'.
     pub delta_view: bool,
     /// First row of the help overlay shown, when it does not fit the terminal.
@@ -197,6 +200,7 @@ impl App {
             shown_bins: Cell::new(40),
             change: None,
             comparisons: HashMap::new(),
+            previews: HashMap::new(),
             delta_view: false,
             help_scroll: 0,
         }
@@ -286,6 +290,26 @@ impl App {
             }
         });
         self.results.insert(id, outcome);
+    }
+
+    /// Stores a block's preview (rescored to the current σ mode; a failure to rescore drops it:
+    /// the exact result will follow).
+    pub fn add_preview(&mut self, id: MatrixId, a: Analysis) {
+        let a = match a.sigma.mode == self.sigma_mode {
+            true => Some(a),
+            false => a.rescored(self.sigma_mode).ok(),
+        };
+        if let Some(a) = a {
+            self.previews.insert(id, a);
+        }
+    }
+
+    /// The preview of `id`, while its exact result has not arrived.
+    pub fn preview(&self, id: &MatrixId) -> Option<&Analysis> {
+        match self.results.contains_key(id) {
+            true => None,
+            false => self.previews.get(id),
+        }
     }
 
     /// The focused block's id.
@@ -385,6 +409,10 @@ impl App {
                 }
             }
         }
+        self.previews = std::mem::take(&mut self.previews)
+            .into_iter()
+            .filter_map(|(id, a)| Some((id, a.rescored(mode).ok()?)))
+            .collect();
     }
 
     /// Tensor names and ids matching a search query (case-insensitive substring).

@@ -114,6 +114,7 @@ fn txt(s: &str, t: &Theme) -> String {
         .replace('Δ', "d")
         .replace('α', "alpha")
         .replace('≥', ">=")
+        .replace('≈', "~")
         .replace('→', "->")
         .chars()
         .map(|c| match c {
@@ -318,20 +319,27 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let comparison = app.comparison(&id);
     let delta_view = app.delta_view && app.change.is_some();
     let what = if delta_view { "ΔW of " } else { "" };
+    // A big block's display-precision preview, until its exact values arrive.
+    let preview = app.preview(&id);
+    let mark = if preview.is_some() {
+        "≈ preview · "
+    } else {
+        ""
+    };
     let title = block_info
         .map(|b| {
-            let full = format!(" {what}{} · {} ", b.name, b.tensor);
+            let full = format!(" {mark}{what}{} · {} ", b.name, b.tensor);
             if full.chars().count() + 2 <= area.width as usize {
                 full
             } else {
-                format!(" {what}{} ", b.name)
+                format!(" {mark}{what}{} ", b.name)
             }
         })
         .unwrap_or_default();
     let frame = bordered(Line::from(txt(&title, t)), t);
     let inner = frame.inner(area);
     f.render_widget(frame, area);
-    if let Some(msg) = status_text(app, &id) {
+    if let Some(msg) = status_text(app, &id).filter(|_| preview.is_none()) {
         let style = if msg.starts_with("error") {
             t.error()
         } else {
@@ -345,7 +353,7 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
         );
         return;
     }
-    let Some(other) = app.analysis(&id) else {
+    let Some(other) = app.analysis(&id).or(preview) else {
         return;
     };
     // Compare mode: the other model's spectrum over the base's, or (`d`) ΔW's own.
@@ -372,7 +380,10 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     let [plot_area, stats_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(stats_w)]).areas(inner);
     let stats_area = stats_area.inner(ratatui::layout::Margin::new(1, 0));
-    let mut stats = stats_lines(app, a, block_info, t);
+    let mut stats = match preview {
+        Some(_) => preview_stats(app, a, block_info, t),
+        None => stats_lines(app, a, block_info, t),
+    };
     if let Some(c) = comparison {
         change_stats(&mut stats, c);
     }
@@ -419,6 +430,7 @@ fn draw_spectrum(f: &mut Frame<'_>, app: &App, t: &Theme, area: Rect) {
     };
     let (sym, bins) = (unit_symbol(app.unit), hist.counts.len());
     let side = match (app.change.is_some(), delta_view) {
+        (false, _) if preview.is_some() => "≈ ",
         (false, _) => "",
         (true, false) => "other ",
         (true, true) => "ΔW ",
@@ -776,6 +788,38 @@ fn change_stats(v: &mut Vec<Stat>, c: &crate::compare::Comparison) {
 }
 
 /// The stats panel's rows, in display order.
+/// The stats beside a preview: what it is, the block, σ and the edges (the scores wait for
+/// the exact values).
+fn preview_stats(
+    app: &App,
+    a: &Analysis,
+    block: Option<&crate::anatomy::Block>,
+    t: &Theme,
+) -> Vec<Stat> {
+    let mut v: Vec<Stat> = stats_lines(app, a, block, t)
+        .into_iter()
+        .filter(|s| s.key == "shape" || s.key == "σ" || s.key.ends_with('+'))
+        .collect();
+    let note = |key: &str, parts: &[&str], keep: u8| Stat {
+        key: key.to_string(),
+        parts: parts.iter().map(|p| p.to_string()).collect(),
+        warn: false,
+        keep,
+        list: false,
+    };
+    v.insert(0, note("preview", &["display", "precision"], 0));
+    v.push(note(
+        "ν₁",
+        &[&format!(
+            "≈ {:.4}",
+            a.spectrum.values.first().copied().unwrap_or(0.0)
+        )],
+        6,
+    ));
+    v.push(note("exact", &["computing…"], 1));
+    v
+}
+
 fn stats_lines(
     app: &App,
     a: &Analysis,

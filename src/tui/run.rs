@@ -1,13 +1,19 @@
 //! The event loop: one channel for key input, resizes, ticks and worker results.
 
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
+
+use faer::Par;
 
 use ratatui::crossterm::event::{
     self, Event as TermEvent, KeyCode, KeyEventKind, MouseButton, MouseEventKind,
 };
 
-use crate::anatomy::Anatomy;
+use crate::anatomy::{Anatomy, MatrixId};
 use crate::compare::Comparison;
 use crate::scan::Job;
 use crate::spectrum::Analysis;
@@ -28,6 +34,9 @@ pub enum Event {
     InputError(String),
     /// A block finished, computed by the worker of this generation (one per opening).
     Result(u64, Box<Outcome<Computed>>),
+    /// A preview thread of this generation ended: the block's display-precision analysis, or
+    /// `None` when it needed none (or failed: the exact computation will say why).
+    Preview(u64, MatrixId, Option<Box<Analysis>>),
 }
 
 /// How often the screen refreshes while the worker runs (for the gauge and ETA).
@@ -66,6 +75,10 @@ impl From<Comparison> for Computed {
 /// A block's computation, run on worker threads.
 pub type Compute = Box<dyn Fn(&Job) -> Result<Computed, String> + Send + Sync>;
 
+/// A block's display-precision preview (`None` when the block needs none), on the threads of
+/// the given [`Par`]; run off the worker, for the focused block only.
+pub type Preview = Arc<dyn Fn(&Job, Par) -> Option<Result<Analysis, String>> + Send + Sync>;
+
 /// Which file changed on disk since the model was opened and how, in a few words, if one did.
 pub type Changed = Box<dyn Fn() -> Option<String> + Send>;
 
@@ -83,6 +96,8 @@ pub struct Model {
     pub randomized: bool,
     /// Compare mode: the jobs compute a comparison each.
     pub compare: bool,
+    /// Previews of big blocks, shown until their exact values arrive (`None`: no previews).
+    pub preview: Option<Preview>,
 }
 
 /// The app and worker of one opening of the checkpoint.
@@ -92,6 +107,12 @@ struct Session {
     generation: u64,
     changed: Changed,
     polled: Instant,
+    /// The jobs by block, for previews.
+    jobs: HashMap<MatrixId, Job>,
+    preview: Option<Preview>,
+    /// A preview thread is running (one at a time).
+    previewing: Arc<AtomicBool>,
+    tx: Sender<Event>,
 }
 
 impl Session {
@@ -112,8 +133,13 @@ impl Session {
             changed,
             randomized,
             compare,
+            preview,
         } = model;
         let blocks = jobs.iter().map(|j| j.block.clone()).collect();
+        let by_id: HashMap<MatrixId, Job> = match preview {
+            Some(_) => jobs.iter().map(|j| (j.block.id, j.clone())).collect(),
+            None => HashMap::new(),
+        };
         let mut app = App::new(title.to_owned(), &anatomy, blocks);
         if compare {
             app.enter_compare();
@@ -123,7 +149,13 @@ impl Session {
         }
         app.randomized = randomized;
         let sink_tx = tx.clone();
-        let worker = Worker::start(
+        // With previews, the worker waits while the focused block's preview has every core.
+        let start = if preview.is_some() && app.focus().is_some_and(|f| by_id.contains_key(&f)) {
+            Worker::start_held
+        } else {
+            Worker::start
+        };
+        let worker = start(
             jobs,
             |j: &Job| j.block.id,
             app.focus(),
@@ -134,13 +166,57 @@ impl Session {
             },
         )
         .map_err(std::io::Error::other)?;
-        Ok(Self {
+        let mut session = Self {
             app,
             worker,
             generation,
             changed,
             polled: Instant::now(),
-        })
+            jobs: by_id,
+            preview,
+            previewing: Arc::new(AtomicBool::new(false)),
+            tx: tx.clone(),
+        };
+        let cores = match threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let focus = session.app.focus();
+        if !focus.is_some_and(|f| session.start_preview(f, Par::rayon(cores))) {
+            session.worker.release();
+        }
+        Ok(session)
+    }
+
+    /// Starts a preview of `id` on its own thread when the model has previews, the block has
+    /// neither a result nor a preview yet, and no other preview runs; true if one started.
+    fn start_preview(&mut self, id: MatrixId, par: Par) -> bool {
+        let (Some(preview), Some(job)) = (&self.preview, self.jobs.get(&id)) else {
+            return false;
+        };
+        if self.app.results.contains_key(&id)
+            || self.app.previews.contains_key(&id)
+            || self.previewing.swap(true, Ordering::SeqCst)
+        {
+            return false;
+        }
+        let (preview, job, tx) = (Arc::clone(preview), job.clone(), self.tx.clone());
+        let (busy, generation) = (Arc::clone(&self.previewing), self.generation);
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-preview", crate::worker::THREAD_NAME))
+            .spawn(move || {
+                let result = catch_unwind(AssertUnwindSafe(|| preview(&job, par)));
+                let analysis = match result {
+                    Ok(Some(Ok(a))) => Some(Box::new(a)),
+                    _ => None,
+                };
+                busy.store(false, Ordering::SeqCst);
+                let _ = tx.send(Event::Preview(generation, job.block.id, analysis));
+            });
+        if spawned.is_err() {
+            self.previewing.store(false, Ordering::SeqCst);
+        }
+        spawned.is_ok()
     }
 
     /// Looks at the files now; true when a change was newly noticed.
@@ -273,6 +349,15 @@ fn event_loop(
                     dirty = true;
                     continue;
                 }
+                Event::Preview(generation, ..) if generation != session.generation => continue,
+                Event::Preview(_, id, analysis) => {
+                    worker.release();
+                    if let Some(a) = analysis {
+                        app.add_preview(id, *a);
+                        dirty = true;
+                    }
+                    continue;
+                }
                 Event::InputError(e) => {
                     return Err(std::io::Error::other(format!(
                         "reading terminal input: {e}"
@@ -316,22 +401,25 @@ fn event_loop(
                             KeyCode::Esc => Some(SearchKey::Cancel),
                             _ => None,
                         };
-                        if let Some(sk) = sk
-                            && let Effect::Refocus(id) = app.search_input(sk)
-                        {
-                            worker.refocus(id);
+                        match sk.map(|sk| app.search_input(sk)) {
+                            Some(Effect::Refocus(id)) => follow(worker, Effect::Refocus(id)),
+                            _ => continue,
                         }
-                        continue;
-                    }
-                    match action(key) {
-                        Some(a) => follow(worker, app.handle(a)),
-                        None => continue,
+                    } else {
+                        match action(key) {
+                            Some(a) => follow(worker, app.handle(a)),
+                            None => continue,
+                        }
                     }
                 }
                 Event::Term(_) => continue,
             };
             match flow {
                 Flow::Quit => return Ok(()),
+                Flow::Focus(id) => {
+                    // The worker's threads are busy: the preview gets one of its own.
+                    session.start_preview(id, Par::Seq);
+                }
                 Flow::Reopen { randomize } => match reopen(session, randomize) {
                     Ok(fresh) => {
                         let old = std::mem::replace(session, fresh);
@@ -353,6 +441,8 @@ fn event_loop(
 /// What the loop does after an action or click.
 enum Flow {
     Continue,
+    /// The focus moved to this block.
+    Focus(MatrixId),
     Quit,
     /// Open the checkpoint again; with `randomize`, computing the shuffled control too.
     Reopen {
@@ -368,7 +458,7 @@ fn follow(worker: &Worker, effect: Effect) -> Flow {
         Effect::Randomize => Flow::Reopen { randomize: true },
         Effect::Refocus(id) => {
             worker.refocus(id);
-            Flow::Continue
+            Flow::Focus(id)
         }
         Effect::None => Flow::Continue,
     }

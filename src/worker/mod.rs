@@ -57,6 +57,8 @@ impl Progress {
 
 struct State {
     pending: Pending,
+    /// Threads wait without taking jobs until [`Worker::release`].
+    held: bool,
     focus: Option<MatrixId>,
     running: usize,
     shutdown: bool,
@@ -111,6 +113,53 @@ impl Worker {
         F: Fn(&J) -> Result<R, String> + Send + Sync + 'static,
         S: Fn(Outcome<R>) + Send + Sync + 'static,
     {
+        Self::start_with(jobs, key, focus, threads, false, compute, sink)
+    }
+
+    /// As [`Worker::start`], but its threads take no job until [`Worker::release`] (so that
+    /// something else, such as a preview of the focused block, has every core first).
+    pub fn start_held<J, R, F, S>(
+        jobs: Vec<J>,
+        key: impl Fn(&J) -> MatrixId,
+        focus: Option<MatrixId>,
+        threads: usize,
+        compute: F,
+        sink: S,
+    ) -> Result<Self, StartError>
+    where
+        J: Send + Sync + 'static,
+        R: Send + 'static,
+        F: Fn(&J) -> Result<R, String> + Send + Sync + 'static,
+        S: Fn(Outcome<R>) + Send + Sync + 'static,
+    {
+        Self::start_with(jobs, key, focus, threads, true, compute, sink)
+    }
+
+    /// Lets held threads take jobs (see [`Worker::start_held`]); does nothing otherwise.
+    pub fn release(&self) {
+        let mut st = self.shared.lock();
+        if st.held {
+            st.held = false;
+            drop(st);
+            self.shared.wake.notify_all();
+        }
+    }
+
+    fn start_with<J, R, F, S>(
+        jobs: Vec<J>,
+        key: impl Fn(&J) -> MatrixId,
+        focus: Option<MatrixId>,
+        threads: usize,
+        held: bool,
+        compute: F,
+        sink: S,
+    ) -> Result<Self, StartError>
+    where
+        J: Send + Sync + 'static,
+        R: Send + 'static,
+        F: Fn(&J) -> Result<R, String> + Send + Sync + 'static,
+        S: Fn(Outcome<R>) + Send + Sync + 'static,
+    {
         let ids: Vec<MatrixId> = jobs.iter().map(&key).collect();
         let pending = Pending::all(ids.len(), &ids, focus.as_ref());
         let threads = if threads == 0 {
@@ -125,6 +174,7 @@ impl Worker {
             ids,
             state: Mutex::new(State {
                 pending,
+                held,
                 focus,
                 running: 0,
                 shutdown: false,
@@ -247,6 +297,10 @@ fn run_loop<J, R>(
             loop {
                 if st.shutdown {
                     return;
+                }
+                if st.held {
+                    st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+                    continue;
                 }
                 if let Some(i) = st.pending.pop() {
                     st.running += 1;
