@@ -50,10 +50,17 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// The child: scan q/k/v with heads and print "seconds<TAB>blocks<TAB>peak MiB".
-fn child_scan(dir: &Path) {
+/// The child: scan `projs` (whole matrices and heads) and print
+/// "seconds<TAB>blocks<TAB>peak MiB".
+fn child_scan(dir: &Path, projs: &str) {
     let (ck, an) = open(dir);
-    let jobs = scan::plan(&an, &qkv_options());
+    let jobs = scan::plan(
+        &an,
+        &ScanOptions {
+            projs: projs.parse().expect("projection list"),
+            ..ScanOptions::default()
+        },
+    );
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
@@ -72,10 +79,15 @@ fn child_scan(dir: &Path) {
 }
 
 fn run_child(dir: &Path) -> (f64, usize, f64) {
+    run_child_on(dir, "q,k,v")
+}
+
+fn run_child_on(dir: &Path, projs: &str) -> (f64, usize, f64) {
     let me = std::env::current_exe().expect("bench binary path");
     let out = Command::new(me)
         .arg("--child-scan")
         .arg(dir)
+        .arg(projs)
         .output()
         .expect("run child scan");
     assert!(
@@ -152,7 +164,8 @@ fn first_spectrum(ck: &Arc<Checkpoint>, an: &Anatomy, focus: MatrixId) -> Durati
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child-scan") {
-        child_scan(Path::new(&args[i + 1]));
+        let projs = args.get(i + 2).map_or("q,k,v", String::as_str);
+        child_scan(Path::new(&args[i + 1]), projs);
         return;
     }
     let base = std::env::var_os("MPSCOPE_BENCH_DIR")
@@ -247,4 +260,32 @@ fn main() {
     if let Some((np8, _)) = numpy(&l8b, 128) {
         println!("  numpy     {np8:8.2} s   ratio {:.2}", secs8 / np8);
     }
+
+    // The whole 8B attention, on request: it writes 2.6 GB and takes minutes.
+    if std::env::var_os("MPSCOPE_BENCH_8B").is_none() {
+        println!(
+            "\n(MPSCOPE_BENCH_8B=1 adds the full Llama-3.1-8B q/k/v/o + heads scan: writes 2.6 GB)"
+        );
+        return;
+    }
+    let full = base.join("mpscope-bench-llama-3.1-8b-attention");
+    ensure(
+        &full,
+        &[
+            "--preset",
+            "llama-3.1-8b",
+            "--intermediate",
+            "256",
+            "--vocab",
+            "1024",
+            "--shards",
+            "2",
+        ],
+    );
+    let (secs, blocks, rss) = run_child_on(&full, "q,k,v,o");
+    println!("\nLlama-3.1-8B shape, all 32 layers, q/k/v/o whole + every head (no cache)");
+    println!(
+        "  mpscope   {secs:8.1} s   {blocks} blocks   peak RSS {rss:.0} MiB   ({:.1} blocks/s)",
+        blocks as f64 / secs
+    );
 }
