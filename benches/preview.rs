@@ -15,7 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use faer::Par;
@@ -23,8 +23,6 @@ use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::scan;
 use mpscope::spectrum::{Histogram, HistogramRange, Precision, Unit, preview, singular_values};
-
-use common::ensure;
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     let mut best = f64::INFINITY;
@@ -36,39 +34,6 @@ fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
         out = Some(r);
     }
     (best, out.expect("at least one run"))
-}
-
-/// Largest gap between the empirical CDFs of two value sets.
-fn ks_between(a: &[f64], b: &[f64]) -> f64 {
-    let mut a = a.to_vec();
-    let mut b = b.to_vec();
-    a.sort_by(f64::total_cmp);
-    b.sort_by(f64::total_cmp);
-    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
-    while i < a.len() && j < b.len() {
-        if a[i] <= b[j] {
-            i += 1;
-        } else {
-            j += 1;
-        }
-        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
-    }
-    d
-}
-
-/// Share of a `bins`-bin histogram (over the exact values' range) that differs.
-fn hist_diff(exact: &[f64], approx: &[f64], bins: usize) -> f64 {
-    let top = exact.iter().copied().fold(0.0, f64::max) * 1.02;
-    let count = |v: &[f64]| {
-        let mut c = vec![0f64; bins];
-        for &x in v {
-            let k = ((x / top * bins as f64) as usize).min(bins - 1);
-            c[k] += 1.0 / v.len() as f64;
-        }
-        c
-    };
-    let (a, b) = (count(exact), count(approx));
-    0.5 * a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f64>()
 }
 
 fn measure(dir: &Path, label: &str) {
@@ -135,34 +100,17 @@ fn measure(dir: &Path, label: &str) {
         "  exact values, {cores} cores                  {:8.1} ms",
         exact_all * 1e3
     );
+    let gap = preview::Agreement::new(&exact, &approx, 60);
     println!(
         "  preview vs exact: KS {:.4}, 60-bin histogram {:.2}% differs, nu1 {:.2e} relative",
-        ks_between(&approx, &exact),
-        100.0 * hist_diff(&exact, &approx, 60),
+        gap.ks,
+        100.0 * gap.histogram,
         (approx[0] - exact[0]).abs() / exact[0]
     );
 }
 
 fn main() {
-    let base = std::env::var_os("MPSCOPE_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let l1b = base.join("mpscope-bench-llama-3.2-1b");
-    ensure(&l1b, &["--preset", "llama-3.2-1b"]);
-    let l8b = base.join("mpscope-bench-llama-3.1-8b-1layer");
-    ensure(
-        &l8b,
-        &[
-            "--preset",
-            "llama-3.1-8b",
-            "--layers",
-            "1",
-            "--vocab",
-            "1024",
-            "--shards",
-            "1",
-        ],
-    );
+    let (l1b, l8b) = (common::llama_1b(), common::llama_8b_layer());
     println!("first view of a whole q block (targets: 2048² < 100 ms, 4096² < 400 ms)");
     measure(&l1b, "Llama-3.2-1B shape");
     measure(&l8b, "Llama-3.1-8B shape");

@@ -13,7 +13,7 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -168,11 +168,8 @@ fn main() {
         child_scan(Path::new(&args[i + 1]), projs);
         return;
     }
-    let base = std::env::var_os("MPSCOPE_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let l1b = base.join("mpscope-bench-llama-3.2-1b");
-    ensure(&l1b, &["--preset", "llama-3.2-1b"]);
+    let base = common::bench_dir();
+    let l1b = common::llama_1b();
     // Page cache warm-up, so neither side pays the first read.
     let _ = run_child(&l1b);
 
@@ -238,20 +235,7 @@ fn main() {
         );
     }
 
-    let l8b = base.join("mpscope-bench-llama-3.1-8b-1layer");
-    ensure(
-        &l8b,
-        &[
-            "--preset",
-            "llama-3.1-8b",
-            "--layers",
-            "1",
-            "--vocab",
-            "1024",
-            "--shards",
-            "1",
-        ],
-    );
+    let l8b = common::llama_8b_layer();
     let _ = run_child(&l8b);
     let (secs8, blocks8, rss8) = run_child(&l8b);
     println!("\nLlama-3.1-8B shape, one layer (q 4096x4096, k/v 1024x4096, heads of 128)");

@@ -220,11 +220,12 @@ fn a_held_worker_takes_no_job_until_released() {
     let n = ids.len();
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let w = Worker::start_held(
+    let w = Worker::start_with(
         ids,
         |id: &MatrixId| *id,
         None,
         2,
+        true,
         |id: &MatrixId| Ok(id.layer.unwrap_or(0)),
         move |o| {
             let _ = tx.lock().unwrap().send(o);

@@ -23,3 +23,36 @@ pub fn ensure(dir: &Path, args: &[&str]) {
         .expect("run mpscope synth");
     assert!(st.success());
 }
+
+/// Where benchmarks keep the checkpoints they write: `MPSCOPE_BENCH_DIR`, else the temp dir.
+pub fn bench_dir() -> std::path::PathBuf {
+    std::env::var_os("MPSCOPE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// The Llama-3.2-1B-shaped bf16 checkpoint (2.8 GB), written once.
+pub fn llama_1b() -> std::path::PathBuf {
+    let dir = bench_dir().join("mpscope-bench-llama-3.2-1b");
+    ensure(&dir, &["--preset", "llama-3.2-1b"]);
+    dir
+}
+
+/// One layer of the Llama-3.1-8B shape (q 4096², k/v 1024×4096), written once.
+pub fn llama_8b_layer() -> std::path::PathBuf {
+    let dir = bench_dir().join("mpscope-bench-llama-3.1-8b-1layer");
+    ensure(
+        &dir,
+        &[
+            "--preset",
+            "llama-3.1-8b",
+            "--layers",
+            "1",
+            "--vocab",
+            "1024",
+            "--shards",
+            "1",
+        ],
+    );
+    dir
+}

@@ -41,6 +41,49 @@ fn probes(p: usize) -> usize {
     (16_384 / p.max(1)).clamp(4, 16)
 }
 
+/// How far a preview is from the exact values, as a histogram shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Agreement {
+    /// Largest gap between the two sets' empirical CDFs.
+    pub ks: f64,
+    /// Share of a histogram over [0, 1.02·ν₁(exact)] that differs (half the L1 distance of the
+    /// two sets' bin shares).
+    pub histogram: f64,
+}
+
+impl Agreement {
+    /// Compares `approx` with `exact` (any order) on a histogram of `bins` bins.
+    pub fn new(exact: &[f64], approx: &[f64], bins: usize) -> Self {
+        let sorted = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let (a, b) = (sorted(exact), sorted(approx));
+        let (mut i, mut j, mut ks) = (0usize, 0usize, 0f64);
+        while i < a.len() && j < b.len() {
+            if a[i] <= b[j] {
+                i += 1;
+            } else {
+                j += 1;
+            }
+            ks = ks.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+        }
+        let bins = bins.max(1);
+        let top = a.last().copied().unwrap_or(0.0).max(f64::MIN_POSITIVE) * 1.02;
+        let shares = |v: &[f64]| {
+            let mut c = vec![0f64; bins];
+            for &x in v {
+                c[((x / top * bins as f64) as usize).min(bins - 1)] += 1.0 / v.len() as f64;
+            }
+            c
+        };
+        let (ca, cb) = (shares(&a), shares(&b));
+        let histogram = 0.5 * ca.iter().zip(&cb).map(|(x, y)| (x - y).abs()).sum::<f64>();
+        Self { ks, histogram }
+    }
+}
+
 /// Approximate singular values of `m`, descending, good for a histogram at screen resolution
 /// (see the module notes); `par` is the parallelism of the two products per Lanczos step.
 pub fn preview_values(m: MatRef<'_, f32>, par: Par) -> Result<Vec<f64>, SpectrumError> {
@@ -426,35 +469,10 @@ mod tests {
         singular_values(m64.as_ref(), Precision::Precise, Par::Seq).unwrap()
     }
 
-    /// Largest gap between the empirical CDFs of two sets of values.
-    fn ks(a: &[f64], b: &[f64]) -> f64 {
-        let (mut a, mut b) = (a.to_vec(), b.to_vec());
-        a.sort_by(f64::total_cmp);
-        b.sort_by(f64::total_cmp);
-        let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
-        while i < a.len() && j < b.len() {
-            if a[i] <= b[j] {
-                i += 1;
-            } else {
-                j += 1;
-            }
-            d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
-        }
-        d
-    }
-
-    /// Share of a `bins`-bin histogram over [0, 1.02·max] that differs between two sets.
-    fn hist_diff(a: &[f64], b: &[f64], bins: usize) -> f64 {
-        let top = a.iter().copied().fold(0.0, f64::max) * 1.02;
-        let count = |v: &[f64]| {
-            let mut c = vec![0f64; bins];
-            for &x in v {
-                c[((x / top * bins as f64) as usize).min(bins - 1)] += 1.0 / v.len() as f64;
-            }
-            c
-        };
-        let (ca, cb) = (count(a), count(b));
-        0.5 * ca.iter().zip(&cb).map(|(x, y)| (x - y).abs()).sum::<f64>()
+    /// KS distance and differing histogram share (40 bins) of `approx` against `exact`.
+    fn gaps(exact: &[f64], approx: &[f64]) -> (f64, f64) {
+        let g = Agreement::new(exact, approx, 40);
+        (g.ks, g.histogram)
     }
 
     #[test]
@@ -470,7 +488,7 @@ mod tests {
             let want = exact(&m);
             assert_eq!(approx.len(), want.len());
             assert!(approx.windows(2).all(|w| w[0] >= w[1]), "descending");
-            let (d, h) = (ks(&approx, &want), hist_diff(&want, &approx, 40));
+            let (d, h) = gaps(&want, &approx);
             assert!(d < 0.02, "{rows}x{cols}: KS {d}");
             assert!(h < 0.05, "{rows}x{cols}: histogram differs by {h}");
             let top = (approx[0] - want[0]).abs() / want[0];
@@ -498,7 +516,7 @@ mod tests {
             approx[0],
             want[0]
         );
-        assert!(ks(&approx, &want) < 0.02);
+        assert!(gaps(&want, &approx).0 < 0.02);
     }
 
     #[test]
@@ -521,7 +539,7 @@ mod tests {
         // Half the values sit in ν ∈ [1, 1.32] above a hard edge at 1, which the density
         // softens over about π/2K of the bulk's width: within a bin or two of 40, and the CDF
         // within 0.12 there (0.01 for soft MP edges).
-        let (d, h) = (ks(&approx, &want), hist_diff(&want, &approx, 40));
+        let (d, h) = gaps(&want, &approx);
         assert!(d < 0.12, "KS {d}");
         assert!(h < 0.07, "histogram differs by {h}");
         assert!((approx[0] - want[0]).abs() / want[0] < 1e-3);

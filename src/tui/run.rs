@@ -150,16 +150,13 @@ impl Session {
         app.randomized = randomized;
         let sink_tx = tx.clone();
         // With previews, the worker waits while the focused block's preview has every core.
-        let start = if preview.is_some() && app.focus().is_some_and(|f| by_id.contains_key(&f)) {
-            Worker::start_held
-        } else {
-            Worker::start
-        };
-        let worker = start(
+        let held = preview.is_some() && app.focus().is_some_and(|f| by_id.contains_key(&f));
+        let worker = Worker::start_with(
             jobs,
             |j: &Job| j.block.id,
             app.focus(),
             threads,
+            held,
             compute,
             move |o| {
                 let _ = sink_tx.send(Event::Result(generation, Box::new(o)));

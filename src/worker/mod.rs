@@ -116,26 +116,7 @@ impl Worker {
         Self::start_with(jobs, key, focus, threads, false, compute, sink)
     }
 
-    /// As [`Worker::start`], but its threads take no job until [`Worker::release`] (so that
-    /// something else, such as a preview of the focused block, has every core first).
-    pub fn start_held<J, R, F, S>(
-        jobs: Vec<J>,
-        key: impl Fn(&J) -> MatrixId,
-        focus: Option<MatrixId>,
-        threads: usize,
-        compute: F,
-        sink: S,
-    ) -> Result<Self, StartError>
-    where
-        J: Send + Sync + 'static,
-        R: Send + 'static,
-        F: Fn(&J) -> Result<R, String> + Send + Sync + 'static,
-        S: Fn(Outcome<R>) + Send + Sync + 'static,
-    {
-        Self::start_with(jobs, key, focus, threads, true, compute, sink)
-    }
-
-    /// Lets held threads take jobs (see [`Worker::start_held`]); does nothing otherwise.
+    /// Lets held threads take jobs (see [`Worker::start_with`]); does nothing otherwise.
     pub fn release(&self) {
         let mut st = self.shared.lock();
         if st.held {
@@ -145,7 +126,9 @@ impl Worker {
         }
     }
 
-    fn start_with<J, R, F, S>(
+    /// As [`Worker::start`]; when `held`, its threads take no job until [`Worker::release`]
+    /// (so that something else, such as a preview of the focused block, has every core first).
+    pub fn start_with<J, R, F, S>(
         jobs: Vec<J>,
         key: impl Fn(&J) -> MatrixId,
         focus: Option<MatrixId>,
