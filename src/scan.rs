@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use faer::Par;
+use faer::{MatRef, Par};
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
@@ -269,7 +269,7 @@ const F64_DECODE_MAX: usize = 1 << 24;
 
 /// True when [`compute`] decodes `job`'s block to f64 (always at [`Precision::Precise`], else
 /// up to 2²⁴ entries); larger blocks are decoded to f32.
-pub fn decodes_f64(job: &Job, opts: &ComputeOptions) -> bool {
+fn decodes_f64(job: &Job, opts: &ComputeOptions) -> bool {
     opts.precision == Precision::Precise || job.block.rows * job.block.cols <= F64_DECODE_MAX
 }
 
@@ -322,11 +322,29 @@ pub fn analyze(
     opts: &ComputeOptions,
     mode: SigmaMode,
 ) -> Result<Analysis, String> {
+    analyze_decoded(ck, job, opts, mode, None)
+}
+
+/// [`analyze`], given the block already decoded to f64 (`decoded`) when the caller has it: used
+/// instead of decoding it again wherever [`compute`] would decode to f64, so the numbers are
+/// the same.
+pub fn analyze_decoded(
+    ck: &Checkpoint,
+    job: &Job,
+    opts: &ComputeOptions,
+    mode: SigmaMode,
+    decoded: Option<MatRef<'_, f64>>,
+) -> Result<Analysis, String> {
     let slot = CacheSlot::of(ck, job, opts);
     if let Some(hit) = slot.as_ref().and_then(|s| s.get(job, opts, mode)) {
         return hit;
     }
-    let spectrum = compute(ck, job, opts)?;
+    let spectrum = match decoded {
+        Some(m) if decodes_f64(job, opts) => {
+            Spectrum::compute(m, &analyze_options(job, opts)).map_err(|e| job_error(job, e))?
+        }
+        _ => compute(ck, job, opts)?,
+    };
     let analysis = Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))?;
     if let Some(s) = &slot {
         s.put(&analysis);

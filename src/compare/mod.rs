@@ -236,25 +236,18 @@ struct Side<'a> {
 }
 
 impl Side<'_> {
-    /// The side's analysis of its decoded block `m`: read from the cache when there, else
-    /// computed exactly as a single scan computes it ([`scan::analyze`]) and stored.
+    /// The side's analysis of its decoded block `m`: for a checkpoint, as a single scan of it
+    /// gives it ([`scan::analyze_decoded`]: read from the cache when there, else computed and
+    /// stored); for a merged LoRA block, computed as a scan would.
     fn analyze(&self, m: MatRef<'_, f64>, mode: SigmaMode) -> Result<Analysis, String> {
-        let (job, opts) = (self.job, self.opts);
-        let slot = self.ck.and_then(|ck| CacheSlot::of(ck, job, opts));
-        if let Some(hit) = slot.as_ref().and_then(|s| s.get(job, opts, mode)) {
-            return hit;
+        match self.ck {
+            Some(ck) => scan::analyze_decoded(ck, self.job, self.opts, mode, Some(m)),
+            None => {
+                let spectrum = Spectrum::compute(m, &scan::analyze_options(self.job, self.opts))
+                    .map_err(|e| e.to_string())?;
+                Analysis::new(spectrum, mode).map_err(|e| e.to_string())
+            }
         }
-        let spectrum = match self.ck {
-            // A single scan decodes such a large block to f32: so must this, to give its numbers.
-            Some(ck) if !scan::decodes_f64(job, opts) => scan::compute(ck, job, opts)?,
-            _ => Spectrum::compute(m, &scan::analyze_options(job, opts))
-                .map_err(|e| e.to_string())?,
-        };
-        let analysis = Analysis::new(spectrum, mode).map_err(|e| e.to_string())?;
-        if let Some(s) = &slot {
-            s.put(&analysis);
-        }
-        Ok(analysis)
     }
 }
 

@@ -10,6 +10,7 @@ use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::evd;
 use faer::linalg::matmul::matmul;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
 use faer::{Accum, Mat, MatRef, Par};
 
 /// Values at or below this fraction of ν₁ have no reliable vector (as in the spectrum engine's
@@ -29,8 +30,19 @@ pub fn top_right_vectors(m: MatRef<'_, f64>, k: usize) -> Result<Vec<Vec<f64>>, 
     if p == 0 || k == 0 {
         return Ok(Vec::new());
     }
+    // The lower triangle only: all the eigensolver reads.
     let mut g = Mat::<f64>::zeros(p, p);
-    matmul(g.as_mut(), Accum::Replace, a, a.transpose(), 1.0, Par::Seq);
+    triangular::matmul(
+        g.as_mut(),
+        BlockStructure::TriangularLower,
+        Accum::Replace,
+        a,
+        BlockStructure::Rectangular,
+        a.transpose(),
+        BlockStructure::Rectangular,
+        1.0,
+        Par::Seq,
+    );
     let mut u = Mat::<f64>::zeros(p, p);
     let mut s = Diag::<f64>::zeros(p);
     let mut mem = MemBuffer::new(evd::self_adjoint_evd_scratch::<f64>(
