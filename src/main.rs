@@ -158,6 +158,16 @@ fn close_cache(cache: Option<&Arc<Cache>>, warned: Option<String>) -> cache::Sta
     stats
 }
 
+/// Says on stderr how many of `total` `what` were read from the cache, when any were.
+fn say_hits(cache: Option<&Arc<Cache>>, hits: usize, total: usize, what: &str) {
+    if let Some(c) = cache.filter(|_| hits > 0) {
+        eprintln!(
+            "mpscope: {hits} of {total} {what} read from the cache ({})",
+            c.dir().display()
+        );
+    }
+}
+
 /// `mpscope cache`: list or clear.
 #[derive(Args, Debug, Clone)]
 struct CacheCommandArgs {
@@ -740,16 +750,12 @@ fn compare_report(args: &ReportArgs) -> Result<ExitCode, Error> {
     };
     emit(args.output.as_deref(), &text)?;
     let stats = close_cache(cache.as_ref(), warned);
-    if stats.hits > 0
-        && let Some(c) = &cache
-    {
-        eprintln!(
-            "mpscope: {} of {} spectra (base and other) read from the cache ({})",
-            stats.hits,
-            stats.hits + stats.misses,
-            c.dir().display()
-        );
-    }
+    say_hits(
+        cache.as_ref(),
+        stats.hits,
+        stats.hits + stats.misses,
+        "spectra (base and other)",
+    );
     let caught = signal.load(Ordering::SeqCst);
     if caught != 0 {
         eprintln!("mpscope: interrupted; the report holds the pairs that finished");
@@ -841,16 +847,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     emit(args.output.as_deref(), &text)?;
     let failed = results.failed();
     let stats = close_cache(cache.as_ref(), warned);
-    if stats.hits > 0
-        && let Some(c) = &cache
-    {
-        eprintln!(
-            "mpscope: {} of {} blocks read from the cache ({})",
-            stats.hits,
-            results.entries.len(),
-            c.dir().display()
-        );
-    }
+    say_hits(cache.as_ref(), stats.hits, results.entries.len(), "blocks");
     if let Some(change) = ck.changed() {
         eprintln!("mpscope: {change}");
     }
@@ -1010,13 +1007,17 @@ fn explore(
         };
         explorer_model(&spec, model, &compute, cache.as_ref()).map_err(|e| e.to_string())
     };
-    let ran =
-        tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
-            path: PathBuf::from("<terminal>"),
-            source,
-        });
+    let ran = tui::run::run(&title, first, reopen, compute.threads, theme);
     close_cache(cache.as_ref(), warned);
-    ran?;
+    explorer_done(ran)
+}
+
+/// The explorer's outcome: a terminal error as an I/O error on `<terminal>`.
+fn explorer_done(ran: std::io::Result<()>) -> Result<ExitCode, Error> {
+    ran.map_err(|source| Error::Io {
+        path: PathBuf::from("<terminal>"),
+        source,
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1038,11 +1039,7 @@ fn explore_report(spec: &str, model: &ModelArgs, compute: &ComputeArgs) -> Resul
         Ok(m)
     };
     let theme = Theme::from_env(model.ascii);
-    tui::run::run(spec, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
-        path: PathBuf::from("<terminal>"),
-        source,
-    })?;
-    Ok(ExitCode::SUCCESS)
+    explorer_done(tui::run::run(spec, first, reopen, compute.threads, theme))
 }
 
 /// A report read back for the explorer: its blocks, analysed from the report's numbers, and
@@ -1100,14 +1097,9 @@ fn explore_compare(
             .map(|(m, _)| m)
             .map_err(|e| e.to_string())
     };
-    let ran =
-        tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
-            path: PathBuf::from("<terminal>"),
-            source,
-        });
+    let ran = tui::run::run(&title, first, reopen, compute.threads, theme);
     close_cache(cache.as_ref(), warned);
-    ran?;
-    Ok(ExitCode::SUCCESS)
+    explorer_done(ran)
 }
 
 /// Opens both sides of a comparison for the explorer: the base's blocks, each computed as a
