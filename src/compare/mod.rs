@@ -1,10 +1,12 @@
 //! Comparing two sources block by block: two checkpoints, or a base and a LoRA adapter.
 //!
 //! Owns pairing the blocks of the two sources ([`pair`]), the change ΔW = W_other − W_base of
-//! each pair and its scores ([`delta`]), and LoRA adapters read in factored form ([`lora`]).
-//! Knows nothing of file formats (the checkpoint room decodes both sides) or of drawing; the
-//! spectra themselves come from the spectrum room. Every pair is decoded on its own, so memory
-//! grows with the largest block, never with the model.
+//! each pair and its scores ([`delta`]), the moved top subspace ([`subspace`]), and LoRA
+//! adapters read in factored form ([`lora`]). Knows nothing of file formats (the checkpoint
+//! room decodes both sides) or of drawing; the spectra themselves come from the spectrum room,
+//! each side's through the spectrum cache as a single scan of its checkpoint reads and writes
+//! it ([`crate::scan::analyze_decoded`]). Every pair is decoded on its own, so memory grows
+//! with the largest block, never with the model.
 
 mod error;
 
