@@ -58,6 +58,7 @@ pub fn run_until(
 ) -> Result<CompareResults, StartError> {
     let jobs = std::mem::take(&mut pairing.jobs);
     let kept = jobs.clone();
+    let compute = sources.options(compute);
     let batch = run_batch(
         jobs,
         |j: &PairJob| j.base.block.id,

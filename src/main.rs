@@ -158,6 +158,16 @@ fn close_cache(cache: Option<&Arc<Cache>>, warned: Option<String>) -> cache::Sta
     stats
 }
 
+/// Says on stderr how many of `total` `what` were read from the cache, when any were.
+fn say_hits(cache: Option<&Arc<Cache>>, hits: usize, total: usize, what: &str) {
+    if let Some(c) = cache.filter(|_| hits > 0) {
+        eprintln!(
+            "mpscope: {hits} of {total} {what} read from the cache ({})",
+            c.dir().display()
+        );
+    }
+}
+
 /// `mpscope cache`: list or clear.
 #[derive(Args, Debug, Clone)]
 struct CacheCommandArgs {
@@ -718,7 +728,9 @@ fn compare_report(args: &ReportArgs) -> Result<ExitCode, Error> {
     let mode: SigmaMode = args.sigma.into();
     let scan = args.scan();
     let pairing = sources.pair(&scan)?;
-    let compute = args.compute.options(&sources.base, None);
+    let cache = args.compute.cache.open()?;
+    let warned = cache.as_ref().and_then(|c| c.warning());
+    let compute = args.compute.options(&sources.base, cache.as_ref());
     let sources = Arc::new(sources);
     let results = compare_report::run_until(
         Arc::clone(&sources),
@@ -737,6 +749,13 @@ fn compare_report(args: &ReportArgs) -> Result<ExitCode, Error> {
         Format::Json => compare_report::to_json(&sources, mode, &results, args.values) + "\n",
     };
     emit(args.output.as_deref(), &text)?;
+    let stats = close_cache(cache.as_ref(), warned);
+    say_hits(
+        cache.as_ref(),
+        stats.hits,
+        stats.hits + stats.misses,
+        "spectra (base and other)",
+    );
     let caught = signal.load(Ordering::SeqCst);
     if caught != 0 {
         eprintln!("mpscope: interrupted; the report holds the pairs that finished");
@@ -828,16 +847,7 @@ fn report(args: &ReportArgs) -> Result<ExitCode, Error> {
     emit(args.output.as_deref(), &text)?;
     let failed = results.failed();
     let stats = close_cache(cache.as_ref(), warned);
-    if stats.hits > 0
-        && let Some(c) = &cache
-    {
-        eprintln!(
-            "mpscope: {} of {} blocks read from the cache ({})",
-            stats.hits,
-            results.entries.len(),
-            c.dir().display()
-        );
-    }
+    say_hits(cache.as_ref(), stats.hits, results.entries.len(), "blocks");
     if let Some(change) = ck.changed() {
         eprintln!("mpscope: {change}");
     }
@@ -997,13 +1007,17 @@ fn explore(
         };
         explorer_model(&spec, model, &compute, cache.as_ref()).map_err(|e| e.to_string())
     };
-    let ran =
-        tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
-            path: PathBuf::from("<terminal>"),
-            source,
-        });
+    let ran = tui::run::run(&title, first, reopen, compute.threads, theme);
     close_cache(cache.as_ref(), warned);
-    ran?;
+    explorer_done(ran)
+}
+
+/// The explorer's outcome: a terminal error as an I/O error on `<terminal>`.
+fn explorer_done(ran: std::io::Result<()>) -> Result<ExitCode, Error> {
+    ran.map_err(|source| Error::Io {
+        path: PathBuf::from("<terminal>"),
+        source,
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1025,11 +1039,7 @@ fn explore_report(spec: &str, model: &ModelArgs, compute: &ComputeArgs) -> Resul
         Ok(m)
     };
     let theme = Theme::from_env(model.ascii);
-    tui::run::run(spec, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
-        path: PathBuf::from("<terminal>"),
-        source,
-    })?;
-    Ok(ExitCode::SUCCESS)
+    explorer_done(tui::run::run(spec, first, reopen, compute.threads, theme))
 }
 
 /// A report read back for the explorer: its blocks, analysed from the report's numbers, and
@@ -1073,7 +1083,9 @@ fn explore_compare(
             "compare mode reads two checkpoints, not a saved report".into(),
         ));
     }
-    let (first, title) = compare_model(other, base, model, compute)?;
+    let cache = compute.cache.open()?;
+    let warned = cache.as_ref().and_then(|c| c.warning());
+    let (first, title) = compare_model(other, base, model, compute, cache.as_ref())?;
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(Error::Usage(format!(
             "the explorer needs a terminal; for scripts use `mpscope report {other} --base BASE`"
@@ -1081,35 +1093,36 @@ fn explore_compare(
     }
     let theme = Theme::from_env(model.ascii);
     let reopen = |_randomize: bool| {
-        compare_model(other, base, model, compute)
+        compare_model(other, base, model, compute, cache.as_ref())
             .map(|(m, _)| m)
             .map_err(|e| e.to_string())
     };
-    tui::run::run(&title, first, reopen, compute.threads, theme).map_err(|source| Error::Io {
-        path: PathBuf::from("<terminal>"),
-        source,
-    })?;
-    Ok(ExitCode::SUCCESS)
+    let ran = tui::run::run(&title, first, reopen, compute.threads, theme);
+    close_cache(cache.as_ref(), warned);
+    explorer_done(ran)
 }
 
 /// Opens both sides of a comparison for the explorer: the base's blocks, each computed as a
-/// comparison, and the header's "OTHER vs BASE".
+/// comparison (through `cache`, both sides), and the header's "OTHER vs BASE".
 fn compare_model(
     other: &str,
     base: Option<&str>,
     model: &ModelArgs,
     compute: &ComputeArgs,
+    cache: Option<&Arc<Cache>>,
 ) -> Result<(tui::run::Model, String), Error> {
     let sources = Sources::open(other, base, &model.overrides())?;
     let pairing = sources.pair(&ScanOptions {
         embeddings: compute.embeddings,
         ..ScanOptions::default()
     })?;
-    let options = ComputeArgs {
-        randomize: false,
-        ..compute.clone()
-    }
-    .options(&sources.base, None);
+    let options = sources.options(
+        ComputeArgs {
+            randomize: false,
+            ..compute.clone()
+        }
+        .options(&sources.base, cache),
+    );
     let title = sources.title();
     let anatomy = sources.base_anatomy.clone();
     let jobs = pairing.jobs.iter().map(|p| p.base.clone()).collect();

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use faer::Par;
+use faer::{MatRef, Par};
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
@@ -267,9 +267,15 @@ pub fn shuffle_seed(block: &Block) -> u64 {
 /// Largest block (in entries: 128 MiB as f64) decoded to f64 rather than f32.
 const F64_DECODE_MAX: usize = 1 << 24;
 
-/// Decodes one block from the checkpoint and computes its spectrum.
-pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spectrum, String> {
-    let analyze = AnalyzeOptions {
+/// True when [`compute`] decodes `job`'s block to f64 (always at [`Precision::Precise`], else
+/// up to 2²⁴ entries); larger blocks are decoded to f32.
+fn decodes_f64(job: &Job, opts: &ComputeOptions) -> bool {
+    opts.precision == Precision::Precise || job.block.rows * job.block.cols <= F64_DECODE_MAX
+}
+
+/// The options [`compute`] gives the spectrum engine for `job`.
+pub fn analyze_options(job: &Job, opts: &ComputeOptions) -> AnalyzeOptions {
+    AnalyzeOptions {
         precision: opts.precision,
         par: Par::Seq,
         vector_p: job.vectors,
@@ -277,12 +283,16 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
         initializer_range: opts.initializer_range,
         fan_in: Some(job.fan_in),
         shuffle_seed: opts.randomize.then(|| shuffle_seed(&job.block)),
-    };
+    }
+}
+
+/// Decodes one block from the checkpoint and computes its spectrum.
+pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spectrum, String> {
+    let analyze = analyze_options(job, opts);
     // Blocks up to F64_DECODE_MAX entries are decoded straight to f64, which the Gram matrix
     // (Fast) and the SVD (Precise) then read with no converted copy; larger ones (embeddings,
     // big MLPs) to f32, half the memory, which Fast converts in chunks.
-    let entries = job.block.rows * job.block.cols;
-    let spectrum = if opts.precision == Precision::Precise || entries <= F64_DECODE_MAX {
+    let spectrum = if decodes_f64(job, opts) {
         let m = ck
             .decode_f64(&job.block.selection)
             .map_err(|e| e.to_string())?;
@@ -312,24 +322,32 @@ pub fn analyze(
     opts: &ComputeOptions,
     mode: SigmaMode,
 ) -> Result<Analysis, String> {
-    let cached = opts
-        .cache
-        .as_ref()
-        .and_then(|c| Some((c, cache_key(ck, job, opts)?)));
-    if let Some((cache, key)) = &cached
-        && let Some(stored) = cache.get(key)
-        && (stored.spectrum.rows, stored.spectrum.cols) == (job.block.rows, job.block.cols)
-    {
-        let (mut spectrum, mut sigmas) = (stored.spectrum, stored.sigmas);
-        // The init σ comes from config.json, which may have changed beside the weights.
-        let init = init_sigma(job.fan_in, opts.initializer_range);
-        (spectrum.init_sigma, sigmas.init) = (init, init);
-        return Analysis::with_sigmas(spectrum, sigmas, mode).map_err(|e| job_error(job, e));
+    analyze_decoded(ck, job, opts, mode, None)
+}
+
+/// [`analyze`], given the block already decoded to f64 (`decoded`) when the caller has it: used
+/// instead of decoding it again wherever [`compute`] would decode to f64, so the numbers are
+/// the same.
+pub fn analyze_decoded(
+    ck: &Checkpoint,
+    job: &Job,
+    opts: &ComputeOptions,
+    mode: SigmaMode,
+    decoded: Option<MatRef<'_, f64>>,
+) -> Result<Analysis, String> {
+    let slot = CacheSlot::of(ck, job, opts);
+    if let Some(hit) = slot.as_ref().and_then(|s| s.get(job, opts, mode)) {
+        return hit;
     }
-    let spectrum = compute(ck, job, opts)?;
+    let spectrum = match decoded {
+        Some(m) if decodes_f64(job, opts) => {
+            Spectrum::compute(m, &analyze_options(job, opts)).map_err(|e| job_error(job, e))?
+        }
+        _ => compute(ck, job, opts)?,
+    };
     let analysis = Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))?;
-    if let Some((cache, key)) = &cached {
-        cache.put(key, &analysis.spectrum, &analysis.sigmas);
+    if let Some(s) = &slot {
+        s.put(&analysis);
     }
     Ok(analysis)
 }
@@ -374,6 +392,53 @@ pub fn preview(
         Analysis::new(spectrum, mode).map_err(|e| job_error(job, e))
     };
     Some(run())
+}
+
+/// Where one job's analysis is kept in the cache: the checkpoint's part of it and the job's
+/// [`cache_key`]. Shared by [`analyze`] and the comparison, so that both find each other's
+/// entries.
+#[derive(Debug, Clone)]
+pub struct CacheSlot<'a> {
+    /// The checkpoint's part of the cache.
+    pub cache: &'a ModelCache,
+    /// The job's key.
+    pub key: Key,
+}
+
+impl<'a> CacheSlot<'a> {
+    /// The slot of `job` of `ck`, when `opts` has a cache and the file a stamp.
+    pub fn of(ck: &Checkpoint, job: &Job, opts: &'a ComputeOptions) -> Option<Self> {
+        let cache = opts.cache.as_ref()?;
+        Some(Self {
+            cache,
+            key: cache_key(ck, job, opts)?,
+        })
+    }
+
+    /// The stored analysis scored under `mode` (`None` on a miss or a stored block of another
+    /// shape). The `init` σ is taken from `opts`: it comes from config.json, which may have
+    /// changed beside the weights.
+    pub fn get(
+        &self,
+        job: &Job,
+        opts: &ComputeOptions,
+        mode: SigmaMode,
+    ) -> Option<Result<Analysis, String>> {
+        let stored = self.cache.get(&self.key)?;
+        if (stored.spectrum.rows, stored.spectrum.cols) != (job.block.rows, job.block.cols) {
+            return None;
+        }
+        let (mut spectrum, mut sigmas) = (stored.spectrum, stored.sigmas);
+        let init = init_sigma(job.fan_in, opts.initializer_range);
+        (spectrum.init_sigma, sigmas.init) = (init, init);
+        Some(Analysis::with_sigmas(spectrum, sigmas, mode).map_err(|e| job_error(job, e)))
+    }
+
+    /// Stores `analysis` (its spectrum and σ estimates).
+    pub fn put(&self, analysis: &Analysis) {
+        self.cache
+            .put(&self.key, &analysis.spectrum, &analysis.sigmas);
+    }
 }
 
 /// What a job's numbers depend on, as a cache key: the stamp of the file holding its tensor

@@ -38,12 +38,12 @@ fn compare_app(dir: &Path) -> App {
     )
     .unwrap();
     let pairing = sources.pair(&ScanOptions::default()).unwrap();
-    let opts = ComputeOptions {
+    let opts = sources.options(ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,
         randomize: false,
         cache: None,
-    };
+    });
     let title = sources.title().replace(&format!("{}/", dir.display()), "");
     let mut app = App::new(
         title,

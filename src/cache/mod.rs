@@ -251,6 +251,11 @@ impl ModelCache {
         &self.cache
     }
 
+    /// The part of the same cache holding another checkpoint's entries (see [`Cache::model`]).
+    pub fn sibling(&self, root: &Path) -> ModelCache {
+        self.cache.model(root)
+    }
+
     /// The full key of an entry: the engine version, then the caller's key.
     fn full_key(&self, key: &Key) -> String {
         format!("engine {}\n{}", self.cache.engine, key.0)

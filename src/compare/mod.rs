@@ -1,10 +1,12 @@
 //! Comparing two sources block by block: two checkpoints, or a base and a LoRA adapter.
 //!
 //! Owns pairing the blocks of the two sources ([`pair`]), the change ΔW = W_other − W_base of
-//! each pair and its scores ([`delta`]), and LoRA adapters read in factored form ([`lora`]).
-//! Knows nothing of file formats (the checkpoint room decodes both sides) or of drawing; the
-//! spectra themselves come from the spectrum room. Every pair is decoded on its own, so memory
-//! grows with the largest block, never with the model.
+//! each pair and its scores ([`delta`]), the moved top subspace ([`subspace`]), and LoRA
+//! adapters read in factored form ([`lora`]). Knows nothing of file formats (the checkpoint
+//! room decodes both sides) or of drawing; the spectra themselves come from the spectrum room,
+//! each side's through the spectrum cache as a single scan of its checkpoint reads and writes
+//! it ([`crate::scan::analyze_decoded`]). Every pair is decoded on its own, so memory grows
+//! with the largest block, never with the model.
 
 mod error;
 
@@ -12,6 +14,7 @@ pub mod change;
 pub mod delta;
 pub mod lora;
 pub mod pair;
+pub mod subspace;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,11 +29,8 @@ pub use pair::{Mismatch, OtherBlock, PairJob, Pairing};
 
 use crate::anatomy::{Anatomy, Overrides};
 use crate::checkpoint::{Checkpoint, Dtype};
-use crate::scan::{ComputeOptions, Job, ScanOptions, shuffle_seed};
-use crate::spectrum::{
-    Analysis, Method, Precision, SigmaMode, Spectrum, init_sigma, shuffled, singular_values,
-    singular_values_with, values_and_right_vectors, vector_ks_p,
-};
+use crate::scan::{self, CacheSlot, ComputeOptions, Job, ScanOptions};
+use crate::spectrum::{Analysis, Method, Precision, SigmaMode, Spectrum, singular_values_with};
 
 /// The other side of a comparison.
 #[derive(Debug)]
@@ -101,6 +101,25 @@ impl Sources {
         })
     }
 
+    /// How each side of a pair is computed from the base's options `base`: the other
+    /// checkpoint with the same precision and control, its own `initializer_range` and its own
+    /// part of the cache (so a comparison and a single scan of either model share entries); a
+    /// LoRA adapter's merged blocks are never cached (they have no file of their own).
+    pub fn options(&self, base: ComputeOptions) -> PairOptions {
+        let other = match &self.other {
+            Other::Checkpoint { ck, .. } => ComputeOptions {
+                initializer_range: ck.config().and_then(|c| c.initializer_range),
+                cache: base.cache.as_ref().map(|c| c.sibling(ck.root())),
+                ..base.clone()
+            },
+            Other::Adapter(_) => ComputeOptions {
+                cache: None,
+                ..base.clone()
+            },
+        };
+        PairOptions { base, other }
+    }
+
     /// "OTHER vs BASE", as the explorer's header says it.
     pub fn title(&self) -> String {
         format!("{} vs {}", self.other_name, self.base_name)
@@ -148,11 +167,13 @@ impl Sources {
         Ok(p)
     }
 
-    /// Decodes one pair from both sources and compares it (runs on worker threads).
+    /// Decodes one pair from both sources and compares it (runs on worker threads). Each
+    /// side's analysis is read from its checkpoint's part of the cache when there, and stored
+    /// when computed, under the key a single scan of that checkpoint uses.
     pub fn compare(
         &self,
         job: &PairJob,
-        opts: &ComputeOptions,
+        opts: &PairOptions,
         mode: SigmaMode,
     ) -> Result<Comparison, String> {
         let b = &job.base.block;
@@ -161,18 +182,73 @@ impl Sources {
             .base
             .decode_f64(&b.selection)
             .map_err(|e| err(e.to_string()))?;
+        let base = Side {
+            ck: Some(&self.base),
+            job: &job.base,
+            opts: &opts.base,
+        };
         match (&job.other, &self.other) {
             (OtherBlock::Dense(o), Other::Checkpoint { ck, .. }) => {
                 let w1 = ck
                     .decode_f64(&o.selection)
                     .map_err(|e| err(e.to_string()))?;
-                compare_dense(&job.base, w0, w1, [&b.dtype, &o.dtype], opts, mode).map_err(err)
+                // The job a single scan of the other checkpoint has for this block.
+                let other_job = Job {
+                    block: o.clone(),
+                    ..job.base.clone()
+                };
+                let other = Side {
+                    ck: Some(ck),
+                    job: &other_job,
+                    opts: &opts.other,
+                };
+                compare_dense([base, other], w0, w1, mode).map_err(err)
             }
             (OtherBlock::Lora(l), Other::Adapter(a)) => {
                 let f = l.factors(&a.weights).map_err(err)?;
-                compare_lora(&job.base, w0, f, l.module.scale, opts, mode).map_err(err)
+                let merged = Side {
+                    ck: None,
+                    job: &job.base,
+                    opts: &opts.other,
+                };
+                compare_lora([base, merged], w0, f, l.module.scale, mode).map_err(err)
             }
             _ => Err(err("the pair does not match its sources".into())),
+        }
+    }
+}
+
+/// How both sides of a pair are computed ([`Sources::options`]).
+#[derive(Debug, Clone)]
+pub struct PairOptions {
+    /// The base checkpoint's options (its part of the cache included).
+    pub base: ComputeOptions,
+    /// The other side's: the other checkpoint's part of the cache and `initializer_range`, or
+    /// no cache for a LoRA adapter's merged blocks.
+    pub other: ComputeOptions,
+}
+
+/// One side of a pair: the checkpoint it is read from (`None` for a LoRA adapter's merged
+/// block, which is never cached), the job a single scan of it has, and its options.
+#[derive(Clone, Copy)]
+struct Side<'a> {
+    ck: Option<&'a Checkpoint>,
+    job: &'a Job,
+    opts: &'a ComputeOptions,
+}
+
+impl Side<'_> {
+    /// The side's analysis of its decoded block `m`: for a checkpoint, as a single scan of it
+    /// gives it ([`scan::analyze_decoded`]: read from the cache when there, else computed and
+    /// stored); for a merged LoRA block, computed as a scan would.
+    fn analyze(&self, m: MatRef<'_, f64>, mode: SigmaMode) -> Result<Analysis, String> {
+        match self.ck {
+            Some(ck) => scan::analyze_decoded(ck, self.job, self.opts, mode, Some(m)),
+            None => {
+                let spectrum = Spectrum::compute(m, &scan::analyze_options(self.job, self.opts))
+                    .map_err(|e| e.to_string())?;
+                Analysis::new(spectrum, mode).map_err(|e| e.to_string())
+            }
         }
     }
 }
@@ -293,16 +369,16 @@ impl Comparison {
         }
     }
 
-    /// A changed block: both analyses (with their right singular vectors, when computed) and ΔW.
+    /// A changed block: both analyses, ΔW and the subspace overlap.
     fn changed(
-        base: (Analysis, Vec<Vec<f64>>),
-        other: (Analysis, Vec<Vec<f64>>),
+        base: Analysis,
+        other: Analysis,
         delta: Delta,
+        subspace_overlap: Option<f64>,
     ) -> Self {
-        let subspace_overlap = overlap(&base.0, base.1, other.1);
         Self {
-            base: base.0,
-            other: other.0,
+            base,
+            other,
             delta,
             subspace_overlap,
         }
@@ -322,11 +398,9 @@ impl Comparison {
 
 /// Two dense blocks of one shape: identical (ΔW = 0, one spectrum) or not.
 fn compare_dense(
-    job: &Job,
+    [base_side, other_side]: [Side<'_>; 2],
     w0: Mat<f64>,
     w1: Mat<f64>,
-    dtypes: [&Dtype; 2],
-    opts: &ComputeOptions,
     mode: SigmaMode,
 ) -> Result<Comparison, String> {
     if w0.shape() != w1.shape() {
@@ -336,17 +410,21 @@ fn compare_dense(
             w1.shape()
         ));
     }
-    let base = analyze_block(w0.as_ref(), job, opts, mode)?;
+    let base = base_side.analyze(w0.as_ref(), mode)?;
     if identical(w0.as_ref(), w1.as_ref()) {
-        return Ok(Comparison::unchanged(base.0, None));
+        keep_unchanged(&base, base_side, other_side);
+        return Ok(Comparison::unchanged(base, None));
     }
-    let other = analyze_block(w1.as_ref(), job, opts, mode)?;
+    let other = other_side.analyze(w1.as_ref(), mode)?;
+    let top = TopVectors::of(base_side.job, &base);
+    let overlap = top.overlap(top.of_block(w0.as_ref())?, w1.as_ref())?;
+    let dtypes: [&Dtype; 2] = [&base_side.job.block.dtype, &other_side.job.block.dtype];
     let u = delta::unit_roundoff(dtypes[0]).min(delta::unit_roundoff(dtypes[1]));
     let rms = delta::rms(w0.as_ref()).max(delta::rms(w1.as_ref()));
     let base_norm = delta::frobenius(w0.as_ref());
     let dw = &w1 - &w0;
     drop((w0, w1));
-    let (method, m) = match opts.precision {
+    let (method, m) = match base_side.opts.precision {
         Precision::Fast => (DeltaMethod::Gram, Precision::Fast.method()),
         Precision::Precise => (DeltaMethod::Svd, Method::SvdF64),
     };
@@ -363,27 +441,74 @@ fn compare_dense(
         elapsed: start.elapsed(),
     }
     .finish(mode)?;
-    Ok(Comparison::changed(base, other, delta))
+    Ok(Comparison::changed(base, other, delta, overlap))
+}
+
+/// An unchanged block's analysis is the other checkpoint's too: kept under the other's key
+/// as well (unless already there), so that a later single scan of it reads it back. Not when
+/// the shuffled controls' seeds differ (the blocks are named differently on the two sides).
+fn keep_unchanged(base: &Analysis, base_side: Side<'_>, other_side: Side<'_>) {
+    let (job, opts) = (other_side.job, other_side.opts);
+    if opts.randomize && scan::shuffle_seed(&job.block) != scan::shuffle_seed(&base_side.job.block)
+    {
+        return;
+    }
+    let Some(slot) = other_side.ck.and_then(|ck| CacheSlot::of(ck, job, opts)) else {
+        return;
+    };
+    if !slot.cache.contains(&slot.key) {
+        slot.put(base);
+    }
+}
+
+/// Which right singular vectors the subspace overlap compares: the top k, k = the base's
+/// values above the MP bulk (at least 1), when the job asks for singular vectors at all.
+struct TopVectors(Option<usize>);
+
+impl TopVectors {
+    fn of(job: &Job, base: &Analysis) -> Self {
+        Self(job.vectors.then(|| base.scores.above.max(1)))
+    }
+
+    /// The top-k right vectors of `m` (`None` without vectors).
+    fn of_block(&self, m: MatRef<'_, f64>) -> Result<Option<Vec<Vec<f64>>>, String> {
+        self.0
+            .map(|k| subspace::top_right_vectors(m, k))
+            .transpose()
+    }
+
+    /// The overlap of the base's vectors `base` with those of the other block `other`.
+    fn overlap(
+        &self,
+        base: Option<Vec<Vec<f64>>>,
+        other: MatRef<'_, f64>,
+    ) -> Result<Option<f64>, String> {
+        match (base, self.of_block(other)?) {
+            (Some(a), Some(b)) => Ok(delta::subspace_overlap(&a, &b)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// A base block and a LoRA adapter's factors (X, Y, and which factor is all zero, if one is).
 fn compare_lora(
-    job: &Job,
+    [base_side, merged_side]: [Side<'_>; 2],
     w0: Mat<f64>,
     factors: lora::Factors,
     scale: f64,
-    opts: &ComputeOptions,
     mode: SigmaMode,
 ) -> Result<Comparison, String> {
-    let base = analyze_block(w0.as_ref(), job, opts, mode)?;
+    let base = base_side.analyze(w0.as_ref(), mode)?;
     if let Some(which) = factors.zero {
-        return Ok(Comparison::unchanged(base.0, Some(which)));
+        return Ok(Comparison::unchanged(base, Some(which)));
     }
     let start = Instant::now();
     let values = lora::factored_values(factors.x.as_ref(), factors.y.as_ref(), scale)?;
     let elapsed = start.elapsed();
     let base_norm = delta::frobenius(w0.as_ref());
     let fro = values.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let top = TopVectors::of(base_side.job, &base);
+    let base_vectors = top.of_block(w0.as_ref())?;
     let mut merged = w0;
     faer::linalg::matmul::matmul(
         merged.as_mut(),
@@ -393,7 +518,8 @@ fn compare_lora(
         scale,
         Par::Seq,
     );
-    let other = analyze_block(merged.as_ref(), job, opts, mode)?;
+    let other = merged_side.analyze(merged.as_ref(), mode)?;
+    let overlap = top.overlap(base_vectors, merged.as_ref())?;
     // The factored values are exact: no rounding term, only the method's floor.
     let delta = DeltaInputs {
         values,
@@ -406,7 +532,7 @@ fn compare_lora(
         elapsed,
     }
     .finish(mode)?;
-    Ok(Comparison::changed(base, other, delta))
+    Ok(Comparison::changed(base, other, delta, overlap))
 }
 
 /// What ΔW's rank, spectrum and scores are made from.
@@ -467,72 +593,6 @@ impl DeltaInputs {
             zero_factor: None,
         })
     }
-}
-
-/// The block's analysis as the scan computes it, plus its right singular vectors (descending
-/// by value) when the job asks for vectors.
-fn analyze_block(
-    m: MatRef<'_, f64>,
-    job: &Job,
-    opts: &ComputeOptions,
-    mode: SigmaMode,
-) -> Result<(Analysis, Vec<Vec<f64>>), String> {
-    let start = Instant::now();
-    let e = |e: crate::spectrum::SpectrumError| e.to_string();
-    let (rows, cols) = m.shape();
-    let (values, vector_p, vecs) = if job.vectors {
-        let mut sum = 0.0;
-        let mut pairs: Vec<(f64, Vec<f64>)> = Vec::new();
-        let gram = values_and_right_vectors(m, Par::Seq, |nu, v| {
-            sum += vector_ks_p(v);
-            pairs.push((nu, v.to_vec()));
-        })
-        .map_err(e)?;
-        let vector_p = (!pairs.is_empty()).then(|| sum / pairs.len() as f64);
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let values = match opts.precision {
-            Precision::Fast => gram,
-            Precision::Precise => singular_values(m, Precision::Precise, Par::Seq).map_err(e)?,
-        };
-        (values, vector_p, pairs.into_iter().map(|p| p.1).collect())
-    } else {
-        (
-            singular_values(m, opts.precision, Par::Seq).map_err(e)?,
-            None,
-            Vec::new(),
-        )
-    };
-    let shuffled = match opts.randomize {
-        true => Some(
-            singular_values(
-                shuffled(m, shuffle_seed(&job.block)).as_ref(),
-                opts.precision,
-                Par::Seq,
-            )
-            .map_err(e)?,
-        ),
-        false => None,
-    };
-    let spectrum = Spectrum {
-        values,
-        rows,
-        cols,
-        precision: opts.precision,
-        vector_p,
-        init_sigma: init_sigma(job.fan_in, opts.initializer_range),
-        shuffled,
-        compute_time: start.elapsed(),
-    };
-    Ok((Analysis::new(spectrum, mode).map_err(e)?, vecs))
-}
-
-/// Subspace overlap of the top-k right singular vectors, k = the base's values above the
-/// bulk (at least 1); `None` without vectors.
-fn overlap(base: &Analysis, a: Vec<Vec<f64>>, b: Vec<Vec<f64>>) -> Option<f64> {
-    let k = base.scores.above.max(1);
-    let a = &a[..k.min(a.len())];
-    let b = &b[..k.min(b.len())];
-    delta::subspace_overlap(a, b)
 }
 
 /// True when both matrices hold the same values (bit-identical storage always does).
