@@ -213,4 +213,21 @@ fn sigma_modes_rescore_both_sides_and_export_and_shuffled_say_what_they_do() {
     app.handle(key('e'));
     let msg = app.message.clone().unwrap();
     assert!(msg.starts_with("exported to "), "{msg}");
+    // Both sides and the change, in the report's field names.
+    let text = std::fs::read_to_string(msg.trim_start_matches("exported to ")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let c = app.comparison(&id).unwrap();
+    assert_eq!(doc["compare"]["delta_rel"].as_f64(), Some(c.delta.rel));
+    assert_eq!(
+        doc["compare"]["delta_rank"].as_u64(),
+        Some(c.delta.rank as u64)
+    );
+    assert_eq!(
+        doc["compare"]["base"]["singular_values"]
+            .as_array()
+            .map(Vec::len),
+        Some(c.base.spectrum.values.len())
+    );
+    assert_eq!(doc["compare"]["base"]["tensor"], doc["tensor"]);
+    assert_eq!(doc["sigma_mode"], doc["compare"]["base"]["sigma_mode"]);
 }

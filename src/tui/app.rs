@@ -757,6 +757,27 @@ impl App {
             .collect();
         let path = self.export_dir.join(format!("mpscope-{stem}.json"));
         let doc = crate::report::MatrixRecord::export(block, a);
+        let mut doc = serde_json::to_value(&doc).map_err(|e| e.to_string())?;
+        // Compare mode: the record is the other side's; the base's and the change go beside it.
+        if let (Some(c), Some(obj)) = (self.comparison(&id), doc.as_object_mut()) {
+            let d = &c.delta;
+            let compare = serde_json::json!({
+                "base": crate::report::MatrixRecord::export(block, &c.base),
+                "delta_rel": d.rel,
+                "delta_rank": d.rank,
+                "delta_rank_tol": d.rank_tol,
+                "delta_stable_rank": d.stable_rank(),
+                "delta_ks": d.ks(),
+                "delta_top": d.top(3),
+                "subspace_overlap": c.subspace_overlap,
+                "ks_shift": c.ks_shift(),
+                "alpha_shift": c.alpha_shift(),
+                "unchanged": d.is_zero(),
+                "note": d.learned_nothing,
+                "delta_singular_values": d.values(),
+            });
+            obj.insert("compare".into(), compare);
+        }
         let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
