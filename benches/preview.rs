@@ -4,7 +4,8 @@
 //! the Llama-3.1-8B shape; written here when absent) and measures, for layer 0's whole q
 //! (2048² and 4096²), best of five:
 //! - the explorer's first histogram: read + decode to f32, the display-precision preview
-//!   (`spectrum::preview`, on every core), σ and the histogram at 80 columns' worth of bins;
+//!   (`spectrum::preview`, on every core), its analysis (σ estimates, MP law) and the
+//!   histogram at 80 columns' worth of bins, as `scan::preview` and the spectrum view do;
 //! - the exact values as the explorer computes a block (one thread), and on every core;
 //! - how close the preview is: the largest gap between the two value distributions (KS), and
 //!   the share of a 60-bin histogram that differs (half the L1 distance of the bin counts).
@@ -22,7 +23,9 @@ use faer::Par;
 use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
 use mpscope::checkpoint::Checkpoint;
 use mpscope::scan;
-use mpscope::spectrum::{Histogram, HistogramRange, Precision, Unit, preview, singular_values};
+use mpscope::spectrum::{
+    Histogram, HistogramRange, Precision, SigmaMode, Unit, preview, singular_values,
+};
 
 fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
     let mut best = f64::INFINITY;
@@ -45,21 +48,27 @@ fn measure(dir: &Path, label: &str) {
     let sel = &job.block.selection;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let par = Par::rayon(cores);
+    let opts = scan::ComputeOptions {
+        precision: Precision::Fast,
+        initializer_range: None,
+        randomize: false,
+        cache: None,
+    };
     let (first, approx) = best_of(5, || {
-        let m = ck.decode_f32(sel).expect("decode");
-        let values = preview::preview_values(m.as_ref(), par).expect("preview");
-        let sigma = (m.squared_norm_l2() as f64 / (m.nrows() * m.ncols()) as f64).sqrt();
+        let a = scan::preview(&ck, job, &opts, SigmaMode::Entry, par)
+            .expect("a big block has a preview")
+            .expect("preview");
         let h = Histogram::new(
-            &values,
-            m.nrows(),
-            m.ncols(),
-            sigma,
+            &a.spectrum.values,
+            a.spectrum.rows,
+            a.spectrum.cols,
+            a.sigma.value,
             Unit::Singular,
             78,
             HistogramRange::Full,
         );
         assert!(h.counts.iter().sum::<usize>() > 0);
-        values
+        a.spectrum.values
     });
     let (decode, m) = best_of(5, || ck.decode_f32(sel).expect("decode"));
     let (alone, _) = best_of(5, || {
