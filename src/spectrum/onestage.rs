@@ -49,6 +49,8 @@ fn reduce<T: Real, S: pulp::Simd>(simd: S, a: &mut [T], n: usize) -> (Vec<T>, Ve
     let mut vs = vec![T::zero(); n * NB];
     let mut ws = vec![T::zero(); n * NB];
     let mut y = vec![T::zero(); n];
+    // A panel's V and W side by side as [V W V], for its update (allocated once).
+    let mut vwv = Mat::<T>::zeros(n, 3 * NB);
     let mut k0 = 0;
     while k0 + 1 < n {
         let nbk = NB.min(n - 1 - k0);
@@ -103,31 +105,30 @@ fn reduce<T: Real, S: pulp::Simd>(simd: S, a: &mut [T], n: usize) -> (Vec<T>, Ve
         let s = k0 + nbk;
         if s < n {
             let rows = n - s;
-            // L = [V W], R = [W V]: one product A −= L Rᵀ.
-            let part = |src: &[T], c: usize, i: usize| src[c * n + s + i];
-            let l = Mat::<T>::from_fn(rows, 2 * nbk, |i, c| {
-                if c < nbk {
-                    part(&vs, c, i)
-                } else {
-                    part(&ws, c - nbk, i)
+            // L = [V W] and R = [W V] are overlapping columns of [V W V]: A −= L Rᵀ.
+            for c in 0..nbk {
+                let (v, w) = (&vs[c * n + s..(c + 1) * n], &ws[c * n + s..(c + 1) * n]);
+                for (dst, src) in [(c, v), (nbk + c, w), (2 * nbk + c, v)] {
+                    vwv.col_mut(dst)
+                        .subrows_mut(0, rows)
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(x, y)| *x = *y);
                 }
-            });
-            let r = Mat::<T>::from_fn(rows, 2 * nbk, |i, c| {
-                if c < nbk {
-                    part(&ws, c, i)
-                } else {
-                    part(&vs, c - nbk, i)
-                }
-            });
+            }
+            let (l, r) = (
+                vwv.as_ref().submatrix(0, 0, rows, 2 * nbk),
+                vwv.as_ref().submatrix(0, nbk, rows, 2 * nbk),
+            );
             let trail =
                 MatMut::from_column_major_slice_with_stride_mut(&mut a[s * n + s..], rows, rows, n);
             triangular::matmul(
                 trail,
                 BlockStructure::TriangularLower,
                 Accum::Add,
-                l.as_ref(),
+                l,
                 BlockStructure::Rectangular,
-                r.as_ref().transpose(),
+                r.transpose(),
                 BlockStructure::Rectangular,
                 -T::one(),
                 Par::Seq,
