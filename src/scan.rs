@@ -1,9 +1,10 @@
 //! What to compute for a model: the job list (whole matrices and head blocks) and its filters.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::str::FromStr;
 
-use faer::{MatRef, Par};
+use faer::{Mat, MatRef, Par};
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
@@ -267,6 +268,60 @@ pub fn shuffle_seed(block: &Block) -> u64 {
 /// Largest block (in entries: 128 MiB as f64) decoded to f64 rather than f32.
 const F64_DECODE_MAX: usize = 1 << 24;
 
+/// Largest decoded block a worker thread keeps for the next one, in entries (32 MiB as f64).
+const KEEP_DECODED_MAX: usize = 1 << 22;
+
+/// The f64 matrix a worker thread decodes blocks into, kept from one block to the next: a
+/// fresh allocation of a few MiB pays a page fault and a zeroing per page (2–6% of a
+/// SmolLM2-shaped scan's profile), and the allocator returns freed pages within milliseconds.
+struct Decoded {
+    m: Mat<f64>,
+    /// Its reserved capacity is at least `square` × `square`, so that blocks of either
+    /// orientation (gate 1536 × 576, down 576 × 1536) reuse it without a reallocation.
+    square: usize,
+}
+
+impl Decoded {
+    const EMPTY: Self = Self {
+        m: Mat::new(),
+        square: 0,
+    };
+}
+
+thread_local! {
+    static DECODED: RefCell<Decoded> = const { RefCell::new(Decoded::EMPTY) };
+}
+
+/// This thread's kept decode matrix, with room for a rows × cols block in either orientation
+/// when that fits [`KEEP_DECODED_MAX`].
+fn take_decoded(rows: usize, cols: usize) -> Decoded {
+    let mut d = DECODED
+        .with(|cell| {
+            cell.try_borrow_mut()
+                .map(|mut d| std::mem::replace(&mut *d, Decoded::EMPTY))
+        })
+        .unwrap_or(Decoded::EMPTY);
+    let s = rows.max(cols);
+    if d.square < s && s * s <= KEEP_DECODED_MAX {
+        // Emptied first: reserving then copies nothing.
+        d.m = Mat::new();
+        d.m.reserve(s, s);
+        d.square = s;
+    }
+    d
+}
+
+/// Keeps `d` for this thread's next block unless it holds more than [`KEEP_DECODED_MAX`].
+fn keep_decoded(d: Decoded) {
+    if d.m.nrows() * d.m.ncols() <= KEEP_DECODED_MAX {
+        DECODED.with(|cell| {
+            if let Ok(mut kept) = cell.try_borrow_mut() {
+                *kept = d;
+            }
+        });
+    }
+}
+
 /// True when [`compute`] decodes `job`'s block to f64 (always at [`Precision::Precise`], else
 /// up to 2²⁴ entries); larger blocks are decoded to f32.
 fn decodes_f64(job: &Job, opts: &ComputeOptions) -> bool {
@@ -293,10 +348,12 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
     // (Fast) and the SVD (Precise) then read with no converted copy; larger ones (embeddings,
     // big MLPs) to f32, half the memory, which Fast converts in chunks.
     let spectrum = if decodes_f64(job, opts) {
-        let m = ck
-            .decode_f64(&job.block.selection)
+        let mut d = take_decoded(job.block.rows, job.block.cols);
+        ck.decode_f64_into(&job.block.selection, &mut d.m)
             .map_err(|e| e.to_string())?;
-        Spectrum::compute(m.as_ref(), &analyze)
+        let spectrum = Spectrum::compute(d.m.as_ref(), &analyze);
+        keep_decoded(d);
+        spectrum
     } else {
         let m = ck
             .decode_f32(&job.block.selection)

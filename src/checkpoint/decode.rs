@@ -331,7 +331,10 @@ pub(crate) fn cut_from<T: Elem>(
         // Shrinking only truncates; every kept value is overwritten below.
         out.resize_with(nr, nc, |_, _| T::default());
     } else {
-        *out = Mat::zeros(nr, nc);
+        // Emptied first so that growing copies nothing; the allocation is kept when its
+        // capacity holds nr × nc (warm pages instead of a fresh allocation's page faults).
+        out.truncate(0, 0);
+        out.resize_with(nr, nc, |_, _| T::default());
     }
     if nr == 0 || nc == 0 {
         return Ok(());

@@ -15,8 +15,9 @@
 //! F(θ) = [ d sin θ + c θ − 2√(ab) · atan2(√b sin(θ/2), √a cos(θ/2)) ] / (2π σ² p)
 //! ```
 //!
-//! (F(π) = (c − √(ab))/(2σ²p) = (ν+ − ν−)²/(4σ²p) = 1). The tests check it against adaptive
-//! Gauss–Legendre integration of g in θ to 1e-12.
+//! (F(π) = (c − √(ab))/(2σ²p) = (ν+ − ν−)²/(4σ²p) = 1). It is evaluated in half-angle form
+//! (see [`Cdf::at`]): two square roots and two arctangents, no sine or arccosine. The tests
+//! check it against adaptive Gauss–Legendre integration of g in θ to 1e-12.
 
 use serde::{Deserialize, Serialize};
 
@@ -93,37 +94,22 @@ impl MpLaw {
         (upper * lower).sqrt() / (std::f64::consts::PI * s2p * nu)
     }
 
-    /// The substitution angle θ ∈ [0, π] of ν (ν² = c − d cos θ).
-    fn theta(&self, nu: f64) -> f64 {
-        let (a, b) = (self.lower_edge().powi(2), self.upper_edge().powi(2));
-        let (c, d) = ((a + b) / 2.0, (b - a) / 2.0);
-        ((c - nu * nu) / d).clamp(-1.0, 1.0).acos()
-    }
-
-    /// F at substitution angle θ (closed form, see the module notes).
-    fn cdf_theta(&self, theta: f64) -> f64 {
+    /// The CDF with its constants worked out once, for evaluating it at many values.
+    pub(crate) fn cdf_fn(&self) -> Cdf {
         let (lo, hi) = (self.lower_edge(), self.upper_edge());
-        let (a, b) = (lo * lo, hi * hi);
-        let (c, d) = ((a + b) / 2.0, (b - a) / 2.0);
         let s2p = self.sigma * self.sigma * self.p as f64;
-        let arc = if lo > 0.0 {
-            2.0 * lo * hi * (hi * (theta / 2.0).sin()).atan2(lo * (theta / 2.0).cos())
-        } else {
-            0.0
-        };
-        let f = (d * theta.sin() + c * theta - arc) / (2.0 * std::f64::consts::PI * s2p);
-        f.clamp(0.0, 1.0)
+        Cdf {
+            lo,
+            hi,
+            c: (lo * lo + hi * hi) / 2.0,
+            arc: 2.0 * lo * hi,
+            norm: 1.0 / (2.0 * std::f64::consts::PI * s2p),
+        }
     }
 
     /// Cumulative distribution F(ν) = ∫₀^ν g (closed form, accurate to ~1e-13).
     pub fn cdf(&self, nu: f64) -> f64 {
-        if nu <= self.lower_edge() {
-            0.0
-        } else if nu >= self.upper_edge() {
-            1.0
-        } else {
-            self.cdf_theta(self.theta(nu))
-        }
+        self.cdf_fn().at(nu)
     }
 
     /// Expected count of p values in each bin between consecutive `edges`: p·(F(e_{i+1}) − F(e_i)).
@@ -214,6 +200,42 @@ impl MpLaw {
     }
 }
 
+/// [`MpLaw::cdf`] with the law's constants precomputed (edges ν∓, c = (ν−² + ν+²)/2,
+/// 2ν−ν+ and 1/(2πσ²p)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cdf {
+    lo: f64,
+    hi: f64,
+    c: f64,
+    arc: f64,
+    norm: f64,
+}
+
+impl Cdf {
+    /// F(ν), by the half-angle form of the module notes: with u = ν² − a and w = b − ν²
+    /// (u + w = 2d), sin(θ/2) = √(u/2d) and cos(θ/2) = √(w/2d), so θ = 2·atan2(√u, √w),
+    /// d sin θ = √(uw) and the arc term's angle is atan2(ν+√u, ν−√w): two square roots and
+    /// two arctangents, and no cancellation near either edge.
+    #[inline]
+    pub(crate) fn at(&self, nu: f64) -> f64 {
+        if nu <= self.lo {
+            return 0.0;
+        }
+        if nu >= self.hi {
+            return 1.0;
+        }
+        let su = ((nu - self.lo) * (nu + self.lo)).sqrt();
+        let sw = ((self.hi - nu) * (self.hi + nu)).sqrt();
+        let theta = 2.0 * su.atan2(sw);
+        let arc = if self.lo > 0.0 {
+            self.arc * (self.hi * su).atan2(self.lo * sw)
+        } else {
+            0.0
+        };
+        ((su * sw + self.c * theta - arc) * self.norm).clamp(0.0, 1.0)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -265,6 +287,52 @@ pub(crate) mod tests {
         rec(&gl, a, b, gl(a, b), tol, 16)
     }
 
+    /// The substitution angle θ ∈ [0, π] of ν (ν² = c − d cos θ), by its half angle (exact
+    /// near the edges, where an arccosine of c − ν² loses the small differences).
+    fn theta(law: &MpLaw, nu: f64) -> f64 {
+        let (lo, hi) = (law.lower_edge(), law.upper_edge());
+        let u = ((nu - lo) * (nu + lo)).max(0.0);
+        let w = ((hi - nu) * (hi + nu)).max(0.0);
+        2.0 * u.sqrt().atan2(w.sqrt())
+    }
+
+    /// The CDF as first written (θ by acos, then sines, cosines and an atan2), which the
+    /// half-angle form replaced.
+    fn cdf_by_theta(law: &MpLaw, nu: f64) -> f64 {
+        let (lo, hi) = (law.lower_edge(), law.upper_edge());
+        if nu <= lo {
+            return 0.0;
+        } else if nu >= hi {
+            return 1.0;
+        }
+        let (a, b) = (lo * lo, hi * hi);
+        let (c, d) = ((a + b) / 2.0, (b - a) / 2.0);
+        let theta = ((c - nu * nu) / d).clamp(-1.0, 1.0).acos();
+        let s2p = law.sigma * law.sigma * law.p as f64;
+        let arc = if lo > 0.0 {
+            2.0 * lo * hi * (hi * (theta / 2.0).sin()).atan2(lo * (theta / 2.0).cos())
+        } else {
+            0.0
+        };
+        ((d * theta.sin() + c * theta - arc) / (2.0 * std::f64::consts::PI * s2p)).clamp(0.0, 1.0)
+    }
+
+    #[test]
+    fn half_angle_cdf_matches_the_first_form() {
+        for law in laws() {
+            let (lo, hi) = (law.lower_edge(), law.upper_edge());
+            let mut worst = 0.0f64;
+            for k in 0..=10_000 {
+                let nu = lo + (hi - lo) * (k as f64 / 10_000.0);
+                worst = worst.max((law.cdf(nu) - cdf_by_theta(&law, nu)).abs());
+            }
+            for nu in [lo - 1.0, lo, hi, hi + 1.0] {
+                assert_eq!(law.cdf(nu), cdf_by_theta(&law, nu), "{law:?} at {nu}");
+            }
+            assert!(worst < 1e-12, "{law:?}: {worst:e}");
+        }
+    }
+
     /// ∫ h(ν) g(ν) dν over [ν−, ν] computed in θ (smooth integrand).
     fn moment(law: &MpLaw, h: &dyn Fn(f64) -> f64, nu: f64) -> f64 {
         let (a, b) = (law.lower_edge().powi(2), law.upper_edge().powi(2));
@@ -274,7 +342,7 @@ pub(crate) mod tests {
             let x = a + 2.0 * d * (t / 2.0).sin().powi(2);
             h(x.sqrt()) * d * d * t.sin().powi(2) / (2.0 * std::f64::consts::PI * s2p * x)
         };
-        integrate(&f, 0.0, law.theta(nu), 1e-14)
+        integrate(&f, 0.0, theta(law, nu), 1e-14)
     }
 
     fn laws() -> Vec<MpLaw> {

@@ -70,11 +70,12 @@ pub fn bulk_range(law: &MpLaw) -> (f64, f64) {
 /// KS distance sup |F_emp − F_MP| of values sorted ascending against `law`.
 pub fn ks_distance(ascending: &[f64], law: &MpLaw) -> f64 {
     let n = ascending.len() as f64;
+    let cdf = law.cdf_fn();
     ascending
         .iter()
         .enumerate()
         .map(|(i, &v)| {
-            let f = law.cdf(v);
+            let f = cdf.at(v);
             (f - i as f64 / n).max((i + 1) as f64 / n - f)
         })
         .fold(0.0, f64::max)

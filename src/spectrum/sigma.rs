@@ -318,10 +318,11 @@ impl QuantileTable {
         let (a, b) = (law.lower_edge().powi(2), law.upper_edge().powi(2));
         let (c, d) = ((a + b) / 2.0, (b - a) / 2.0);
         let (mut cdf, mut nu) = (Vec::new(), Vec::new());
+        let f = law.cdf_fn();
         for i in 0..=Self::POINTS {
             let theta = std::f64::consts::PI * i as f64 / Self::POINTS as f64;
             let v = (c - d * theta.cos()).max(0.0).sqrt();
-            cdf.push(law.cdf(v));
+            cdf.push(f.at(v));
             nu.push(v);
         }
         Self { cdf, nu }
