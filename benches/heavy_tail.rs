@@ -18,7 +18,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
 
 use faer::{Mat, Par};
 use mpscope::anatomy::{Anatomy, Overrides};
@@ -28,19 +27,10 @@ use mpscope::rng::Rng;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{HeavyTail, Precision, SigmaMode, singular_values};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mpscope");
+mod common;
+use common::best_of;
 
-fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut best = f64::INFINITY;
-    let mut out = None;
-    for _ in 0..n {
-        let t0 = Instant::now();
-        let r = f();
-        best = best.min(t0.elapsed().as_secs_f64());
-        out = Some(r);
-    }
-    (best, out.expect("n > 0"))
-}
+const BIN: &str = env!("CARGO_BIN_EXE_mpscope");
 
 fn alpha_cost() {
     let mut rng = Rng::new(1);

@@ -15,9 +15,9 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod common;
+use common::best_of;
 
 use std::path::Path;
-use std::time::Instant;
 
 use faer::Par;
 use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
@@ -26,18 +26,6 @@ use mpscope::scan;
 use mpscope::spectrum::{
     Histogram, HistogramRange, Precision, SigmaMode, Unit, preview, singular_values,
 };
-
-fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
-    let mut best = f64::INFINITY;
-    let mut out = None;
-    for _ in 0..n {
-        let t0 = Instant::now();
-        let r = f();
-        best = best.min(t0.elapsed().as_secs_f64());
-        out = Some(r);
-    }
-    (best, out.expect("at least one run"))
-}
 
 fn measure(dir: &Path, label: &str) {
     let ck = Checkpoint::open(&dir.to_string_lossy()).expect("open checkpoint");

@@ -56,3 +56,16 @@ pub fn llama_8b_layer() -> std::path::PathBuf {
     );
     dir
 }
+
+/// Runs `f` `n` times (at least once); the best wall time in seconds and the last result.
+pub fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::INFINITY;
+    let mut out = None;
+    for _ in 0..n.max(1) {
+        let t0 = std::time::Instant::now();
+        let r = f();
+        best = best.min(t0.elapsed().as_secs_f64());
+        out = Some(r);
+    }
+    (best, out.expect("at least one run"))
+}
