@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use common::screen;
 
-use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
+use mpscope::anatomy::{Anatomy, MatrixId, Proj};
 use mpscope::cache::{self, Cache};
 use mpscope::checkpoint::Checkpoint;
-use mpscope::scan::{self, ComputeOptions, Job, ScanOptions};
+use mpscope::scan::{self, ComputeOptions, Job};
 use mpscope::spectrum::{Precision, SigmaMode};
-use mpscope::synth::{self, SynthFamily, SynthSpec};
 use mpscope::tui::app::App;
 use mpscope::tui::theme::Theme;
 
@@ -28,17 +27,9 @@ const ASCII: Theme = Theme {
     ascii: true,
 };
 
-/// One llama layer of hidden 1024 (q 1024², k/v 256×1024) with two spikes planted in q.
+/// One llama layer of hidden 1024 (q 1024², k/v 512×1024) with two spikes planted in q.
 fn model(dir: &Path) -> (Checkpoint, Anatomy, Vec<Job>) {
-    let mut spec = SynthSpec::new(SynthFamily::Llama, 1, 1024, 8);
-    spec.kv_heads = 2;
-    spec.seed = 3;
-    spec.spikes = synth::parse_list("L0.q:2x6").unwrap();
-    synth::write(dir, &spec).unwrap();
-    let ck = Checkpoint::open(dir.to_str().unwrap()).unwrap();
-    let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
-    let jobs = scan::plan(&an, &ScanOptions::default());
-    (ck, an, jobs)
+    common::synth_planned(dir, (1, 1024, 8), 3, "L0.q:2x6")
 }
 
 fn options(cache: Option<cache::ModelCache>) -> ComputeOptions {

@@ -7,11 +7,9 @@ use std::path::Path;
 
 use common::screen;
 
-use mpscope::anatomy::{Anatomy, MatrixId, Overrides, Proj};
-use mpscope::checkpoint::Checkpoint;
-use mpscope::scan::{self, ComputeOptions, ScanOptions};
+use mpscope::anatomy::{MatrixId, Proj};
+use mpscope::scan::{self, ComputeOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
-use mpscope::synth::{self, SynthFamily, SynthSpec};
 use mpscope::tui::app::{App, Outcome, ScoreKind, SearchKey, View};
 use mpscope::tui::draw::draw;
 use mpscope::tui::hits::{Hits, Target};
@@ -25,14 +23,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 /// A 3-layer llama with spikes planted in layer 0 q, and every block's real analysis (in
 /// plan order), not yet given to the app; with the shuffled control when `randomize` is set.
 fn fresh_app(dir: &Path, randomize: bool) -> (App, Vec<(MatrixId, Outcome)>) {
-    let mut spec = SynthSpec::new(SynthFamily::Llama, 3, 128, 4);
-    spec.kv_heads = 2;
-    spec.seed = 7;
-    spec.spikes = synth::parse_list("L0.q:4x4").unwrap();
-    synth::write(dir, &spec).unwrap();
-    let ck = Checkpoint::open(dir.to_str().unwrap()).unwrap();
-    let an = Anatomy::from_checkpoint(&ck, &Overrides::default()).unwrap();
-    let jobs = scan::plan(&an, &ScanOptions::default());
+    let (ck, an, jobs) = common::synth_planned(dir, (3, 128, 4), 7, "L0.q:4x4");
     let opts = ComputeOptions {
         precision: Precision::Fast,
         initializer_range: None,

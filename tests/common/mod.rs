@@ -109,3 +109,27 @@ pub fn screen(
         .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
         .collect()
 }
+
+/// Writes a llama of `layers` × `hidden` with `heads` (kv heads = heads / 2) and the `spikes`
+/// list into `dir`, then opens it: the checkpoint, its anatomy and every block's job.
+pub fn synth_planned(
+    dir: &Path,
+    (layers, hidden, heads): (usize, usize, usize),
+    seed: u64,
+    spikes: &str,
+) -> (
+    mpscope::checkpoint::Checkpoint,
+    mpscope::anatomy::Anatomy,
+    Vec<mpscope::scan::Job>,
+) {
+    use mpscope::synth::{self, SynthFamily, SynthSpec};
+    let mut spec = SynthSpec::new(SynthFamily::Llama, layers, hidden, heads);
+    spec.kv_heads = heads / 2;
+    spec.seed = seed;
+    spec.spikes = synth::parse_list(spikes).expect("spike list");
+    synth::write(dir, &spec).expect("synth");
+    let ck = mpscope::checkpoint::Checkpoint::open(&dir.to_string_lossy()).expect("open");
+    let an = mpscope::anatomy::Anatomy::from_checkpoint(&ck, &Default::default()).expect("anatomy");
+    let jobs = mpscope::scan::plan(&an, &Default::default());
+    (ck, an, jobs)
+}
