@@ -18,14 +18,8 @@ use mpscope::tui::theme::Theme;
 
 use faer::Par;
 
-const UNICODE: Theme = Theme {
-    color: true,
-    ascii: false,
-};
-const ASCII: Theme = Theme {
-    color: false,
-    ascii: true,
-};
+const UNICODE: Theme = Theme::UNICODE;
+const ASCII: Theme = Theme::ASCII;
 
 /// One llama layer of hidden 1024 (q 1024², k/v 512×1024) with two spikes planted in q.
 fn model(dir: &Path) -> (Checkpoint, Anatomy, Vec<Job>) {

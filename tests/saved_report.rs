@@ -15,29 +15,12 @@ use mpscope::saved_report::SavedReport;
 use mpscope::scan::{self, ComputeOptions, ScanOptions};
 use mpscope::spectrum::{Precision, SigmaMode};
 use mpscope::tui::app::{App, ScoreKind, View};
-use mpscope::tui::draw::draw;
 use mpscope::tui::keys::{Action, action};
 use mpscope::tui::theme::Theme;
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-const THEME: Theme = Theme {
-    color: false,
-    ascii: false,
-};
-
 fn screen(app: &App, w: u16, h: u16) -> String {
-    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    term.draw(|f| {
-        draw(f, app, &THEME);
-    })
-    .unwrap();
-    let buf = term.backend().buffer().clone();
-    (0..h)
-        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
-        .collect::<Vec<_>>()
-        .join("\n")
+    common::screen(app, Theme::PLAIN, w, h).join("\n")
 }
 
 fn key(c: char) -> Action {

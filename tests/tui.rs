@@ -95,14 +95,8 @@ fn has_colour(app: &App, theme: Theme, w: u16, h: u16) -> bool {
         .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset)
 }
 
-const UNICODE: Theme = Theme {
-    color: true,
-    ascii: false,
-};
-const ASCII: Theme = Theme {
-    color: false,
-    ascii: true,
-};
+const UNICODE: Theme = Theme::UNICODE;
+const ASCII: Theme = Theme::ASCII;
 
 fn key(c: char) -> Action {
     action(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)).unwrap()

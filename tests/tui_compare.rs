@@ -65,10 +65,7 @@ fn key(c: char) -> Action {
     action(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)).unwrap()
 }
 
-const UNICODE: Theme = Theme {
-    color: true,
-    ascii: false,
-};
+const UNICODE: Theme = Theme::UNICODE;
 
 #[test]
 fn header_says_other_vs_base_and_the_layer_list_shows_the_planted_layers() {
@@ -165,16 +162,7 @@ fn ascii_and_no_color_draw_compare_mode_in_plain_characters() {
     app.handle(key('j'));
     app.handle(key('j'));
     app.handle(Action::ProjNext);
-    for theme in [
-        Theme {
-            color: false,
-            ascii: true,
-        },
-        Theme {
-            color: false,
-            ascii: false,
-        },
-    ] {
+    for theme in [Theme::ASCII, Theme::PLAIN] {
         for view in 1..=5 {
             app.handle(Action::View(view));
             let lines = screen(&app, theme, 80, 24);

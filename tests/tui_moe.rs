@@ -51,10 +51,7 @@ fn mixtral_app(dir: &Path) -> App {
 
 /// The screen's lines (ASCII, no colour) and its clickable areas.
 fn frame(app: &App, w: u16, h: u16) -> (Vec<String>, Hits) {
-    let theme = Theme {
-        color: false,
-        ascii: true,
-    };
+    let theme = Theme::ASCII;
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     let mut hits = Hits::default();
     term.draw(|f| hits = draw(f, app, &theme)).unwrap();

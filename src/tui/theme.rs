@@ -22,6 +22,22 @@ const RAMP_ASCII: [char; 10] = [' ', '.', ':', '-', '=', '+', '*', '#', '%', '@'
 const RAMP_UNICODE: [char; 5] = [' ', '░', '▒', '▓', '█'];
 
 impl Theme {
+    /// Colour and Unicode glyphs.
+    pub const UNICODE: Self = Self {
+        color: true,
+        ascii: false,
+    };
+    /// Unicode glyphs without colour (`NO_COLOR`).
+    pub const PLAIN: Self = Self {
+        color: false,
+        ascii: false,
+    };
+    /// ASCII glyphs without colour.
+    pub const ASCII: Self = Self {
+        color: false,
+        ascii: true,
+    };
+
     /// The theme the environment asks for: `NO_COLOR` set ⇒ no colour; a non-UTF-8 locale or
     /// `force_ascii` ⇒ ASCII.
     pub fn from_env(force_ascii: bool) -> Self {
