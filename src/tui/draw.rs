@@ -652,6 +652,17 @@ struct Stat {
     list: bool,
 }
 
+/// A stats row that is not a list.
+fn stat(key: &str, parts: &[String], warn: bool, keep: u8) -> Stat {
+    Stat {
+        key: key.to_string(),
+        parts: parts.to_vec(),
+        warn,
+        keep,
+        list: false,
+    }
+}
+
 /// Lays the stats out in `width` × `height`: a row fits beside its key, or goes under it
 /// (split at its parts), a list shows the parts that fit; when the rows still do not fit, the
 /// least important go whole. Returns (key column, value, warn) per line.
@@ -787,7 +798,6 @@ fn change_stats(v: &mut Vec<Stat>, c: &crate::compare::Comparison) {
     v.splice(0..0, rows);
 }
 
-/// The stats panel's rows, in display order.
 /// The stats beside a preview: what it is, the block, σ and the edges (the scores wait for
 /// the exact values).
 fn preview_stats(
@@ -796,44 +806,24 @@ fn preview_stats(
     block: Option<&crate::anatomy::Block>,
     t: &Theme,
 ) -> Vec<Stat> {
-    let mut v: Vec<Stat> = stats_lines(app, a, block, t)
-        .into_iter()
-        .filter(|s| s.key == "shape" || s.key == "σ" || s.key.ends_with('+'))
-        .collect();
-    let note = |key: &str, parts: &[&str], keep: u8| Stat {
-        key: key.to_string(),
-        parts: parts.iter().map(|p| p.to_string()).collect(),
-        warn: false,
-        keep,
-        list: false,
-    };
-    v.insert(0, note("preview", &["display", "precision"], 0));
-    v.push(note(
-        "ν₁",
-        &[&format!(
-            "≈ {:.4}",
-            a.spectrum.values.first().copied().unwrap_or(0.0)
-        )],
-        6,
-    ));
-    v.push(note("exact", &["computing…"], 1));
+    let mut v = block_stats(app, a, block, t);
+    let top = a.spectrum.values.first().copied().unwrap_or(0.0);
+    v.insert(
+        0,
+        stat("preview", &["display".into(), "precision".into()], false, 0),
+    );
+    v.push(stat("ν₁", &[format!("≈ {top:.4}")], false, 6));
+    v.push(stat("exact", &["computing…".into()], false, 1));
     v
 }
 
-fn stats_lines(
+/// The block's own stats: shape and dtype, σ and its mode, the MP edges.
+fn block_stats(
     app: &App,
     a: &Analysis,
     block: Option<&crate::anatomy::Block>,
     t: &Theme,
 ) -> Vec<Stat> {
-    let s = &a.scores;
-    let stat = |key: &str, parts: &[String], warn: bool, keep: u8| Stat {
-        key: key.to_string(),
-        parts: parts.to_vec(),
-        warn,
-        keep,
-        list: false,
-    };
     let mut v = Vec::new();
     let shape = units::shape(&[a.spectrum.rows, a.spectrum.cols], t.ascii);
     let dtype = block
@@ -862,6 +852,20 @@ fn stats_lines(
             5,
         ));
     }
+    v
+}
+
+/// The stats panel's rows of a finished block, in display order: [`block_stats`], then every
+/// score.
+fn stats_lines(
+    app: &App,
+    a: &Analysis,
+    block: Option<&crate::anatomy::Block>,
+    t: &Theme,
+) -> Vec<Stat> {
+    let s = &a.scores;
+    let sym = unit_symbol(app.unit);
+    let mut v = block_stats(app, a, block, t);
     if s.empty {
         v.push(stat(
             "scores",
