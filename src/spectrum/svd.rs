@@ -588,48 +588,50 @@ const CHUNKED_MAX: usize = 1024;
 /// or lose the block to underflow (the caller then forms G in f64).
 fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>> {
     let (p, n) = a.shape();
+    let width = GRAM_CHUNK.min(n.max(1));
     let mut g = scratch::gram(p);
-    let mut part = Mat::<f32>::zeros(p, p);
-    let mut chunk = Mat::<f32>::zeros(p, GRAM_CHUNK.min(n.max(1)));
-    let (mut j0, mut first, mut largest) = (0, true, 0f32);
+    // The partial Gram matrix and the converted chunk live in this thread's reduction buffer,
+    // which the reduction only takes after this returns.
+    let mut buf = scratch::reduce_buffer(p * p + p * width);
+    let (part, chunk) = buf.split_at_mut(p * p);
+    let (mut j0, mut largest, mut in_range) = (0, 0f32, true);
     while j0 < n {
-        let w = GRAM_CHUNK.min(n - j0);
-        let mut dst = chunk.as_mut().subcols_mut(0, w);
-        copy_convert(a.subcols(j0, w), dst.as_mut());
-        let amax = (0..w)
-            .map(|k| lanes_max_abs(chunk.col_as_slice(k)))
-            .fold(0f32, f32::max);
+        let w = width.min(n - j0);
+        let cols = &mut chunk[..p * w];
+        copy_convert(
+            a.subcols(j0, w),
+            MatMut::from_column_major_slice_mut(cols, p, w),
+        );
+        let amax = lanes_max_abs(cols);
         if amax.is_nan() || amax > 1e15 {
-            scratch::keep_gram(g);
-            return None;
+            in_range = false;
+            break;
         }
         largest = largest.max(amax);
         add_gram(
-            part.as_mut(),
-            chunk.as_ref().subcols(0, w),
+            MatMut::from_column_major_slice_mut(part, p, p),
+            MatRef::from_column_major_slice(cols, p, w),
             Accum::Replace,
             par,
         );
         for j in 0..p {
-            let (src, out) = (&part.col_as_slice(j)[j..], &mut g.col_as_slice_mut(j)[j..]);
-            if first {
-                out.iter_mut()
-                    .zip(src)
-                    .for_each(|(o, &s)| *o = f64::from(s));
-            } else {
-                out.iter_mut()
-                    .zip(src)
-                    .for_each(|(o, &s)| *o += f64::from(s));
+            let (out, src) = (
+                &mut g.col_as_slice_mut(j)[j..],
+                &part[j * p + j..(j + 1) * p],
+            );
+            for (o, &s) in out.iter_mut().zip(src) {
+                *o = if j0 == 0 { 0.0 } else { *o } + f64::from(s);
             }
         }
-        first = false;
         j0 += w;
     }
-    if largest < 1e-15 {
+    scratch::keep_reduce_buffer(buf);
+    if in_range && largest >= 1e-15 {
+        Some(g)
+    } else {
         scratch::keep_gram(g);
-        return None;
+        None
     }
-    Some(g)
 }
 
 /// max |x| over `v` (0 when empty), sixteen lanes at a time.
