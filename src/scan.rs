@@ -424,10 +424,7 @@ pub fn preview(
     if rows.min(cols) < PREVIEW_MIN {
         return None;
     }
-    if let Some(cache) = &opts.cache
-        && let Some(key) = cache_key(ck, job, opts)
-        && cache.contains(&key)
-    {
+    if CacheSlot::of(ck, job, opts).is_some_and(|slot| slot.cache.contains(&slot.key)) {
         return None;
     }
     let start = std::time::Instant::now();
