@@ -23,6 +23,7 @@ use faer::{Accum, Mat, MatRef, Par, Side};
 
 use super::SpectrumError;
 use super::svd::check_block;
+use super::symeig::{axpy, dot};
 use crate::rng::Rng;
 
 /// Short side from which the explorer shows a preview before a block's exact values.
@@ -135,10 +136,10 @@ fn lanczos_quadrature(
             }
             let q = x.col_as_slice(j);
             let zj = z.col_as_slice_mut(j);
-            let a = dot(q, zj);
-            axpy(zj, -(a as f32), q);
+            let a = f64::from(dot(q, zj));
+            axpy(-(a as f32), q, zj);
             if let Some(&b) = beta[j].last() {
-                axpy(zj, -(b as f32), basis[j].col_as_slice(step - 1));
+                axpy(-(b as f32), basis[j].col_as_slice(step - 1), zj);
             }
             // Full reorthogonalisation, twice (classical Gram–Schmidt is enough twice).
             let qs = basis[j].as_ref().subcols(0, step + 1);
@@ -151,7 +152,7 @@ fn lanczos_quadrature(
                 matmul(zc, Accum::Add, qs, hv, -1.0, Par::Seq);
             }
             alpha[j].push(a);
-            let b = dot(zj, zj).sqrt();
+            let b = f64::from(dot(zj, zj)).sqrt();
             let size = alpha[j].iter().fold(0f64, |s, v| s.max(v.abs())).max(b);
             if !b.is_finite() || b <= 1e-5 * size || step + 1 == k {
                 // An invariant subspace (the quadrature is exact) or the last step.
@@ -264,31 +265,6 @@ fn apply_gram(
     });
     for sum in &sums {
         z += sum;
-    }
-}
-
-/// Σ aᵢbᵢ in f64, over sixteen f32 lanes.
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    let mut acc = [0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for l in 0..16 {
-            acc[l] += x[l] * y[l];
-        }
-    }
-    acc.iter().map(|&v| v as f64).sum::<f64>() + tail as f64
-}
-
-/// y ← y + a·x.
-fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
     }
 }
 
