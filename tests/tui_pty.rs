@@ -89,6 +89,25 @@ impl Session {
         }
     }
 
+    /// [`Session::wait_for`], then the screen once two reads 150 ms apart agree: a read can
+    /// land in the middle of a frame being written, and a block may still be arriving.
+    fn settled(&self, what: &str) -> String {
+        let mut last = self.wait_for(what);
+        let t0 = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(150));
+            let now = self.contents();
+            if now == last && now.contains(what) {
+                return now;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the screen never settled; last:\n{now}"
+            );
+            last = now;
+        }
+    }
+
     fn send(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).unwrap();
         self.writer.flush().unwrap();
@@ -280,14 +299,14 @@ fn a_same_size_rewrite_is_offered_for_reopening_and_never_mixed_in() {
     let mut s = Session::start(&[a.path().to_str().unwrap()], &[]);
     s.wait_for("blocks in");
     s.send("gjj");
-    let old = s.wait_for("L2 q · model.layers.2");
+    let old = s.settled("L2 q · model.layers.2");
     common::rewrite_in_place(&path, &new);
-    let offered = s.wait_for("o reopen · changed on disk: model-00002");
+    let offered = s.settled("o reopen · changed on disk: model-00002");
     // Until reopened, the numbers on screen are those of the version opened.
     assert_eq!(numbers(&offered), numbers(&old));
     s.send("o");
     s.wait_for("reopened");
-    let reopened = s.wait_for("blocks in");
+    let reopened = s.settled("blocks in");
     assert!(reopened.contains("L2 q · model.layers.2"), "{reopened}");
     s.quit_and_check_restored();
 
@@ -295,7 +314,7 @@ fn a_same_size_rewrite_is_offered_for_reopening_and_never_mixed_in() {
     let mut fresh = Session::start(&[a.path().to_str().unwrap()], &[]);
     fresh.wait_for("blocks in");
     fresh.send("gjj");
-    let want = fresh.wait_for("L2 q · model.layers.2");
+    let want = fresh.settled("L2 q · model.layers.2");
     fresh.quit_and_check_restored();
     assert_eq!(numbers(&reopened), numbers(&want));
     assert_ne!(numbers(&reopened), numbers(&old));
