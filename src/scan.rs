@@ -3,14 +3,15 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::thread::LocalKey;
 
 use faer::{Mat, MatRef, Par};
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Dtype};
 use crate::spectrum::preview::{PREVIEW_MIN, preview_values};
-use crate::spectrum::{Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
+use crate::spectrum::{self, Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
 
 /// A group of projections a user can select (`--proj q,k,v,o,mlp,other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -271,17 +272,17 @@ const F64_DECODE_MAX: usize = 1 << 24;
 /// Largest decoded block a worker thread keeps for the next one, in entries (32 MiB as f64).
 const KEEP_DECODED_MAX: usize = 1 << 22;
 
-/// The f64 matrix a worker thread decodes blocks into, kept from one block to the next: a
-/// fresh allocation of a few MiB pays a page fault and a zeroing per page (2–6% of a
+/// The matrix a worker thread decodes blocks into, kept from one block to the next: a fresh
+/// allocation of a few MiB pays a page fault and a zeroing per page (2–6% of a
 /// SmolLM2-shaped scan's profile), and the allocator returns freed pages within milliseconds.
-struct Decoded {
-    m: Mat<f64>,
+struct Decoded<T> {
+    m: Mat<T>,
     /// Its reserved capacity is at least `square` × `square`, so that blocks of either
     /// orientation (gate 1536 × 576, down 576 × 1536) reuse it without a reallocation.
     square: usize,
 }
 
-impl Decoded {
+impl<T> Decoded<T> {
     const EMPTY: Self = Self {
         m: Mat::new(),
         square: 0,
@@ -289,13 +290,18 @@ impl Decoded {
 }
 
 thread_local! {
-    static DECODED: RefCell<Decoded> = const { RefCell::new(Decoded::EMPTY) };
+    static DECODED_F64: RefCell<Decoded<f64>> = const { RefCell::new(Decoded::EMPTY) };
+    static DECODED_F32: RefCell<Decoded<f32>> = const { RefCell::new(Decoded::EMPTY) };
 }
 
-/// This thread's kept decode matrix, with room for a rows × cols block in either orientation
-/// when that fits [`KEEP_DECODED_MAX`].
-fn take_decoded(rows: usize, cols: usize) -> Decoded {
-    let mut d = DECODED
+/// This thread's kept decode matrix (in `cell`), with room for a rows × cols block in either
+/// orientation when that fits [`KEEP_DECODED_MAX`].
+fn take_decoded<T: 'static>(
+    cell: &'static LocalKey<RefCell<Decoded<T>>>,
+    rows: usize,
+    cols: usize,
+) -> Decoded<T> {
+    let mut d = cell
         .with(|cell| {
             cell.try_borrow_mut()
                 .map(|mut d| std::mem::replace(&mut *d, Decoded::EMPTY))
@@ -311,10 +317,11 @@ fn take_decoded(rows: usize, cols: usize) -> Decoded {
     d
 }
 
-/// Keeps `d` for this thread's next block unless it holds more than [`KEEP_DECODED_MAX`].
-fn keep_decoded(d: Decoded) {
+/// Keeps `d` in `cell` for this thread's next block unless it holds more than
+/// [`KEEP_DECODED_MAX`].
+fn keep_decoded<T: 'static>(cell: &'static LocalKey<RefCell<Decoded<T>>>, d: Decoded<T>) {
     if d.m.nrows() * d.m.ncols() <= KEEP_DECODED_MAX {
-        DECODED.with(|cell| {
+        cell.with(|cell| {
             if let Ok(mut kept) = cell.try_borrow_mut() {
                 *kept = d;
             }
@@ -326,6 +333,21 @@ fn keep_decoded(d: Decoded) {
 /// up to 2²⁴ entries); larger blocks are decoded to f32.
 fn decodes_f64(job: &Job, opts: &ComputeOptions) -> bool {
     opts.precision == Precision::Precise || job.block.rows * job.block.cols <= F64_DECODE_MAX
+}
+
+/// True when `job`'s block may be decoded straight to f32 and still give the spectrum an f64
+/// decode gives: the engine reads its entries as f32 anyway
+/// ([`spectrum::reads_entries_as_f32`]), and its dtype's values are all f32 values (every
+/// dtype but F64).
+fn decodes_f32_exactly(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> bool {
+    let (rows, cols) = (job.block.rows, job.block.cols);
+    !job.vectors
+        && rows * cols <= KEEP_DECODED_MAX
+        && spectrum::reads_entries_as_f32(rows, cols, opts.precision)
+        && ck
+            .tensors()
+            .get(job.block.selection.tensor)
+            .is_some_and(|t| t.dtype != Dtype::F64)
 }
 
 /// The options [`compute`] gives the spectrum engine for `job`.
@@ -344,15 +366,24 @@ pub fn analyze_options(job: &Job, opts: &ComputeOptions) -> AnalyzeOptions {
 /// Decodes one block from the checkpoint and computes its spectrum.
 pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spectrum, String> {
     let analyze = analyze_options(job, opts);
-    // Blocks up to F64_DECODE_MAX entries are decoded straight to f64, which the Gram matrix
-    // (Fast) and the SVD (Precise) then read with no converted copy; larger ones (embeddings,
-    // big MLPs) to f32, half the memory, which Fast converts in chunks.
-    let spectrum = if decodes_f64(job, opts) {
-        let mut d = take_decoded(job.block.rows, job.block.cols);
+    // Blocks whose Gram matrix is formed from f32 entries anyway are decoded straight to f32,
+    // which it multiplies where they lie. Other blocks up to F64_DECODE_MAX entries are
+    // decoded to f64, which the Gram matrix (Fast) and the SVD (Precise) then read with no
+    // converted copy; larger ones (embeddings, big MLPs) to f32, half the memory, which Fast
+    // converts in chunks.
+    let spectrum = if decodes_f32_exactly(ck, job, opts) {
+        let mut d = take_decoded(&DECODED_F32, job.block.rows, job.block.cols);
+        ck.decode_f32_into(&job.block.selection, &mut d.m)
+            .map_err(|e| e.to_string())?;
+        let spectrum = Spectrum::compute(d.m.as_ref(), &analyze);
+        keep_decoded(&DECODED_F32, d);
+        spectrum
+    } else if decodes_f64(job, opts) {
+        let mut d = take_decoded(&DECODED_F64, job.block.rows, job.block.cols);
         ck.decode_f64_into(&job.block.selection, &mut d.m)
             .map_err(|e| e.to_string())?;
         let spectrum = Spectrum::compute(d.m.as_ref(), &analyze);
-        keep_decoded(d);
+        keep_decoded(&DECODED_F64, d);
         spectrum
     } else {
         let m = ck

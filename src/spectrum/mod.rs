@@ -43,8 +43,8 @@ pub use sigma::{
     Sigma, SigmaFit, SigmaMode, Sigmas, entry_sigma, fit_sigma, fit_sigma_checked, init_sigma,
 };
 pub use svd::{
-    Element, Method, Precision, count_non_finite, gram_values_two_stage, singular_values,
-    singular_values_with, values_and_right_vectors,
+    Element, Method, Precision, count_non_finite, gram_values_two_stage, reads_entries_as_f32,
+    singular_values, singular_values_with, values_and_right_vectors,
 };
 pub use vectors::{erf, kolmogorov_sf, ks_normal_statistic, normal_cdf, vector_ks_p};
 

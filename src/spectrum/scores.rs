@@ -192,7 +192,14 @@ mod tests {
         // Noise spectra under the right σ and wrong ones, spiked, tied, piled at zero, tiny
         // and odd lengths: the pruned search must land on the plain maximum exactly.
         let mut rng = crate::rng::Rng::new(7);
-        for &(p, q) in &[(64, 64), (65, 300), (192, 576), (576, 576), (576, 1536), (1000, 4000)] {
+        for &(p, q) in &[
+            (64, 64),
+            (65, 300),
+            (192, 576),
+            (576, 576),
+            (576, 1536),
+            (1000, 4000),
+        ] {
             let m = faer::Mat::<f64>::from_fn(p, q, |_, _| rng.normal());
             let mut values = crate::spectrum::singular_values(
                 m.as_ref(),

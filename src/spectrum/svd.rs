@@ -140,6 +140,8 @@ pub trait Element: sealed::Sealed + faer::traits::RealField + Copy + Send + Sync
     fn finite(self) -> bool;
     /// `m` itself when the element type is already f64 (so it needs no converted copy).
     fn f64_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f64>>;
+    /// `m` itself when the element type is already f32 (so it needs no converted copy).
+    fn f32_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f32>>;
 }
 
 impl Element for f32 {
@@ -155,6 +157,9 @@ impl Element for f32 {
     fn f64_view(_: MatRef<'_, Self>) -> Option<MatRef<'_, f64>> {
         None
     }
+    fn f32_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f32>> {
+        Some(m)
+    }
 }
 
 impl Element for f64 {
@@ -169,6 +174,9 @@ impl Element for f64 {
     }
     fn f64_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f64>> {
         Some(m)
+    }
+    fn f32_view(_: MatRef<'_, Self>) -> Option<MatRef<'_, f32>> {
+        None
     }
 }
 
@@ -576,6 +584,14 @@ fn gram_f64_in<S: Element>(
     g
 }
 
+/// Whether the engine at `precision` reads the entries of a rows × cols block as f32 values
+/// (Fast, short side from 160 to 1023: the chunked f32 Gram matrix), so that a block decoded
+/// straight to f32 gives the same spectrum as one decoded to f64.
+pub fn reads_entries_as_f32(rows: usize, cols: usize, precision: Precision) -> bool {
+    let p = rows.min(cols);
+    precision.method() == Method::GramMixed && (MIXED_MIN..CHUNKED_MAX).contains(&p)
+}
+
 /// Columns per f32 partial Gram matrix in [`gram_chunked_lower`].
 const GRAM_CHUNK: usize = 128;
 
@@ -589,28 +605,42 @@ const CHUNKED_MAX: usize = 1024;
 fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>> {
     let (p, n) = a.shape();
     let width = GRAM_CHUNK.min(n.max(1));
+    // An f32 block is multiplied where it lies (its chunks are views); any other is converted
+    // chunk by chunk. The products are the same either way.
+    let direct = S::f32_view(a);
+    if let Some(a) = direct
+        && !in_f32_range(mat_max_abs(a))
+    {
+        return None;
+    }
     let mut g = scratch::gram(p);
     // The partial Gram matrix and the converted chunk live in this thread's reduction buffer,
     // which the reduction only takes after this returns.
     let mut buf = scratch::reduce_buffer(p * p + p * width);
     let (part, chunk) = buf.split_at_mut(p * p);
-    let (mut j0, mut largest, mut in_range) = (0, 0f32, true);
+    let (mut j0, mut largest) = (0, 0f32);
     while j0 < n {
         let w = width.min(n - j0);
-        let cols = &mut chunk[..p * w];
-        copy_convert(
-            a.subcols(j0, w),
-            MatMut::from_column_major_slice_mut(cols, p, w),
-        );
-        let amax = lanes_max_abs(cols);
-        if amax.is_nan() || amax > 1e15 {
-            in_range = false;
-            break;
-        }
-        largest = largest.max(amax);
+        let cols = match direct {
+            Some(a) => a.subcols(j0, w),
+            None => {
+                let cols = &mut chunk[..p * w];
+                copy_convert(
+                    a.subcols(j0, w),
+                    MatMut::from_column_major_slice_mut(cols, p, w),
+                );
+                let amax = lanes_max_abs(cols);
+                if amax.is_nan() || amax > 1e15 {
+                    largest = f32::NAN;
+                    break;
+                }
+                largest = largest.max(amax);
+                MatRef::from_column_major_slice(cols, p, w)
+            }
+        };
         add_gram(
             MatMut::from_column_major_slice_mut(part, p, p),
-            MatRef::from_column_major_slice(cols, p, w),
+            cols,
             Accum::Replace,
             par,
         );
@@ -626,12 +656,40 @@ fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>
         j0 += w;
     }
     scratch::keep_reduce_buffer(buf);
-    if in_range && largest >= 1e-15 {
+    if direct.is_some() || in_f32_range(largest) {
         Some(g)
     } else {
         scratch::keep_gram(g);
         None
     }
+}
+
+/// Whether a block whose largest entry magnitude is `largest` can form its Gram matrix in f32
+/// (1e-15 … 1e15: no overflow, and the block is not lost to underflow).
+fn in_f32_range(largest: f32) -> bool {
+    (1e-15..=1e15).contains(&largest)
+}
+
+/// max |x| over the entries of `m` (NaN when one is NaN), along its unit stride.
+fn mat_max_abs(m: MatRef<'_, f32>) -> f32 {
+    let m = if m.row_stride() == 1 || m.col_stride() != 1 {
+        m
+    } else {
+        m.transpose()
+    };
+    let mut largest = 0f32;
+    for j in 0..m.ncols() {
+        let col = m.col(j);
+        let amax = match col.try_as_col_major() {
+            Some(c) => lanes_max_abs(c.as_slice()),
+            None => col.iter().fold(0f32, |a, x| a.max(x.abs())),
+        };
+        if amax.is_nan() {
+            return f32::NAN;
+        }
+        largest = largest.max(amax);
+    }
+    largest
 }
 
 /// max |x| over `v` (0 when empty), sixteen lanes at a time.
@@ -793,6 +851,37 @@ mod tests {
                 "{scale}"
             );
         }
+    }
+
+    #[test]
+    fn an_f32_block_gives_the_values_of_the_same_block_in_f64_bit_for_bit() {
+        // What lets the scan decode such blocks straight to f32: the chunked Gram matrix reads
+        // f32 entries either way, as views of an f32 block or as converted chunks of an f64 one.
+        let mut rng = crate::rng::Rng::new(9);
+        for (rows, cols) in [
+            (576, 1536),
+            (1536, 576),
+            (576, 576),
+            (192, 576),
+            (1000, 300),
+        ] {
+            assert!(reads_entries_as_f32(rows, cols, Precision::Fast));
+            let a32 = Mat::<f32>::from_fn(rows, cols, |_, _| {
+                let x = rng.normal() as f32 * 0.02;
+                f32::from_bits(x.to_bits() & 0xffff_0000)
+            });
+            let a64 = Mat::<f64>::from_fn(rows, cols, |i, j| f64::from(a32[(i, j)]));
+            let v32 = singular_values(a32.as_ref(), Precision::Fast, Par::Seq).unwrap();
+            let v64 = singular_values(a64.as_ref(), Precision::Fast, Par::Seq).unwrap();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&v32), bits(&v64), "{rows} x {cols}");
+        }
+        assert!(!reads_entries_as_f32(100, 576, Precision::Fast));
+        assert!(!reads_entries_as_f32(1024, 2048, Precision::Fast));
+        assert!(!reads_entries_as_f32(576, 576, Precision::Precise));
+        // Extreme scales decline the f32 Gram matrix in either type.
+        let tiny = Mat::<f32>::from_fn(200, 300, |i, j| 1e-20 * ((i * 7 + j * 3) % 11) as f32);
+        assert!(gram_chunked_lower(tiny.as_ref(), Par::Seq).is_none());
     }
 
     #[test]
