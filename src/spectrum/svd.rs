@@ -182,17 +182,30 @@ impl Element for f64 {
 
 /// Number of NaN or infinite entries of `m`.
 pub fn count_non_finite<S: Element>(m: MatRef<'_, S>) -> usize {
-    // Walk along the unit stride when there is one.
-    let m = if m.row_stride().unsigned_abs() == 1 || m.col_stride().unsigned_abs() != 1 {
-        m
-    } else {
-        m.transpose()
-    };
-    let mut count = 0;
-    for j in 0..m.ncols() {
-        count += m.col(j).iter().filter(|x| !x.finite()).count();
+    struct Count<'a, S>(MatRef<'a, S>);
+    impl<S: Element> crate::simd::Kernel for Count<'_, S> {
+        type Output = usize;
+        #[inline(always)]
+        fn run(self) -> usize {
+            let m = self.0;
+            // Walk along the unit stride when there is one.
+            let m = if m.row_stride().unsigned_abs() == 1 || m.col_stride().unsigned_abs() != 1 {
+                m
+            } else {
+                m.transpose()
+            };
+            let mut count = 0;
+            for j in 0..m.ncols() {
+                let col = m.col(j);
+                count += match col.try_as_col_major() {
+                    Some(c) => c.as_slice().iter().filter(|x| !x.finite()).count(),
+                    None => col.iter().filter(|x| !x.finite()).count(),
+                };
+            }
+            count
+        }
     }
-    count
+    crate::simd::run(Count(m))
 }
 
 /// Checks that `m` has entries and that all are finite.
@@ -644,15 +657,7 @@ fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>
             Accum::Replace,
             par,
         );
-        for j in 0..p {
-            let (out, src) = (
-                &mut g.col_as_slice_mut(j)[j..],
-                &part[j * p + j..(j + 1) * p],
-            );
-            for (o, &s) in out.iter_mut().zip(src) {
-                *o = if j0 == 0 { 0.0 } else { *o } + f64::from(s);
-            }
-        }
+        add_lower(&mut g, part, j0 == 0);
         j0 += w;
     }
     scratch::keep_reduce_buffer(buf);
@@ -668,6 +673,35 @@ fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>
 /// (1e-15 … 1e15: no overflow, and the block is not lost to underflow).
 fn in_f32_range(largest: f32) -> bool {
     (1e-15..=1e15).contains(&largest)
+}
+
+/// The lower triangle of the f64 `g` set to (`first`) or increased by that of the f32 p × p
+/// column-major `part`, with the CPU's widest vectors.
+fn add_lower(g: &mut Mat<f64>, part: &[f32], first: bool) {
+    struct Add<'a>(&'a mut Mat<f64>, &'a [f32], bool);
+    impl crate::simd::Kernel for Add<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn run(self) {
+            let Add(g, part, first) = self;
+            let p = g.nrows();
+            for (j, src) in part.chunks_exact(p).enumerate().take(p) {
+                let out = &mut g.col_as_slice_mut(j)[j..];
+                let src = &src[j..];
+                if first {
+                    for (o, &s) in out.iter_mut().zip(src) {
+                        *o = f64::from(s);
+                    }
+                } else {
+                    for (o, &s) in out.iter_mut().zip(src) {
+                        *o += f64::from(s);
+                    }
+                }
+            }
+        }
+    }
+    crate::simd::clear_upper();
+    crate::simd::run(Add(g, part, first));
 }
 
 /// max |x| over the entries of `m` (NaN when one is NaN), along its unit stride.
@@ -692,17 +726,25 @@ fn mat_max_abs(m: MatRef<'_, f32>) -> f32 {
     largest
 }
 
-/// max |x| over `v` (0 when empty), sixteen lanes at a time.
+/// max |x| over `v` (0 when empty), sixteen lanes at a time with the CPU's widest vectors.
 fn lanes_max_abs(v: &[f32]) -> f32 {
-    let mut acc = [0f32; 16];
-    let chunks = v.chunks_exact(16);
-    let tail = chunks.remainder().iter().fold(0f32, |m, x| m.max(x.abs()));
-    for c in chunks {
-        for l in 0..16 {
-            acc[l] = acc[l].max(c[l].abs());
+    struct MaxAbs<'a>(&'a [f32]);
+    impl crate::simd::Kernel for MaxAbs<'_> {
+        type Output = f32;
+        #[inline(always)]
+        fn run(self) -> f32 {
+            let mut acc = [0f32; 16];
+            let chunks = self.0.chunks_exact(16);
+            let tail = chunks.remainder().iter().fold(0f32, |m, x| m.max(x.abs()));
+            for c in chunks {
+                for l in 0..16 {
+                    acc[l] = acc[l].max(c[l].abs());
+                }
+            }
+            acc.iter().fold(tail, |m, &x| m.max(x))
         }
     }
-    acc.iter().fold(tail, |m, &x| m.max(x))
+    crate::simd::run(MaxAbs(v))
 }
 
 /// Lower triangle of G = A Aᵀ accumulated in `T` (the upper triangle is left zero).
