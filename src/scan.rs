@@ -9,7 +9,7 @@ use faer::{Mat, MatRef, Par};
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
-use crate::checkpoint::{Checkpoint, Dtype};
+use crate::checkpoint::{Checkpoint, Dtype, Selection};
 use crate::spectrum::preview::{PREVIEW_MIN, preview_values};
 use crate::spectrum::{self, Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
 
@@ -373,9 +373,26 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
     // converts in chunks.
     let spectrum = if decodes_f32_exactly(ck, job, opts) {
         let mut d = take_decoded(&DECODED_F32, job.block.rows, job.block.cols);
-        ck.decode_f32_into(&job.block.selection, &mut d.m)
+        // Decoded transposed, each stored row into a contiguous column (no scatter), and
+        // viewed back: the Gram matrix reads either layout.
+        let sel = &job.block.selection;
+        let transposed = Selection {
+            transpose: !sel.transpose,
+            ..sel.clone()
+        };
+        let (cut, flip) = if sel.transpose {
+            (sel, false)
+        } else {
+            (&transposed, true)
+        };
+        ck.decode_f32_into(cut, &mut d.m)
             .map_err(|e| e.to_string())?;
-        let spectrum = Spectrum::compute(d.m.as_ref(), &analyze);
+        let m = if flip {
+            d.m.as_ref().transpose()
+        } else {
+            d.m.as_ref()
+        };
+        let spectrum = Spectrum::compute(m, &analyze);
         keep_decoded(&DECODED_F32, d);
         spectrum
     } else if decodes_f64(job, opts) {
