@@ -8,7 +8,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::mp::MpLaw;
-use super::scores::{bulk_range, ks_distance};
+use super::scores::{bulk_range, ks_distance, ks_distance_hinted};
 
 /// Which estimator gives σ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -296,8 +296,10 @@ fn qq_sigma(kept: &[f64], quantiles: &QuantileTable) -> Option<f64> {
     let k = kept.len();
     let (lo, hi) = (k / 20, k - k / 20);
     let (mut xy, mut yy) = (0.0, 0.0);
+    // The plotting positions increase, so the table is walked forward once.
+    let mut cursor = 0;
     for (i, &x) in kept.iter().enumerate().take(hi).skip(lo) {
-        let q = quantiles.quantile((i as f64 + 0.5) / k as f64);
+        let q = quantiles.quantile_from((i as f64 + 0.5) / k as f64, &mut cursor);
         xy += x * q;
         yy += q * q;
     }
@@ -330,10 +332,18 @@ impl QuantileTable {
 
     /// ν at which the CDF reaches `u` (linear between table points).
     fn quantile(&self, u: f64) -> f64 {
-        let i = self
-            .cdf
-            .partition_point(|&f| f < u)
-            .clamp(1, self.cdf.len() - 1);
+        let mut from = self.cdf.partition_point(|&f| f < u);
+        self.quantile_from(u, &mut from)
+    }
+
+    /// [`QuantileTable::quantile`] for a `u` at least the previous one's: the first table point
+    /// with F ≥ u is sought forward from `cursor`, which is left there (a pass over increasing
+    /// u walks the table once).
+    fn quantile_from(&self, u: f64, cursor: &mut usize) -> f64 {
+        while *cursor < self.cdf.len() && self.cdf[*cursor] < u {
+            *cursor += 1;
+        }
+        let i = (*cursor).clamp(1, self.cdf.len() - 1);
         let (f0, f1) = (self.cdf[i - 1], self.cdf[i]);
         let t = if f1 > f0 { (u - f0) / (f1 - f0) } else { 0.0 };
         self.nu[i - 1] + t.clamp(0.0, 1.0) * (self.nu[i] - self.nu[i - 1])
@@ -342,8 +352,15 @@ impl QuantileTable {
 
 /// The σ in [1 − w, 1 + w]·`around` minimising the KS distance of `ascending` against MP(σ).
 fn best_ks_sigma(ascending: &[f64], rows: usize, cols: usize, around: f64, w: f64) -> f64 {
+    // Neighbouring σ's deviate most at nearby values: each search starts from the last one's.
+    let hint = std::cell::Cell::new(0);
     let ks = |s: f64| match MpLaw::new(s, rows, cols) {
-        Ok(law) => ks_distance(ascending, &law),
+        Ok(law) => {
+            let mut h = hint.get();
+            let d = ks_distance_hinted(ascending, &law, &mut h);
+            hint.set(h);
+            d
+        }
         Err(_) => f64::INFINITY,
     };
     const GRID: usize = 24;
