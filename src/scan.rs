@@ -9,7 +9,7 @@ use faer::{Mat, MatRef, Par};
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
-use crate::checkpoint::{Checkpoint, Dtype, Selection};
+use crate::checkpoint::{Checkpoint, CheckpointError, Dtype, Selection};
 use crate::spectrum::preview::{PREVIEW_MIN, preview_values};
 use crate::spectrum::{self, Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
 
@@ -294,14 +294,45 @@ thread_local! {
     static DECODED_F32: RefCell<Decoded<f32>> = const { RefCell::new(Decoded::EMPTY) };
 }
 
-/// This thread's kept decode matrix (in `cell`), with room for a rows × cols block in either
+/// An element type blocks are decoded to, with its thread's kept matrix.
+trait Kept: spectrum::Element {
+    /// This thread's kept matrix of this type.
+    fn cell() -> &'static LocalKey<RefCell<Decoded<Self>>>;
+    /// Decodes `sel` into `out` (see [`Checkpoint::decode_f32_into`]).
+    fn decode(ck: &Checkpoint, sel: &Selection, out: &mut Mat<Self>)
+    -> Result<(), CheckpointError>;
+}
+
+impl Kept for f32 {
+    fn cell() -> &'static LocalKey<RefCell<Decoded<Self>>> {
+        &DECODED_F32
+    }
+    fn decode(
+        ck: &Checkpoint,
+        sel: &Selection,
+        out: &mut Mat<Self>,
+    ) -> Result<(), CheckpointError> {
+        ck.decode_f32_into(sel, out)
+    }
+}
+
+impl Kept for f64 {
+    fn cell() -> &'static LocalKey<RefCell<Decoded<Self>>> {
+        &DECODED_F64
+    }
+    fn decode(
+        ck: &Checkpoint,
+        sel: &Selection,
+        out: &mut Mat<Self>,
+    ) -> Result<(), CheckpointError> {
+        ck.decode_f64_into(sel, out)
+    }
+}
+
+/// This thread's kept decode matrix of type `T`, with room for a rows × cols block in either
 /// orientation when that fits [`KEEP_DECODED_MAX`].
-fn take_decoded<T: 'static>(
-    cell: &'static LocalKey<RefCell<Decoded<T>>>,
-    rows: usize,
-    cols: usize,
-) -> Decoded<T> {
-    let mut d = cell
+fn take_decoded<T: Kept>(rows: usize, cols: usize) -> Decoded<T> {
+    let mut d = T::cell()
         .with(|cell| {
             cell.try_borrow_mut()
                 .map(|mut d| std::mem::replace(&mut *d, Decoded::EMPTY))
@@ -317,16 +348,39 @@ fn take_decoded<T: 'static>(
     d
 }
 
-/// Keeps `d` in `cell` for this thread's next block unless it holds more than
-/// [`KEEP_DECODED_MAX`].
-fn keep_decoded<T: 'static>(cell: &'static LocalKey<RefCell<Decoded<T>>>, d: Decoded<T>) {
+/// Keeps `d` for this thread's next block unless it holds more than [`KEEP_DECODED_MAX`].
+fn keep_decoded<T: Kept>(d: Decoded<T>) {
     if d.m.nrows() * d.m.ncols() <= KEEP_DECODED_MAX {
-        cell.with(|cell| {
+        T::cell().with(|cell| {
             if let Ok(mut kept) = cell.try_borrow_mut() {
                 *kept = d;
             }
         });
     }
+}
+
+/// The spectrum of `job`'s block cut by `sel` into this thread's kept `T` matrix, viewed
+/// transposed when `flip`.
+fn compute_kept<T: Kept>(
+    ck: &Checkpoint,
+    job: &Job,
+    sel: &Selection,
+    flip: bool,
+    analyze: &AnalyzeOptions,
+) -> Result<Spectrum, String> {
+    let mut d = take_decoded::<T>(job.block.rows, job.block.cols);
+    if let Err(e) = T::decode(ck, sel, &mut d.m) {
+        keep_decoded(d);
+        return Err(e.to_string());
+    }
+    let m = if flip {
+        d.m.as_ref().transpose()
+    } else {
+        d.m.as_ref()
+    };
+    let spectrum = Spectrum::compute(m, analyze);
+    keep_decoded(d);
+    spectrum.map_err(|e| job_error(job, e))
 }
 
 /// True when [`compute`] decodes `job`'s block to f64 (always at [`Precision::Precise`], else
@@ -371,44 +425,21 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
     // decoded to f64, which the Gram matrix (Fast) and the SVD (Precise) then read with no
     // converted copy; larger ones (embeddings, big MLPs) to f32, half the memory, which Fast
     // converts in chunks.
-    let spectrum = if decodes_f32_exactly(ck, job, opts) {
-        let mut d = take_decoded(&DECODED_F32, job.block.rows, job.block.cols);
+    let sel = &job.block.selection;
+    if decodes_f32_exactly(ck, job, opts) {
         // Decoded transposed, each stored row into a contiguous column (no scatter), and
         // viewed back: the Gram matrix reads either layout.
-        let sel = &job.block.selection;
-        let transposed = Selection {
-            transpose: !sel.transpose,
+        let cut = Selection {
+            transpose: true,
             ..sel.clone()
         };
-        let (cut, flip) = if sel.transpose {
-            (sel, false)
-        } else {
-            (&transposed, true)
-        };
-        ck.decode_f32_into(cut, &mut d.m)
-            .map_err(|e| e.to_string())?;
-        let m = if flip {
-            d.m.as_ref().transpose()
-        } else {
-            d.m.as_ref()
-        };
-        let spectrum = Spectrum::compute(m, &analyze);
-        keep_decoded(&DECODED_F32, d);
-        spectrum
+        compute_kept::<f32>(ck, job, &cut, !sel.transpose, &analyze)
     } else if decodes_f64(job, opts) {
-        let mut d = take_decoded(&DECODED_F64, job.block.rows, job.block.cols);
-        ck.decode_f64_into(&job.block.selection, &mut d.m)
-            .map_err(|e| e.to_string())?;
-        let spectrum = Spectrum::compute(d.m.as_ref(), &analyze);
-        keep_decoded(&DECODED_F64, d);
-        spectrum
+        compute_kept::<f64>(ck, job, sel, false, &analyze)
     } else {
-        let m = ck
-            .decode_f32(&job.block.selection)
-            .map_err(|e| e.to_string())?;
-        Spectrum::compute(m.as_ref(), &analyze)
-    };
-    spectrum.map_err(|e| job_error(job, e))
+        let m = ck.decode_f32(sel).map_err(|e| e.to_string())?;
+        Spectrum::compute(m.as_ref(), &analyze).map_err(|e| job_error(job, e))
+    }
 }
 
 /// An error of `job`'s computation, prefixed with the tensor and block it concerns.

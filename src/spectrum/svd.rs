@@ -142,6 +142,8 @@ pub trait Element: sealed::Sealed + faer::traits::RealField + Copy + Send + Sync
     fn f64_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f64>>;
     /// `m` itself when the element type is already f32 (so it needs no converted copy).
     fn f32_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f32>>;
+    /// max |x| over `v` (0 when empty; NaN is skipped).
+    fn max_abs(v: &[Self]) -> f64;
 }
 
 impl Element for f32 {
@@ -160,6 +162,9 @@ impl Element for f32 {
     fn f32_view(m: MatRef<'_, Self>) -> Option<MatRef<'_, f32>> {
         Some(m)
     }
+    fn max_abs(v: &[Self]) -> f64 {
+        f64::from(lanes_max_abs(v))
+    }
 }
 
 impl Element for f64 {
@@ -177,6 +182,9 @@ impl Element for f64 {
     }
     fn f32_view(_: MatRef<'_, Self>) -> Option<MatRef<'_, f32>> {
         None
+    }
+    fn max_abs(v: &[Self]) -> f64 {
+        v.iter().fold(0.0, |m, x| m.max(x.abs()))
     }
 }
 
@@ -616,22 +624,20 @@ const CHUNKED_MAX: usize = 1024;
 /// `None` when an entry's magnitude leaves 1e-15 … 1e15, where f32 products could overflow
 /// or lose the block to underflow (the caller then forms G in f64).
 fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>> {
+    if !(1e-15..=1e15).contains(&max_abs(a)) {
+        return None;
+    }
     let (p, n) = a.shape();
     let width = GRAM_CHUNK.min(n.max(1));
     // An f32 block is multiplied where it lies (its chunks are views); any other is converted
     // chunk by chunk. The products are the same either way.
     let direct = S::f32_view(a);
-    if let Some(a) = direct
-        && !in_f32_range(mat_max_abs(a))
-    {
-        return None;
-    }
     let mut g = scratch::gram(p);
     // The partial Gram matrix and the converted chunk live in this thread's reduction buffer,
     // which the reduction only takes after this returns.
     let mut buf = scratch::reduce_buffer(p * p + p * width);
     let (part, chunk) = buf.split_at_mut(p * p);
-    let (mut j0, mut largest) = (0, 0f32);
+    let mut j0 = 0;
     while j0 < n {
         let w = width.min(n - j0);
         let cols = match direct {
@@ -642,12 +648,6 @@ fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>
                     a.subcols(j0, w),
                     MatMut::from_column_major_slice_mut(cols, p, w),
                 );
-                let amax = lanes_max_abs(cols);
-                if amax.is_nan() || amax > 1e15 {
-                    largest = f32::NAN;
-                    break;
-                }
-                largest = largest.max(amax);
                 MatRef::from_column_major_slice(cols, p, w)
             }
         };
@@ -661,18 +661,7 @@ fn gram_chunked_lower<S: Element>(a: MatRef<'_, S>, par: Par) -> Option<Mat<f64>
         j0 += w;
     }
     scratch::keep_reduce_buffer(buf);
-    if direct.is_some() || in_f32_range(largest) {
-        Some(g)
-    } else {
-        scratch::keep_gram(g);
-        None
-    }
-}
-
-/// Whether a block whose largest entry magnitude is `largest` can form its Gram matrix in f32
-/// (1e-15 … 1e15: no overflow, and the block is not lost to underflow).
-fn in_f32_range(largest: f32) -> bool {
-    (1e-15..=1e15).contains(&largest)
+    Some(g)
 }
 
 /// The lower triangle of the f64 `g` set to (`first`) or increased by that of the f32 p × p
@@ -704,23 +693,21 @@ fn add_lower(g: &mut Mat<f64>, part: &[f32], first: bool) {
     crate::simd::run(Add(g, part, first));
 }
 
-/// max |x| over the entries of `m` (NaN when one is NaN), along its unit stride.
-fn mat_max_abs(m: MatRef<'_, f32>) -> f32 {
+/// max |x| over the entries of `m` (which the caller has checked are finite), along its
+/// unit stride.
+fn max_abs<S: Element>(m: MatRef<'_, S>) -> f64 {
     let m = if m.row_stride() == 1 || m.col_stride() != 1 {
         m
     } else {
         m.transpose()
     };
-    let mut largest = 0f32;
+    let mut largest = 0f64;
     for j in 0..m.ncols() {
         let col = m.col(j);
         let amax = match col.try_as_col_major() {
-            Some(c) => lanes_max_abs(c.as_slice()),
-            None => col.iter().fold(0f32, |a, x| a.max(x.abs())),
+            Some(c) => S::max_abs(c.as_slice()),
+            None => col.iter().fold(0f64, |a, x| a.max(x.to_f64().abs())),
         };
-        if amax.is_nan() {
-            return f32::NAN;
-        }
         largest = largest.max(amax);
     }
     largest
