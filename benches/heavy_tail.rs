@@ -85,7 +85,8 @@ fn smol_dir() -> PathBuf {
     dir
 }
 
-/// Runs `ww_time.py` with `python` on `dir` and returns (WeightWatcher s, numpy s).
+/// Runs `ww_time.py` with `python` on `dir` and returns (WeightWatcher s, numpy s), each the
+/// fastest of its runs.
 fn baseline(python: &str, dir: &Path, skip_ww: bool) -> (Option<f64>, Option<f64>) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ww");
     let mut cmd = Command::new(python);
@@ -93,18 +94,21 @@ fn baseline(python: &str, dir: &Path, skip_ww: bool) -> (Option<f64>, Option<f64
         .arg(dir)
         .env("PYTHONPATH", data.join("torch_stub"));
     if skip_ww {
-        cmd.arg("--skip-ww");
+        // numpy alone is quick: best of three, like mpscope's side.
+        cmd.args(["--skip-ww", "--repeat", "3"]);
     }
     let Ok(out) = cmd.output() else {
         return (None, None);
     };
     let text = String::from_utf8_lossy(&out.stdout);
+    // The fastest of the runs printed (one line per repeat).
     let secs = |needle: &str| {
         text.lines()
-            .find(|l| l.contains(needle))
-            .and_then(|l| l.split(": ").nth(1))
-            .and_then(|s| s.split_whitespace().next())
-            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|l| l.contains(needle))
+            .filter_map(|l| l.split(": ").nth(1))
+            .filter_map(|s| s.split_whitespace().next())
+            .filter_map(|s| s.parse::<f64>().ok())
+            .reduce(f64::min)
     };
     (secs("WW analyze()"), secs("numpy eigvalsh"))
 }
