@@ -9,7 +9,7 @@ use faer::{Mat, MatRef, Par};
 
 use crate::anatomy::{Anatomy, Block, MatrixId, Proj};
 use crate::cache::{Key, ModelCache};
-use crate::checkpoint::{Checkpoint, CheckpointError, Dtype, Selection};
+use crate::checkpoint::{Checkpoint, Dtype, Elem, Selection};
 use crate::spectrum::preview::{PREVIEW_MIN, preview_values};
 use crate::spectrum::{self, Analysis, AnalyzeOptions, Precision, SigmaMode, Spectrum, init_sigma};
 
@@ -295,24 +295,14 @@ thread_local! {
 }
 
 /// An element type blocks are decoded to, with its thread's kept matrix.
-trait Kept: spectrum::Element {
+trait Kept: spectrum::Element + Elem {
     /// This thread's kept matrix of this type.
     fn cell() -> &'static LocalKey<RefCell<Decoded<Self>>>;
-    /// Decodes `sel` into `out` (see [`Checkpoint::decode_f32_into`]).
-    fn decode(ck: &Checkpoint, sel: &Selection, out: &mut Mat<Self>)
-    -> Result<(), CheckpointError>;
 }
 
 impl Kept for f32 {
     fn cell() -> &'static LocalKey<RefCell<Decoded<Self>>> {
         &DECODED_F32
-    }
-    fn decode(
-        ck: &Checkpoint,
-        sel: &Selection,
-        out: &mut Mat<Self>,
-    ) -> Result<(), CheckpointError> {
-        ck.decode_f32_into(sel, out)
     }
 }
 
@@ -320,18 +310,15 @@ impl Kept for f64 {
     fn cell() -> &'static LocalKey<RefCell<Decoded<Self>>> {
         &DECODED_F64
     }
-    fn decode(
-        ck: &Checkpoint,
-        sel: &Selection,
-        out: &mut Mat<Self>,
-    ) -> Result<(), CheckpointError> {
-        ck.decode_f64_into(sel, out)
-    }
 }
 
 /// This thread's kept decode matrix of type `T`, with room for a rows × cols block in either
-/// orientation when that fits [`KEEP_DECODED_MAX`].
+/// orientation when that fits [`KEEP_DECODED_MAX`]; an empty one for a bigger block.
 fn take_decoded<T: Kept>(rows: usize, cols: usize) -> Decoded<T> {
+    if rows * cols > KEEP_DECODED_MAX {
+        // Too big to keep: a fresh matrix, and the kept one stays for the next block.
+        return Decoded::EMPTY;
+    }
     let mut d = T::cell()
         .with(|cell| {
             cell.try_borrow_mut()
@@ -359,8 +346,8 @@ fn keep_decoded<T: Kept>(d: Decoded<T>) {
     }
 }
 
-/// The spectrum of `job`'s block cut by `sel` into this thread's kept `T` matrix, viewed
-/// transposed when `flip`.
+/// The spectrum of `job`'s block cut by `sel` into this thread's kept `T` matrix (a fresh one
+/// beyond [`KEEP_DECODED_MAX`]), viewed transposed when `flip`.
 fn compute_kept<T: Kept>(
     ck: &Checkpoint,
     job: &Job,
@@ -369,7 +356,7 @@ fn compute_kept<T: Kept>(
     analyze: &AnalyzeOptions,
 ) -> Result<Spectrum, String> {
     let mut d = take_decoded::<T>(job.block.rows, job.block.cols);
-    if let Err(e) = T::decode(ck, sel, &mut d.m) {
+    if let Err(e) = ck.decode_into(sel, &mut d.m) {
         keep_decoded(d);
         return Err(e.to_string());
     }
@@ -396,7 +383,6 @@ fn decodes_f64(job: &Job, opts: &ComputeOptions) -> bool {
 fn decodes_f32_exactly(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> bool {
     let (rows, cols) = (job.block.rows, job.block.cols);
     !job.vectors
-        && rows * cols <= KEEP_DECODED_MAX
         && spectrum::reads_entries_as_f32(rows, cols, opts.precision)
         && ck
             .tensors()
@@ -437,8 +423,7 @@ pub fn compute(ck: &Checkpoint, job: &Job, opts: &ComputeOptions) -> Result<Spec
     } else if decodes_f64(job, opts) {
         compute_kept::<f64>(ck, job, sel, false, &analyze)
     } else {
-        let m = ck.decode_f32(sel).map_err(|e| e.to_string())?;
-        Spectrum::compute(m.as_ref(), &analyze).map_err(|e| job_error(job, e))
+        compute_kept::<f32>(ck, job, sel, false, &analyze)
     }
 }
 
@@ -462,8 +447,8 @@ pub fn analyze(
 }
 
 /// [`analyze`], given the block already decoded to f64 (`decoded`) when the caller has it: used
-/// instead of decoding it again wherever [`compute`] would decode to f64, so the numbers are
-/// the same.
+/// instead of decoding it again wherever [`compute`] would decode to f64 or exactly to f32, so
+/// the numbers are the same.
 pub fn analyze_decoded(
     ck: &Checkpoint,
     job: &Job,

@@ -25,6 +25,7 @@ mod natural;
 mod ollama;
 mod quant;
 
+pub(crate) use decode::Elem;
 use decode::Kind;
 pub use error::CheckpointError;
 use file::OpenFile;
@@ -439,7 +440,8 @@ impl Checkpoint {
         self.decode_into(sel, out)
     }
 
-    fn decode_into<T: decode::Elem>(
+    /// [`Checkpoint::decode_f32_into`] or [`Checkpoint::decode_f64_into`], by output type.
+    pub(crate) fn decode_into<T: decode::Elem>(
         &self,
         sel: &Selection,
         out: &mut Mat<T>,

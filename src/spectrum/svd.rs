@@ -195,13 +195,7 @@ pub fn count_non_finite<S: Element>(m: MatRef<'_, S>) -> usize {
         type Output = usize;
         #[inline(always)]
         fn run(self) -> usize {
-            let m = self.0;
-            // Walk along the unit stride when there is one.
-            let m = if m.row_stride().unsigned_abs() == 1 || m.col_stride().unsigned_abs() != 1 {
-                m
-            } else {
-                m.transpose()
-            };
+            let m = unit_stride_columns(self.0);
             let mut count = 0;
             for j in 0..m.ncols() {
                 let col = m.col(j);
@@ -214,6 +208,17 @@ pub fn count_non_finite<S: Element>(m: MatRef<'_, S>) -> usize {
         }
     }
     crate::simd::run(Count(m))
+}
+
+/// `m`, or its transpose when that makes its columns contiguous: the view whose columns a
+/// pass over every entry should walk.
+#[inline(always)]
+fn unit_stride_columns<S>(m: MatRef<'_, S>) -> MatRef<'_, S> {
+    if m.row_stride().unsigned_abs() == 1 || m.col_stride().unsigned_abs() != 1 {
+        m
+    } else {
+        m.transpose()
+    }
 }
 
 /// Checks that `m` has entries and that all are finite.
@@ -696,11 +701,7 @@ fn add_lower(g: &mut Mat<f64>, part: &[f32], first: bool) {
 /// max |x| over the entries of `m` (which the caller has checked are finite), along its
 /// unit stride.
 fn max_abs<S: Element>(m: MatRef<'_, S>) -> f64 {
-    let m = if m.row_stride() == 1 || m.col_stride() != 1 {
-        m
-    } else {
-        m.transpose()
-    };
+    let m = unit_stride_columns(m);
     let mut largest = 0f64;
     for j in 0..m.ncols() {
         let col = m.col(j);
